@@ -1,0 +1,79 @@
+"""Data sources by name: ``synth``, ``movielens``, ``criteo``.
+
+Each source returns a :class:`CTRData`: the schema, the train/valid/test
+:class:`~embedlab.data.schema.CTRArrays` and a small ``info`` dict (what was loaded,
+Bayes limits for planted-truth data, reader statistics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embedlab.data.schema import CTRArrays, CTRSchema
+from embedlab.errors import UserError, unknown_name
+
+
+@dataclass
+class CTRData:
+    """A CTR dataset split three ways, ready for :func:`~embedlab.data.schema.iter_batches`."""
+
+    name: str
+    schema: CTRSchema
+    train: CTRArrays
+    valid: CTRArrays
+    test: CTRArrays
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def split(self, name: str) -> CTRArrays:
+        if name not in ("train", "valid", "test"):
+            raise unknown_name("split", name, ["train", "valid", "test"])
+        return getattr(self, name)
+
+
+Loader = Callable[..., CTRData]
+DATA_SOURCES: dict[str, Loader] = {}
+
+
+def register_data(name: str) -> Callable[[Loader], Loader]:
+    """Decorator: make a loader available as ``--data NAME``."""
+
+    def deco(fn: Loader) -> Loader:
+        DATA_SOURCES[name] = fn
+        return fn
+
+    return deco
+
+
+def load_data(name: str, **options: Any) -> CTRData:
+    """Load the data source ``name`` with its options (unknown names list the valid ones)."""
+    _ensure_builtin()
+    if name not in DATA_SOURCES:
+        raise unknown_name("data", name, list(DATA_SOURCES))
+    return DATA_SOURCES[name](**options)
+
+
+def _ensure_builtin() -> None:
+    import embedlab.data.sources  # noqa: F401  (registers the built-in sources)
+
+
+def split_by_position(arrays: CTRArrays, valid_frac: float = 0.1, test_frac: float = 0.1) -> tuple[CTRArrays, CTRArrays, CTRArrays]:
+    """First rows train, then valid, then test (keeps time order; memmaps stay views)."""
+    n = len(arrays)
+    n_test = int(round(n * test_frac))
+    n_valid = int(round(n * valid_frac))
+    a, b = n - n_valid - n_test, n - n_test
+    if a <= 0 or n_valid <= 0 or n_test <= 0:
+        raise UserError(f"too few rows ({n}) to split into train/valid/test")
+    return arrays.take(slice(0, a)), arrays.take(slice(a, b)), arrays.take(slice(b, n))
+
+
+def require_file(path: str | Path | None, what: str) -> Path:
+    if path is None:
+        raise UserError(f"missing {what}")
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{what} not found: {p}")
+    return p

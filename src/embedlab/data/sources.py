@@ -1,0 +1,76 @@
+"""The built-in data sources (registered on import)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from embedlab.data.criteo import ReadStats, criteo_schema, default_cache_root, load_split
+from embedlab.data.registry import CTRData, register_data, require_file, split_by_position
+from embedlab.data.synth import SynthConfig, generate, load_synth, read_meta
+from embedlab.errors import UserError
+
+
+@register_data("synth")
+def load_synth_source(
+    data_dir: str | Path | None = None,
+    rows: int = 200_000,
+    seed: int = 0,
+    strict: bool = False,
+    cache_root: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+    **_: object,
+) -> CTRData:
+    """Planted-truth data from ``data_dir`` (made by ``embedlab data synth-ctr``); without
+    a folder, a default one (``rows`` training rows, ``seed``) is generated once into the
+    cache."""
+    if data_dir is None:
+        root = Path(cache_root) if cache_root is not None else default_cache_root()
+        data_dir = root / "synth" / f"rows{rows}-seed{seed}"
+        if not (data_dir / "meta.json").is_file():
+            generate(SynthConfig(rows=rows, seed=seed), data_dir, progress=progress)
+    elif not (Path(data_dir) / "meta.json").is_file():
+        raise UserError(f"{data_dir} is not a synthetic data folder (no meta.json); make one with `embedlab data synth-ctr`")
+    read_meta(data_dir)
+    schema, splits, meta = load_synth(data_dir, strict=strict, cache_root=cache_root)
+    info = {
+        "source": str(data_dir),
+        "bayes_test_auc": meta["bayes_test_auc"],
+        "bayes_test_logloss": meta["bayes_test_logloss"],
+        "bayes_test_ne": meta["bayes_test_ne"],
+    }
+    return CTRData("synth", schema, splits["train"], splits["valid"], splits["test"], info)
+
+
+@register_data("criteo")
+def load_criteo_source(
+    train: str | Path | None = None,
+    valid: str | Path | None = None,
+    test: str | Path | None = None,
+    table_sizes: list[int] | None = None,
+    max_ind_range: int = 10_000_000,
+    strict: bool = False,
+    cache_root: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+    **_: object,
+) -> CTRData:
+    """Criteo TSV files. With only ``train`` given, its last 20% of rows (in file order)
+    become valid and test, 10% each, as the reference halves its last day."""
+    schema = criteo_schema(table_sizes, max_ind_range)
+    tr = require_file(train, "--train file")
+    kw = dict(strict=strict, cache_root=cache_root, progress=progress)
+    tr_arr, tr_stats = load_split(tr, schema, **kw)
+    stats: dict[str, ReadStats] = {"train": tr_stats}
+    if valid is None and test is None:
+        tr_arr, va_arr, te_arr = split_by_position(tr_arr)
+    else:
+        va_arr, stats["valid"] = load_split(require_file(valid, "--valid file"), schema, **kw)
+        te_arr, stats["test"] = load_split(require_file(test, "--test file"), schema, **kw)
+    info = {
+        "source": str(tr),
+        "rows_skipped": {k: s.skipped for k, s in stats.items()},
+        "reader": {k: s.summary() for k, s in stats.items()},
+    }
+    return CTRData("criteo", schema, tr_arr, va_arr, te_arr, info)
+
+import embedlab.data.movielens  # noqa: F401,E402

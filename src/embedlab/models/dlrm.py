@@ -1,0 +1,213 @@
+"""DLRM (Naumov et al., 2019) on TorchRec's embedding-bag collections.
+
+Architecture as the reference (``facebookresearch/dlrm``): a bottom MLP maps the dense
+features to a vector of the embedding dimension; one embedding table per sparse feature
+(sum pooling); the *dot* interaction takes the strict lower triangle of the Gram matrix
+of ``[bottom_out, emb_1, ..., emb_F]`` and concatenates it with ``bottom_out``; a top MLP
+maps that to one logit. Defaults are the reference's Criteo Kaggle configuration: dim 16,
+bottom ``13-512-256-64-16``, top ``367-512-256-1``. ``forward`` returns logits (the
+sigmoid lives in the loss, ``BCEWithLogitsLoss``, for numerical stability).
+
+Initialization follows the reference: linear weights ``N(0, sqrt(2 / (fan_in + fan_out)))``,
+biases ``N(0, sqrt(1 / fan_out))``, embeddings ``U(-sqrt(1/n), sqrt(1/n))`` for a table of
+``n`` rows.
+
+The sparse part is one of two TorchRec modules (``embedding_kernel``):
+
+* ``"fused"`` (default): ``FusedEmbeddingBagCollection``; FBGEMM's table-batched kernel
+  applies the embedding optimizer inside the backward pass, so no embedding gradient is
+  ever materialized. The embedding optimizer is then part of the model
+  (:meth:`DLRM.fused_optimizer`).
+* ``"sparse"``: ``EmbeddingBagCollection`` whose bags emit *sparse* gradients (only the
+  rows of the batch), for optimizers FBGEMM cannot fuse on this device (Adam on CPU) and
+  for custom embedding optimizers that must see each row's gradient.
+* ``"dense"``: ``EmbeddingBagCollection`` with dense gradients (small tables only).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from embedlab.errors import UserError, unknown_name
+
+KERNELS = ("fused", "sparse", "dense")
+
+
+@dataclass(frozen=True)
+class DLRMConfig:
+    """Sizes of a DLRM. ``bottom_mlp`` excludes the input and output widths; the bottom
+    MLP ends in ``embedding_dim`` and the top MLP in one logit."""
+
+    embedding_dim: int = 16
+    bottom_mlp: tuple[int, ...] = (512, 256, 64)
+    top_mlp: tuple[int, ...] = (512, 256)
+
+    def __post_init__(self) -> None:
+        if self.embedding_dim <= 0:
+            raise UserError(f"embedding dim must be positive, got {self.embedding_dim}")
+        for name in ("bottom_mlp", "top_mlp"):
+            if any(w <= 0 for w in getattr(self, name)):
+                raise UserError(f"{name.replace('_', ' ')} widths must be positive, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: Named model sizes for ``--model-size``.
+MODEL_SIZES: dict[str, DLRMConfig] = {
+    "kaggle": DLRMConfig(16, (512, 256, 64), (512, 256)),
+    "small": DLRMConfig(16, (128, 64), (128, 64)),
+    "tiny": DLRMConfig(8, (32,), (32,)),
+    "terabyte": DLRMConfig(64, (512, 256), (512, 512, 256)),
+}
+
+
+def model_config(size: str) -> DLRMConfig:
+    """A named size, or ``dim:bottom:top`` such as ``16:512-256-64:512-256``."""
+    if size in MODEL_SIZES:
+        return MODEL_SIZES[size]
+    parts = size.split(":")
+    if len(parts) == 3:
+        try:
+            dim = int(parts[0])
+            bottom = tuple(int(x) for x in parts[1].split("-") if x)
+            top = tuple(int(x) for x in parts[2].split("-") if x)
+        except ValueError:
+            raise UserError(f"bad model size {size!r}: expected dim:bottom:top, e.g. 16:512-256-64:512-256") from None
+        return DLRMConfig(dim, bottom, top)
+    raise unknown_name("model size", size, [*MODEL_SIZES, "DIM:BOTTOM:TOP"])
+
+
+def mlp(widths: Sequence[int], final_activation: bool) -> nn.Sequential:
+    """Linear+ReLU stack over ``widths`` (input first), reference initialization."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        lin = nn.Linear(a, b)
+        with torch.no_grad():
+            lin.weight.normal_(0.0, math.sqrt(2.0 / (a + b)))
+            lin.bias.normal_(0.0, math.sqrt(1.0 / b))
+        layers.append(lin)
+        if i < len(widths) - 2 or final_activation:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def dot_interaction(dense: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    """``[B, D] x [B, F, D] -> [B, D + (F+1)F/2]``: dense ⊕ strict lower triangle of Gram."""
+    t = torch.cat([dense.unsqueeze(1), emb], dim=1)
+    z = torch.bmm(t, t.transpose(1, 2))
+    n = t.shape[1]
+    li, lj = _tril_indices(n, z.device)
+    return torch.cat([dense, z[:, li, lj]], dim=1)
+
+
+_TRIL_CACHE: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _tril_indices(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    key = (n, str(device))
+    if key not in _TRIL_CACHE:
+        idx = torch.tril_indices(n, n, offset=-1, device=device)
+        _TRIL_CACHE[key] = (idx[0], idx[1])
+    return _TRIL_CACHE[key]
+
+
+@dataclass
+class EmbeddingOptimizerSpec:
+    """The embedding optimizer fused into FBGEMM's kernel: a torch optimizer class + kwargs."""
+
+    cls: type[torch.optim.Optimizer] = torch.optim.SGD
+    kwargs: dict[str, Any] = field(default_factory=lambda: {"lr": 0.1})
+
+
+class DLRM(nn.Module):
+    """DLRM over a TorchRec embedding-bag collection; ``forward`` returns logits ``[B]``."""
+
+    def __init__(
+        self,
+        num_dense: int,
+        table_sizes: Sequence[int],
+        feature_names: Sequence[str],
+        config: DLRMConfig | None = None,
+        *,
+        embedding_kernel: str = "fused",
+        embedding_optimizer: EmbeddingOptimizerSpec | None = None,
+    ) -> None:
+        super().__init__()
+        from torchrec.modules.embedding_configs import EmbeddingBagConfig
+
+        cfg = config or DLRMConfig()
+        if embedding_kernel not in KERNELS:
+            raise unknown_name("embedding kernel", embedding_kernel, KERNELS)
+        if num_dense < 0:
+            raise UserError(f"num_dense must be >= 0, got {num_dense}")
+        if len(table_sizes) != len(feature_names) or not table_sizes:
+            raise UserError("need one table size per sparse feature (at least one)")
+        self.config = cfg
+        self.num_dense = num_dense
+        self.feature_names = list(feature_names)
+        self.embedding_kernel = embedding_kernel
+        d = cfg.embedding_dim
+        tables = [
+            EmbeddingBagConfig(
+                name=f"t_{name}",
+                embedding_dim=d,
+                num_embeddings=int(n),
+                feature_names=[name],
+                weight_init_min=-math.sqrt(1.0 / n),
+                weight_init_max=math.sqrt(1.0 / n),
+            )
+            for name, n in zip(feature_names, table_sizes)
+        ]
+        self.bottom = mlp([max(num_dense, 1), *cfg.bottom_mlp, d], final_activation=True)
+        f = len(tables)
+        inter = d + (f + 1) * f // 2
+        self.top = mlp([inter, *cfg.top_mlp, 1], final_activation=False)
+        if embedding_kernel == "fused":
+            from torchrec.modules.fused_embedding_modules import FusedEmbeddingBagCollection
+
+            spec = embedding_optimizer or EmbeddingOptimizerSpec()
+            self.sparse = FusedEmbeddingBagCollection(
+                tables=tables, optimizer_type=spec.cls, optimizer_kwargs=dict(spec.kwargs)
+            )
+        else:
+            from torchrec import EmbeddingBagCollection
+
+            self.sparse = EmbeddingBagCollection(tables=tables, device=torch.device("cpu"))
+            with torch.no_grad():
+                for t, bag in zip(tables, self.sparse.embedding_bags.values()):
+                    bag.weight.uniform_(t.weight_init_min, t.weight_init_max)
+                    bag.sparse = embedding_kernel == "sparse"
+        self._num_features = f
+
+    def forward(self, dense: torch.Tensor, sparse: Any) -> torch.Tensor:
+        if self.num_dense == 0:
+            dense = dense.new_zeros(dense.shape[0], 1)
+        x = self.bottom(dense)
+        pooled = self.sparse(sparse).values()  # [B, F * D], in table order
+        emb = pooled.view(x.shape[0], self._num_features, self.config.embedding_dim)
+        return self.top(dot_interaction(x, emb)).squeeze(1)
+
+    def fused_optimizer(self) -> Any | None:
+        """TorchRec's KeyedOptimizer over the fused tables (``None`` for the dense kernel)."""
+        return self.sparse.fused_optimizer() if self.embedding_kernel == "fused" else None
+
+    def dense_parameters(self) -> list[nn.Parameter]:
+        """The MLP parameters."""
+        return [*self.bottom.parameters(), *self.top.parameters()]
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        """Embedding weights of an unfused kernel (empty when fused: FBGEMM owns them)."""
+        return [] if self.embedding_kernel == "fused" else list(self.sparse.parameters())
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Embedding, dense (MLP) and total parameter counts."""
+        dense = sum(p.numel() for p in [*self.bottom.parameters(), *self.top.parameters()])
+        emb = sum(self.config.embedding_dim * c.num_embeddings for c in self.sparse.embedding_bag_configs())
+        return {"embedding": emb, "dense": dense, "total": emb + dense}

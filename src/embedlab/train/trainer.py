@@ -1,0 +1,307 @@
+"""The DLRM training loop: optimizers, schedule, evaluation, logging, checkpoints, resume.
+
+A run folder holds ``config.json`` (the settings), ``metrics.jsonl`` (one JSON object per
+logged step and per evaluation), ``checkpoint.pt`` (the latest checkpoint, replaced
+atomically) and, when the run finishes, ``metrics.json`` (flat final metrics plus the
+settings and wall time). The data order is a pure function of ``(seed, epoch)``, so a run
+resumed from a checkpoint replays exactly the batches an uninterrupted run would see and
+ends with the same final metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from embedlab.data.registry import CTRData, load_data
+from embedlab.data.schema import CTRArrays, CTRSchema, iter_batches, num_batches
+from embedlab.errors import UserError
+from embedlab.io import atomic_open, ensure_dir, read_json, write_json
+from embedlab.models.dlrm import KERNELS, DLRM, model_config
+from embedlab.optim.registry import get_optimizer, set_lr
+from embedlab.seed import set_seed
+from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
+from embedlab.train.metrics import ctr_metrics
+from embedlab.train.schedule import SCHEDULES, lr_at
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (saved as ``config.json``)."""
+
+    data: str = "synth"
+    data_options: dict[str, Any] = field(default_factory=dict)
+    model_size: str = "kaggle"
+    embedding_kernel: str = "auto"
+    optimizer: str = "adam"
+    lr: float | None = None
+    embedding_lr: float | None = None
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 512
+    eval_batch_size: int = 16384
+    seed: int = 0
+    checkpoint_every: int = 1000
+    eval_every: int = 0
+    log_every: int = 50
+    tensorboard: bool = False
+    threads: int | None = None
+
+    def validate(self) -> None:
+        """Raise :class:`UserError` for impossible settings (names are checked on use)."""
+        for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        for name in ("warmup_steps", "checkpoint_every", "eval_every"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise UserError(f"max-steps must be positive, got {self.max_steps}")
+        for name in ("lr", "embedding_lr"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise UserError(f"{name.replace('_', '-')} must be positive, got {v}")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"unknown lr schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.embedding_kernel not in ("auto", *KERNELS):
+            raise UserError(f"unknown embedding kernel {self.embedding_kernel!r}; valid: auto, {', '.join(KERNELS)}")
+        if self.threads is not None and self.threads <= 0:
+            raise UserError(f"threads must be positive, got {self.threads}")
+        get_optimizer(self.optimizer).kernel(self.embedding_kernel)
+        model_config(self.model_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def build_model(cfg: TrainConfig, schema: CTRSchema) -> tuple[DLRM, list[torch.optim.Optimizer]]:
+    """The DLRM and the torch optimizers the loop steps: dense, then (unfused) embeddings.
+
+    With the fused kernel the embedding optimizer lives inside FBGEMM and is reached through
+    :meth:`DLRM.fused_optimizer`.
+    """
+    spec = get_optimizer(cfg.optimizer)
+    lr = cfg.lr if cfg.lr is not None else spec.default_lr
+    elr = cfg.embedding_lr if cfg.embedding_lr is not None else lr
+    kernel = spec.kernel(cfg.embedding_kernel)
+    model = DLRM(
+        schema.num_dense,
+        schema.table_sizes,
+        schema.sparse_names,
+        model_config(cfg.model_size),
+        embedding_kernel=kernel,
+        embedding_optimizer=spec.fused(elr) if kernel == "fused" and spec.fused else None,
+    )
+    opts = [spec.dense(model.dense_parameters(), lr)]
+    if kernel != "fused":
+        emb = model.embedding_parameters()
+        opts.append(spec.sparse(emb, elr) if kernel == "sparse" else spec.dense(emb, elr))
+    return model, opts
+
+
+@torch.no_grad()
+def predict(model: DLRM, arrays: CTRArrays, schema: CTRSchema, batch_size: int = 16384) -> np.ndarray:
+    """Click probabilities for every row of ``arrays`` (in order)."""
+    model.eval()
+    out = []
+    for b in iter_batches(arrays, schema, batch_size, shuffle=False, drop_last=False):
+        out.append(torch.sigmoid(model(b.dense, b.sparse)).double().numpy())
+    model.train()
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def evaluate(model: DLRM, arrays: CTRArrays, schema: CTRSchema, batch_size: int = 16384) -> dict[str, float]:
+    """AUC, logloss, NE, accuracy of ``model`` on ``arrays``."""
+    return ctr_metrics(np.asarray(arrays.labels, dtype=np.float64), predict(model, arrays, schema, batch_size))
+
+
+class _Log:
+    """metrics.jsonl (+ optional TensorBoard) writer."""
+
+    def __init__(self, run: Path, tensorboard: bool, keep_until: int | None) -> None:
+        self.path = run / "metrics.jsonl"
+        if keep_until is not None and self.path.exists():
+            kept = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["step"] <= keep_until]
+            with atomic_open(self.path) as f:
+                f.write("".join(ln + "\n" for ln in kept))
+        elif keep_until is None:
+            self.path.write_text("")
+        self.f = open(self.path, "a")
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise UserError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+            self.tb = SummaryWriter(log_dir=str(run / "tb"))
+
+    def write(self, rec: dict[str, Any]) -> None:
+        self.f.write(json.dumps(rec) + "\n")
+        self.f.flush()
+        if self.tb is not None:
+            for k, v in rec.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, rec["step"])
+
+    def close(self) -> None:
+        self.f.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def train(
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    data: CTRData | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Train a DLRM as ``cfg`` says, writing the run folder ``out``; returns final metrics.
+
+    With ``resume`` the run continues from ``out/checkpoint.pt`` (the settings must match
+    ``out/config.json``). ``on_step`` is called after every optimizer step (tests use it to
+    simulate a crash).
+    """
+    cfg.validate()
+    run = ensure_dir(out)
+    if resume:
+        saved = read_json(run / "config.json")
+        if saved != json.loads(json.dumps(cfg.to_dict())):
+            raise UserError(f"{run}/config.json differs from the requested settings; resume with the saved ones")
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    if data is None:
+        data = load_data(cfg.data, **cfg.data_options)
+    schema = data.schema
+    set_seed(cfg.seed)
+    model, opts = build_model(cfg, schema)
+    fused = model.fused_optimizer()
+    spec = get_optimizer(cfg.optimizer)
+    base_lr = cfg.lr if cfg.lr is not None else spec.default_lr
+    base_elr = cfg.embedding_lr if cfg.embedding_lr is not None else base_lr
+
+    per_epoch = num_batches(len(data.train), cfg.batch_size)
+    if per_epoch == 0:
+        raise UserError(f"training split has {len(data.train)} rows, fewer than one batch of {cfg.batch_size}")
+    total = per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+
+    step, elapsed, loss_sum, loss_n = 0, 0.0, 0.0, 0
+    if resume:
+        ck = load_checkpoint(run / "checkpoint.pt")
+        model.load_state_dict(ck["model"])
+        for o, st in zip(opts, ck["optims"]):
+            o.load_state_dict(st)
+        if fused is not None:
+            fused.load_state_dict(ck["fused_optim"])
+        step, elapsed = int(ck["step"]), float(ck["elapsed"])
+        loss_sum, loss_n = float(ck["loss_sum"]), int(ck["loss_n"])
+    else:
+        write_json(run / "config.json", cfg.to_dict())
+        (run / "metrics.json").unlink(missing_ok=True)
+    log = _Log(run, cfg.tensorboard, step if resume else None)
+
+    def checkpoint() -> None:
+        save_checkpoint(run / "checkpoint.pt", {
+            "step": step, "elapsed": elapsed + time.perf_counter() - t0,
+            "loss_sum": loss_sum, "loss_n": loss_n,
+            "model": model.state_dict(), "optims": [o.state_dict() for o in opts],
+            "fused_optim": fused.state_dict() if fused is not None else None,
+        })  # fmt: skip
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=step, disable=not show_progress, unit="step", dynamic_ncols=True, mininterval=1.0)
+    t0 = time.perf_counter()
+    t_win, n_win = t0, 0
+    model.train()
+    try:
+        while step < total:
+            epoch, start = divmod(step, per_epoch)
+            for batch in iter_batches(data.train, schema, cfg.batch_size, seed=cfg.seed, epoch=epoch, start=start):
+                lr = lr_at(step, base_lr, total, cfg.schedule, cfg.warmup_steps)
+                elr = lr * base_elr / base_lr
+                set_lr(opts[0], lr)
+                if fused is not None:
+                    set_lr(fused, elr)
+                    fused.step()  # pushes the learning rate into the FBGEMM kernel
+                else:
+                    set_lr(opts[1], elr)
+                logits = model(batch.dense, batch.sparse)
+                loss = F.binary_cross_entropy_with_logits(logits, batch.labels)
+                for o in opts:
+                    o.zero_grad(set_to_none=True)
+                loss.backward()
+                for o in opts:
+                    o.step()
+                step += 1
+                loss_sum += float(loss.detach())
+                loss_n += 1
+                n_win += len(batch.labels)
+                bar.update(1)
+                if step % cfg.log_every == 0 or step == total:
+                    now = time.perf_counter()
+                    sps = n_win / max(now - t_win, 1e-9)
+                    t_win, n_win = now, 0
+                    rec = {"step": step, "epoch": epoch, "train_loss": loss_sum / loss_n, "lr": lr, "samples_per_s": sps}
+                    log.write(rec)
+                    bar.set_postfix(loss=f"{rec['train_loss']:.4f}", samples_s=f"{sps:,.0f}")
+                    loss_sum, loss_n = 0.0, 0
+                if cfg.eval_every and step % cfg.eval_every == 0 and step < total:
+                    m = evaluate(model, data.valid, schema, cfg.eval_batch_size)
+                    log.write({"step": step, **{f"valid_{k}": v for k, v in m.items()}})
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
+                    checkpoint()
+                if on_step is not None:
+                    on_step(step)
+                if step >= total:
+                    break
+        checkpoint()
+        wall = elapsed + time.perf_counter() - t0
+        bar.close()
+        final: dict[str, Any] = {}
+        for split in ("valid", "test"):
+            for k, v in evaluate(model, data.split(split), schema, cfg.eval_batch_size).items():
+                final[f"{split}_{k}"] = v
+        log.write({"step": step, **final})
+    finally:
+        bar.close()
+        log.close()
+    final.update({
+        "steps": step, "train_samples": step * cfg.batch_size, "wall_time_s": wall,
+        "train_samples_per_s": step * cfg.batch_size / max(wall, 1e-9),
+        "data_name": data.name, **{f"data_{k}": v for k, v in data.info.items() if isinstance(v, (int, float, str))},
+        **{f"params_{k}": v for k, v in model.parameter_counts().items()},
+        **{f"cfg_{k}": v for k, v in cfg.to_dict().items() if not isinstance(v, dict)},
+    })  # fmt: skip
+    write_json(run / "metrics.json", final)
+    return final
+
+
+def resume_run(run_dir: str | Path, **kw: Any) -> dict[str, Any]:
+    """Continue the killed run in ``run_dir`` with its saved settings."""
+    run = Path(run_dir)
+    if not (run / "config.json").is_file():
+        raise UserError(f"{run} is not a run folder (no config.json)")
+    if not (run / "checkpoint.pt").is_file():
+        raise UserError(f"{run} has no checkpoint.pt to resume from")
+    cfg = TrainConfig.from_dict(read_json(run / "config.json"))
+    return train(cfg, run, resume=True, **kw)
