@@ -49,10 +49,15 @@ def register_data(name: str) -> Callable[[Loader], Loader]:
 
 def load_data(name: str, **options: Any) -> CTRData:
     """Load the data source ``name`` with its options (unknown names list the valid ones)."""
+    check_data_name(name)
+    return DATA_SOURCES[name](**options)
+
+
+def check_data_name(name: str) -> None:
+    """Raise :class:`UserError` listing the valid names if ``name`` is not a data source."""
     _ensure_builtin()
     if name not in DATA_SOURCES:
         raise unknown_name("data", name, list(DATA_SOURCES))
-    return DATA_SOURCES[name](**options)
 
 
 def _ensure_builtin() -> None:

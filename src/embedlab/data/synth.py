@@ -71,8 +71,8 @@ class SynthConfig:
     cardinalities: tuple[int, ...] = field(default_factory=default_cardinalities)
     zipf_range: tuple[float, float] = (1.05, 1.4)
     teacher_dim: int = 4
-    linear_std: float = 1.0
-    interaction_std: float = 1.0
+    linear_std: float = 1.5
+    interaction_std: float = 1.5
     base_ctr: float = 0.25
     days: int = 0
     drift: str = "none"

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from embedlab.data.registry import CTRData, load_data
+from embedlab.data.registry import CTRData, check_data_name, load_data
 from embedlab.data.schema import CTRArrays, CTRSchema, iter_batches, num_batches
 from embedlab.errors import UserError
 from embedlab.io import atomic_open, ensure_dir, read_json, write_json
@@ -79,6 +79,7 @@ class TrainConfig:
             raise UserError(f"threads must be positive, got {self.threads}")
         get_optimizer(self.optimizer).kernel(self.embedding_kernel)
         model_config(self.model_size)
+        check_data_name(self.data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -288,12 +289,23 @@ def train(
     final.update({
         "steps": step, "train_samples": step * cfg.batch_size, "wall_time_s": wall,
         "train_samples_per_s": step * cfg.batch_size / max(wall, 1e-9),
-        "data_name": data.name, **{f"data_{k}": v for k, v in data.info.items() if isinstance(v, (int, float, str))},
+        "data_name": data.name, **_flat(data.info, "data_"),
         **{f"params_{k}": v for k, v in model.parameter_counts().items()},
         **{f"cfg_{k}": v for k, v in cfg.to_dict().items() if not isinstance(v, dict)},
     })  # fmt: skip
     write_json(run / "metrics.json", final)
     return final
+
+
+def _flat(d: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Flatten one level of nesting into ``prefix + key`` (scalars only)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}_"))
+        elif isinstance(v, (int, float, str, bool)):
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def resume_run(run_dir: str | Path, **kw: Any) -> dict[str, Any]:

@@ -1,0 +1,121 @@
+"""Experiments of the foundation: DLRM training on planted-truth data and MovieLens-100k."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from embedlab.data.registry import CTRData, load_data
+from embedlab.data.synth import SynthConfig, default_cardinalities, generate
+from embedlab.experiments.registry import ExperimentContext, ExperimentResult, Table, register_experiment
+from embedlab.io import read_json
+from embedlab.report.plots import bar_plot, line_plot
+from embedlab.train.trainer import TrainConfig, train
+
+
+def run_or_load(cfg: TrainConfig, out: Path, data: CTRData, show_progress: bool = False) -> dict[str, Any]:
+    """Train unless ``out/metrics.json`` already holds this run's result (resume-friendly)."""
+    done = out / "metrics.json"
+    if done.is_file() and (out / "config.json").is_file():
+        if read_json(out / "config.json") == _jsonable(cfg.to_dict()):
+            return read_json(done)
+    if (out / "checkpoint.pt").is_file() and (out / "config.json").is_file():
+        if read_json(out / "config.json") == _jsonable(cfg.to_dict()):
+            return train(cfg, out, data=data, resume=True, show_progress=show_progress)
+    return train(cfg, out, data=data, show_progress=show_progress)
+
+
+def _jsonable(d: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(d))
+
+
+def synth_data(folder: Path, cfg: SynthConfig) -> CTRData:
+    """Generate (once) and load planted-truth data."""
+    if not (folder / "meta.json").is_file():
+        generate(cfg, folder)
+    return load_data("synth", data_dir=folder, cache_root=folder / "cache")
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+@register_experiment("dlrm-synth", "DLRM against the Bayes limit on planted-truth data", "training")
+def dlrm_synth(ctx: ExperimentContext) -> ExperimentResult:
+    """Learning curve: test AUC / NE of the default trainer vs training rows, against the
+    Bayes-optimal values of the generator."""
+    if ctx.quick:
+        sizes, cap, model, epochs = [25_000, 50_000, 100_000, 200_000], 20_000, "small", 2
+    else:
+        sizes, cap, model, epochs = [125_000, 250_000, 500_000, 1_000_000], 100_000, "kaggle", 2
+    scfg = SynthConfig(rows=max(sizes), valid_rows=50_000, test_rows=50_000, seed=0,
+                       cardinalities=default_cardinalities(cap))  # fmt: skip
+    full = synth_data(ctx.out / "data", scfg)
+    rows, auc_pts, ne_pts = [], {}, {}
+    for n in sizes:
+        data = replace(full, train=full.train.take(slice(0, n)))
+        runs = []
+        for s in ctx.seeds:
+            cfg = TrainConfig(data="synth", model_size=model, epochs=epochs, seed=s, checkpoint_every=0)
+            runs.append(run_or_load(cfg, ctx.out / "runs" / f"n{n}-s{s}", data, ctx.show_progress))
+        auc_m, auc_s = _mean_std([r["test_auc"] for r in runs])
+        ne_m, ne_s = _mean_std([r["test_ne"] for r in runs])
+        b_auc, b_ne = full.info["bayes_test_auc"], full.info["bayes_test_ne"]
+        rows.append([n, auc_m, auc_s, b_auc, b_auc - auc_m, ne_m, b_ne, ne_m - b_ne])
+        auc_pts[n], ne_pts[n] = (auc_m, auc_s), (ne_m, ne_s)
+    plot = line_plot(
+        ctx.out / "auc_vs_rows.png", {"DLRM (embedlab train defaults)": (sizes, [auc_pts[n][0] for n in sizes])},
+        errors={"DLRM (embedlab train defaults)": [auc_pts[n][1] for n in sizes]},
+        hlines={"Bayes-optimal AUC": full.info["bayes_test_auc"]}, logx=True,
+        title="Planted-truth CTR: test AUC vs training rows", xlabel="training rows", ylabel="test AUC",
+    )  # fmt: skip
+    plot2 = line_plot(
+        ctx.out / "ne_vs_rows.png", {"DLRM": (sizes, [ne_pts[n][0] for n in sizes])},
+        hlines={"Bayes-optimal NE": full.info["bayes_test_ne"]}, logx=True,
+        title="Planted-truth CTR: test NE vs training rows", xlabel="training rows", ylabel="test NE",
+    )  # fmt: skip
+    gaps = [r[4] for r in rows]
+    return ExperimentResult(
+        summary=(f"test AUC {rows[-1][1]:.4f} at {sizes[-1]:,} rows vs Bayes {rows[-1][3]:.4f}; "
+                 f"AUC gap {gaps[0]:.4f} → {gaps[-1]:.4f} from {sizes[0]:,} to {sizes[-1]:,} rows"),
+        tables=[Table("Learning curve (mean over seeds)",
+                      ["train rows", "test AUC", "± std", "Bayes AUC", "AUC gap", "test NE", "Bayes NE", "NE gap"], rows)],
+        plots=[plot.name, plot2.name],
+        metrics={"final_test_auc": rows[-1][1], "final_auc_gap": gaps[-1], "first_auc_gap": gaps[0],
+                 "bayes_test_auc": full.info["bayes_test_auc"]},
+        notes=f"synthetic data: 26 Criteo-like features capped at {cap:,} ids, model {model}, {epochs} epochs, Adam.",
+    )  # fmt: skip
+
+
+@register_experiment("dlrm-optimizers", "Embedding optimizers side by side (fused FBGEMM vs sparse)", "training")
+def dlrm_optimizers(ctx: ExperimentContext) -> ExperimentResult:
+    """SGD, Adagrad, row-wise Adagrad (fused into FBGEMM) and Adam (sparse kernel) on the
+    same planted-truth data, with their default learning rates."""
+    n, cap, model = (100_000, 20_000, "small") if ctx.quick else (500_000, 100_000, "kaggle")
+    data = synth_data(ctx.out / "data", SynthConfig(rows=n, valid_rows=20_000, test_rows=20_000, seed=1,
+                                                   cardinalities=default_cardinalities(cap)))  # fmt: skip
+    table, names, aucs, errs = [], [], [], []
+    for opt in ("sgd", "adagrad", "rowwise_adagrad", "adam"):
+        runs = [run_or_load(TrainConfig(optimizer=opt, model_size=model, seed=s, checkpoint_every=0),
+                            ctx.out / "runs" / f"{opt}-s{s}", data, ctx.show_progress) for s in ctx.seeds]  # fmt: skip
+        a_m, a_s = _mean_std([r["test_auc"] for r in runs])
+        ne_m, _ = _mean_std([r["test_ne"] for r in runs])
+        sps = statistics.median(r["train_samples_per_s"] for r in runs)
+        kernel = "fused" if opt != "adam" else "sparse"
+        table.append([opt, kernel, runs[0]["cfg_lr"] or "default", a_m, a_s, ne_m, sps])
+        names.append(opt), aucs.append(a_m), errs.append(a_s)
+    lo = min(aucs) - 0.02
+    plot = bar_plot(ctx.out / "optimizers.png", names, aucs, errors=errs, title="Test AUC by embedding optimizer",
+                    ylabel="test AUC", ylim=(lo, data.info["bayes_test_auc"] + 0.01))  # fmt: skip
+    best = names[aucs.index(max(aucs))]
+    return ExperimentResult(
+        summary=f"best {best} (test AUC {max(aucs):.4f}); Bayes limit {data.info['bayes_test_auc']:.4f}",
+        tables=[Table("One epoch, default learning rates", ["optimizer", "kernel", "lr", "test AUC", "± std", "test NE", "samples/s"], table)],
+        plots=[plot.name],
+        metrics={f"{nm}_test_auc": a for nm, a in zip(names, aucs)},
+        notes="Throughput here is measured inside a training run on a shared machine; see benchmarks/throughput.py for the controlled comparison.",
+    )  # fmt: skip
