@@ -89,6 +89,17 @@ QUICK_EPOCHS = 2
 QUICK_CS = (0.1, 1.0)
 
 
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` is often empty)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def summarize(per_seed: list[dict[str, float]], keys=("auc", "logloss")) -> dict[str, Any]:
     """Mean, sample std and per-seed values of ``keys`` over the seeds' test metrics."""
     out: dict[str, Any] = {}
@@ -270,6 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {
             "processor": platform.processor(),
+            "cpu_model": cpu_model(),
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),

@@ -52,6 +52,7 @@ from embedlab.train.metrics import auc, binary_entropy, logloss
 
 DRIFTS = ("none", "smooth", "abrupt", "periodic")
 SPLITS = ("train", "valid", "test")
+BLOCK_ROWS = 16_384
 _STREAM = {"teacher": 0, "train": 1, "valid": 2, "test": 3, "calib": 4}
 
 
@@ -271,7 +272,6 @@ def generate(
     cfg: SynthConfig,
     out: str | Path,
     *,
-    chunk_rows: int = 100_000,
     progress: Callable[[int], None] | None = None,
 ) -> dict:
     """Write the split files (or day files) and ``meta.json`` into ``out``; returns meta."""
@@ -289,15 +289,18 @@ def generate(
         ]
     done = 0
     for name, stream, n, delta in jobs:
-        rng = np.random.default_rng([cfg.seed, stream])
         path = outdir / f"{name}.tsv"
         ps, ys = [], []
         with atomic_open(path) as f:
-            for start in range(0, n, chunk_rows):
-                m = min(chunk_rows, n - start)
-                raw, ids = teacher.sample_features(rng, m)
+            # Fixed-size blocks, each from its own random stream, so the first rows of a
+            # larger split equal a smaller split of the same seed.
+            for block, start in enumerate(range(0, n, BLOCK_ROWS)):
+                rng = np.random.default_rng([cfg.seed, stream, block])
+                raw, ids = teacher.sample_features(rng, BLOCK_ROWS)
                 p = teacher.probability(raw, ids, delta)
-                y = (rng.random(m) < p).astype(np.float64)
+                y = (rng.random(BLOCK_ROWS) < p).astype(np.float64)
+                m = min(BLOCK_ROWS, n - start)
+                raw, ids, p, y = raw[:m], ids[:m], p[:m], y[:m]
                 _write_rows(f, raw, ids, y, hexes)
                 ps.append(p), ys.append(y)
                 done += m

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedlab.data.criteo import (
+    NUM_SPARSE,
+    ReadStats,
+    criteo_schema,
+    dense_transform,
+    iter_chunks,
+    load_split,
+    parse_line,
+)
+from embedlab.data.schema import make_batch
+from embedlab.errors import UserError
+
+SIZES = [1000] * NUM_SPARSE
+
+
+def line(label="1", dense=None, cats=None) -> str:
+    dense = dense if dense is not None else [str(i) for i in range(13)]
+    cats = cats if cats is not None else [f"{i * 7919:08x}" for i in range(26)]
+    return "\t".join([label, *dense, *cats]) + "\n"
+
+
+def test_parse_line_values_and_hashing():
+    y, d, s = parse_line(line(dense=["", "-5"] + ["3"] * 11, cats=["", "0000ffff"] + ["a"] * 24), SIZES)
+    assert y == 1.0
+    assert d[:3] == [0, -5, 3]
+    assert s[0] == -1  # empty categorical -> empty bag
+    assert s[1] == 0xFFFF % 1000
+    assert s[2] == 10
+
+
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        ("1\t2\t3\n", "expected 40"),
+        (line(label="2"), "label must be 0 or 1"),
+        (line(dense=["x"] + ["1"] * 12), "I1 is not an integer"),
+        (line(cats=["zz"] + ["1"] * 25), "C1 is not hexadecimal"),
+    ],
+)
+def test_parse_line_rejects_malformed(bad, reason):
+    with pytest.raises(ValueError, match=reason):
+        parse_line(bad, SIZES)
+
+
+def test_dense_transform_clamps_negative():
+    out = dense_transform(np.array([[-3, 0, 1, 9]]))
+    np.testing.assert_allclose(out, [[0, 0, np.log(2), np.log(10)]], rtol=1e-6)
+    assert out.dtype == np.float32
+
+
+def _write(tmp_path, lines):
+    p = tmp_path / "f.tsv"
+    p.write_text("".join(lines))
+    return p
+
+
+def test_stream_skips_and_counts_malformed(tmp_path):
+    p = _write(tmp_path, [line(), "garbage\n", line(label="0"), line(label="7"), line()])
+    stats = ReadStats()
+    chunks = list(iter_chunks(p, criteo_schema(SIZES), chunk_rows=2, stats=stats))
+    assert [len(c) for c in chunks] == [2, 1]
+    assert stats.rows == 3 and stats.skipped == 2
+    assert "f.tsv:2" in stats.examples[0] and "f.tsv:4" in stats.examples[1]
+
+
+def test_strict_names_file_line_and_reason(tmp_path):
+    p = _write(tmp_path, [line(), line(), "1\tbad\n"])
+    with pytest.raises(UserError, match=r"f\.tsv:3: expected 40"):
+        list(iter_chunks(p, criteo_schema(SIZES), strict=True))
+
+
+def test_missing_file_is_user_error(tmp_path):
+    with pytest.raises(UserError, match="file not found"):
+        list(iter_chunks(tmp_path / "nope.tsv", criteo_schema(SIZES)))
+
+
+def test_binary_file_is_user_error(tmp_path):
+    p = tmp_path / "b.tsv"
+    p.write_bytes(b"\xff\xfe\x00\x01" * 100)
+    with pytest.raises(UserError, match="not a text file"):
+        list(iter_chunks(p, criteo_schema(SIZES)))
+
+
+def test_load_split_caches_and_matches_stream(tmp_path):
+    rng = np.random.default_rng(0)
+    lines = [line(label=str(rng.integers(2)), dense=[str(v) for v in rng.integers(-2, 50, 13)],
+                  cats=[f"{v:08x}" if v % 5 else "" for v in rng.integers(0, 2**32, 26)]) for _ in range(300)]
+    p = _write(tmp_path, lines + ["broken\n"])
+    schema = criteo_schema(SIZES)
+    arr, stats = load_split(p, schema, cache_root=tmp_path / "cache")
+    assert len(arr) == 300 and stats.skipped == 1
+    streamed = next(iter_chunks(p, schema, chunk_rows=10_000))
+    np.testing.assert_array_equal(arr.dense, streamed.dense)
+    np.testing.assert_array_equal(np.stack(arr.sparse), np.stack(streamed.sparse))
+    cached = list((tmp_path / "cache" / "criteo").iterdir())
+    assert len(cached) == 1 and (cached[0] / "meta.json").is_file()
+    arr2, stats2 = load_split(p, schema, cache_root=tmp_path / "cache")  # from the cache
+    assert stats2.skipped == 1
+    np.testing.assert_array_equal(arr2.labels, arr.labels)
+
+
+def test_batches_have_kjt_with_empty_bags(tmp_path):
+    cats = ["", "00000001"] + ["00000002"] * 24
+    p = _write(tmp_path, [line(cats=cats), line()])
+    schema = criteo_schema(SIZES)
+    arr = next(iter_chunks(p, schema))
+    dense, kjt, labels = make_batch(arr, np.arange(2), schema)
+    assert dense.shape == (2, 13) and labels.shape == (2,)
+    assert kjt.keys() == schema.sparse_names
+    lengths = kjt.lengths().view(26, 2)
+    assert lengths[0].tolist() == [0, 1]
+    assert lengths[1:].min() == 1
+
+
+def test_default_table_sizes_are_capped():
+    schema = criteo_schema(max_ind_range=1000)
+    assert max(schema.table_sizes) == 1000 and min(schema.table_sizes) == 3
+    with pytest.raises(UserError):
+        criteo_schema(table_sizes=[5] * 3)

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from embedlab.data.registry import load_data
+from embedlab.errors import UserError
+from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
+from embedlab.train.trainer import TrainConfig, resume_run, train
+
+
+def cfg(synth_dir, **kw) -> TrainConfig:
+    base = dict(data="synth", data_options={"data_dir": str(synth_dir)}, model_size="tiny", batch_size=128,
+                epochs=2, log_every=5, checkpoint_every=10, eval_batch_size=1024)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("optimizer, lr", [("adam", 0.01), ("rowwise_adagrad", 0.05), ("sgd", 1.0)])
+def test_loss_falls_and_files_written(tmp_path, synth_dir, optimizer, lr):
+    m = train(cfg(synth_dir, optimizer=optimizer, lr=lr), tmp_path, show_progress=False)
+    lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [l["train_loss"] for l in lines if "train_loss" in l]
+    assert sum(losses[-3:]) / 3 < losses[0]
+    assert m["test_auc"] > 0.6
+    final = json.loads((tmp_path / "metrics.json").read_text())
+    for k in ("test_auc", "test_logloss", "test_ne", "valid_auc", "valid_logloss", "valid_ne", "wall_time_s", "cfg_optimizer"):
+        assert k in final
+    assert final["data_bayes_test_auc"] > final["test_auc"] - 0.02
+
+
+class Kill(Exception):
+    pass
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rowwise_adagrad"])
+def test_resume_after_kill_equals_uninterrupted(tmp_path, synth_dir, optimizer):
+    c = cfg(synth_dir, optimizer=optimizer, max_steps=70)  # crosses an epoch boundary (46 steps/epoch)
+    a = train(c, tmp_path / "a", show_progress=False)
+
+    def boom(step: int) -> None:
+        if step == 55:
+            raise Kill
+
+    with pytest.raises(Kill):
+        train(c, tmp_path / "b", show_progress=False, on_step=boom)
+    assert not (tmp_path / "b" / "metrics.json").exists()
+    b = resume_run(tmp_path / "b", show_progress=False)
+    for k in ("test_auc", "test_logloss", "valid_auc", "valid_ne"):
+        assert a[k] == b[k]
+    steps_a = [json.loads(l)["step"] for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    steps_b = [json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert steps_a == steps_b
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(UserError, match="corrupt"):
+        load_checkpoint(bad)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(UserError, match="not an embedlab checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    save_checkpoint(tmp_path / "ok.pt", {"step": 3, "x": torch.ones(2)})
+    assert load_checkpoint(tmp_path / "ok.pt")["step"] == 3
+
+
+def test_resume_refuses_changed_settings(tmp_path, synth_dir):
+    train(cfg(synth_dir, max_steps=5), tmp_path, show_progress=False)
+    with pytest.raises(UserError, match="differs"):
+        train(cfg(synth_dir, max_steps=5, lr=0.5), tmp_path, resume=True, show_progress=False)
+    with pytest.raises(UserError, match="not a run folder"):
+        resume_run(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("kw, msg", [({"batch_size": 0}, "batch-size"), ({"optimizer": "lamb"}, "valid: adagrad"),
+                                     ({"lr": -1.0}, "lr must be positive"), ({"embedding_kernel": "gpu"}, "valid: auto"),
+                                     ({"optimizer": "adam", "embedding_kernel": "fused"}, "cannot be fused")])
+def test_bad_settings(kw, msg, synth_dir):
+    with pytest.raises(UserError, match=msg):
+        cfg(synth_dir, **kw).validate()
+
+
+def test_batch_larger_than_data(tmp_path, synth_dir):
+    data = load_data("synth", data_dir=synth_dir)
+    with pytest.raises(UserError, match="fewer than one batch"):
+        train(cfg(synth_dir, batch_size=10**6), tmp_path, data=data, show_progress=False)
