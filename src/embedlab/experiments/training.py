@@ -119,3 +119,40 @@ def dlrm_optimizers(ctx: ExperimentContext) -> ExperimentResult:
         metrics={f"{nm}_test_auc": a for nm, a in zip(names, aucs)},
         notes="Throughput here is measured inside a training run on a shared machine; see benchmarks/throughput.py for the controlled comparison.",
     )  # fmt: skip
+
+
+#: DLRM settings for MovieLens-100k, chosen on validation AUC by ``benchmarks/movielens.py``.
+MOVIELENS_DLRM: dict[str, Any] = {"model_size": "small", "optimizer": "rowwise_adagrad", "lr": 0.05,
+                                  "batch_size": 512, "epochs": 2}  # fmt: skip
+
+
+@register_experiment("dlrm-movielens", "MovieLens-100k: DLRM vs popularity and logistic regression", "training")
+def dlrm_movielens(ctx: ExperimentContext) -> ExperimentResult:
+    """Same 80/10/10 time split for all methods; baselines are deterministic."""
+    from embedlab.train.baselines import logistic_regression_scores, popularity_scores
+    from embedlab.train.metrics import ctr_metrics
+
+    data = load_data("movielens")
+    y = {s: data.split(s).labels.astype("float64") for s in ("valid", "test")}
+    rows = []
+    pop = popularity_scores(data, "item_id")
+    m = ctr_metrics(y["test"], pop["test"])
+    rows.append(["item popularity", m["auc"], 0.0, m["logloss"]])
+    lr_probs, lr_info = logistic_regression_scores(data)
+    m = ctr_metrics(y["test"], lr_probs["test"])
+    rows.append([f"logistic regression (C={lr_info['C']})", m["auc"], 0.0, m["logloss"]])
+    runs = [run_or_load(TrainConfig(data="movielens", seed=s, checkpoint_every=0, **MOVIELENS_DLRM),
+                        ctx.out / "runs" / f"s{s}", data, ctx.show_progress) for s in ctx.seeds]  # fmt: skip
+    a_m, a_s = _mean_std([r["test_auc"] for r in runs])
+    l_m, _ = _mean_std([r["test_logloss"] for r in runs])
+    rows.append(["DLRM (TorchRec)", a_m, a_s, l_m])
+    plot = bar_plot(ctx.out / "movielens.png", ["popularity", "log. regression", "DLRM"], [r[1] for r in rows],
+                    errors=[r[2] for r in rows], title="MovieLens-100k, time split: test AUC", ylabel="test AUC",
+                    ylim=(0.6, max(r[1] for r in rows) + 0.03))  # fmt: skip
+    return ExperimentResult(
+        summary=f"DLRM test AUC {a_m:.4f} vs popularity {rows[0][1]:.4f} and logistic regression {rows[1][1]:.4f}",
+        tables=[Table("Test metrics (DLRM: mean over seeds)", ["method", "test AUC", "± std", "test logloss"], rows)],
+        plots=[plot.name],
+        metrics={"dlrm_test_auc": a_m, "popularity_test_auc": rows[0][1], "logreg_test_auc": rows[1][1]},
+        notes=f"DLRM settings {MOVIELENS_DLRM} chosen on validation AUC (benchmarks/movielens.py).",
+    )  # fmt: skip
