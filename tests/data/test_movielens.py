@@ -1,4 +1,4 @@
-"""MovieLens-100k loader: schema, label rule, time split, multi-hot genres, fetching.
+"""MovieLens-100k loader: schema, label rule, time split, multi-hot genres, history, fetching.
 
 All tests but one use a tiny fake folder in the real RecBole atomic-file format; the last
 one runs on the real data only when it can be fetched (it skips offline).
@@ -69,7 +69,7 @@ def all_rows(d) -> CTRArrays:
 def test_schema_shapes(fake: Path) -> None:
     d = load_data("movielens")
     assert d.name == "movielens"
-    assert d.schema.dense_names == ("age", "release_year", "year_missing")
+    assert d.schema.dense_names == ("age", "release_year", "year_missing") + ml.HISTORY_DENSE_NAMES
     assert d.schema.sparse_names == list(ml.SPARSE_NAMES)
     sizes = dict(zip(d.schema.sparse_names, d.schema.table_sizes, strict=True))
     assert sizes == {
@@ -79,7 +79,7 @@ def test_schema_shapes(fake: Path) -> None:
     assert [f.name for f in d.schema.sparse if f.multi_hot] == ["genres"]
     for split in (d.train, d.valid, d.test):
         n = len(split)
-        assert split.dense.shape == (n, 3) and split.dense.dtype == np.float32
+        assert split.dense.shape == (n, 9) and split.dense.dtype == np.float32
         assert split.labels.dtype == np.float32
         for f, col in zip(d.schema.sparse, split.sparse, strict=True):
             assert col.dtype == np.int64
@@ -140,11 +140,103 @@ def test_genres_bag_lengths_in_kjt(fake: Path) -> None:
     assert (kjt["user_id"].lengths().numpy() == 1).all()
     year_len = kjt["release_year"].lengths().numpy()
     np.testing.assert_array_equal(year_len, (a.extra["item"] != 4).astype(np.int64))
-    assert batch.dense.shape == (len(a), 3) and batch.labels.shape == (len(a),)
+    assert batch.dense.shape == (len(a), 9) and batch.labels.shape == (len(a),)
     # the same genre ids come back for the same movie
     genres = a.sparse[ml.SPARSE_NAMES.index("genres")]
     ones = genres[a.extra["item"] == 1]
     assert (ones == ones[0]).all()
+
+
+# --------------------------------------------------------------------------- history
+
+# RATINGS plus two rows that make more ties: item 2 is rated by users 3 and 2 at timestamp
+# 500 (user 3 also rates item 1 then), and user 2 rates items 3 and 4 at 1500.
+TIED = RATINGS + [(2, 2, 5, 500), (2, 4, 1, 1500)]
+
+
+def brute_history(ratings, n_train: int, pseudo: float = ml.HISTORY_PSEUDO) -> dict:
+    """Expected history features per ``(user, item, timestamp)``, by a plain loop."""
+    by_time = sorted(ratings, key=lambda r: r[3])  # stable, like the loader
+    prior_rate = float(np.mean([r >= 4 for _, _, r, _ in by_time[:n_train]]))
+    prior_rating = float(np.mean([r for _, _, r, _ in by_time[:n_train]]))
+    out = {}
+    for u, i, _, t in ratings:
+        row = []
+        for pos, key in ((0, u), (1, i)):
+            past = [r for r in ratings if r[pos] == key and r[3] < t]
+            n = len(past)
+            k = sum(r[2] >= 4 for r in past)
+            s = sum(r[2] for r in past)
+            row += [
+                np.log1p(n),
+                (k + pseudo * prior_rate) / (n + pseudo),
+                (s + pseudo * prior_rating) / (n + pseudo) / 5.0,
+            ]
+        out[(u, i, t)] = row
+    return out
+
+
+def test_history_matches_brute_force(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "ml", ratings=TIED)
+    d = load_data("movielens", data_dir=folder)
+    assert len({(u, i, t) for u, i, _, t in TIED}) == len(TIED)  # keys are unique
+    a = all_rows(d)
+    expected = brute_history(TIED, len(d.train))
+    keys = zip(a.extra["user"], a.extra["item"], a.extra["timestamp"], strict=True)
+    want = np.array([expected[(int(u), int(i), int(t))] for u, i, t in keys])
+    np.testing.assert_allclose(a.dense[:, 3:], want, rtol=1e-6, atol=1e-7)
+    h = d.info["history"]
+    assert h["features"] == list(ml.HISTORY_DENSE_NAMES)
+    assert h["prior_rate"] == pytest.approx(float(d.train.labels.mean(dtype=np.float64)))
+    # the ties: rows at the same second do not see each other
+    col = {n: j for j, n in enumerate(d.schema.dense_names)}
+    at = lambda u, i, t: a.dense[  # noqa: E731
+        (a.extra["user"] == u) & (a.extra["item"] == i) & (a.extra["timestamp"] == t)
+    ][0]
+    uc, ic = col["user_hist_count"], col["item_hist_count"]
+    assert at(3, 2, 500)[uc] == at(3, 1, 500)[uc] == pytest.approx(np.log1p(1))  # only t=150
+    assert at(3, 2, 500)[ic] == at(2, 2, 500)[ic] == pytest.approx(np.log1p(1))  # only t=200
+    assert at(2, 3, 1500)[uc] == at(2, 4, 1500)[uc] == pytest.approx(np.log1p(6))
+    # the very first rows of a user / an item see nothing: counts 0, rates at the prior
+    first = at(2, 3, 100)
+    assert first[uc] == 0 and first[ic] == 0
+    assert first[col["user_hist_rate"]] == pytest.approx(h["prior_rate"])
+    assert first[col["item_hist_rating"]] == pytest.approx(h["prior_rating"] / 5)
+
+
+def test_history_false_gives_the_old_schema(fake: Path) -> None:
+    old = load_data("movielens", history=False)
+    new = load_data("movielens")
+    assert old.schema.dense_names == ml.DENSE_NAMES == ("age", "release_year", "year_missing")
+    assert old.schema.sparse == new.schema.sparse
+    assert old.info["history"] is None and new.info["history"] is not None
+    for s in ("train", "valid", "test"):
+        o, n = old.split(s), new.split(s)
+        assert o.dense.shape == (len(o), 3)
+        np.testing.assert_array_equal(o.dense, n.dense[:, :3])
+        np.testing.assert_array_equal(o.labels, n.labels)
+        for a, b in zip(o.sparse, n.sparse, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert set(o.extra) == set(n.extra) == {"timestamp", "user", "item"}
+    schema, arrays = ml.build_arrays(fake)
+    assert schema == old.schema and arrays.dense.shape[1] == 3
+    with pytest.raises(UserError, match="history"):
+        load_data("movielens", history="yes")
+
+
+def test_prior_sums_random_against_loop() -> None:
+    rng = np.random.default_rng(0)
+    n = 300
+    group = rng.integers(0, 7, n)
+    ts = rng.integers(0, 25, n)  # many ties
+    vals = rng.normal(size=(n, 2))
+    counts, sums = ml.prior_sums(group, ts, vals)
+    for r in range(n):
+        past = (group == group[r]) & (ts < ts[r])
+        assert counts[r] == past.sum()
+        np.testing.assert_allclose(sums[r], vals[past].sum(axis=0), atol=1e-9)
+    c0, s0 = ml.prior_sums(group[:0], ts[:0], vals[:0])
+    assert c0.shape == (0,) and s0.shape == (0, 2)
 
 
 @pytest.mark.parametrize("skip", ml.FILES)
@@ -235,3 +327,6 @@ def test_real_movielens_100k(monkeypatch: pytest.MonkeyPatch) -> None:
     assert float(a.labels.mean(dtype=np.float64)) == pytest.approx(0.5538, abs=1e-3)
     sizes = dict(zip(d.schema.sparse_names, d.schema.table_sizes, strict=True))
     assert sizes["user_id"] == 943 and sizes["item_id"] == 1682
+    assert d.info["history"]["prior_rate"] == pytest.approx(0.5509, abs=1e-4)
+    hist = a.dense[:, len(ml.DENSE_NAMES) :]
+    assert hist.shape == (100_000, 6) and np.isfinite(hist).all()

@@ -47,6 +47,15 @@ WHEEL_DIR = "recbole/dataset_example/ml-100k"
 FILES = ("ml-100k.inter", "ml-100k.user", "ml-100k.item")
 ENV_DIR = "EMBEDLAB_MOVIELENS_DIR"
 DENSE_NAMES = ("age", "release_year", "year_missing")
+#: Causal history features (dense, after :data:`DENSE_NAMES` when ``history=True``).
+HISTORY_DENSE_NAMES = (
+    "user_hist_count", "user_hist_rate", "user_hist_rating",
+    "item_hist_count", "item_hist_rate", "item_hist_rating",
+)  # fmt: skip
+#: Pseudo-observations at the prior that shrink the history rates and mean ratings.
+HISTORY_PSEUDO = 5.0
+MAX_RATING = 5.0
+VALID_FRAC = TEST_FRAC = 0.1
 SPARSE_NAMES = (
     "user_id", "item_id", "age_bucket", "gender", "occupation", "zip_prefix", "genres",
     "release_year",
@@ -330,10 +339,10 @@ def _lookup(raw_ids: np.ndarray, wanted: np.ndarray, path: Path, what: str) -> n
 # --------------------------------------------------------------------------- loading
 
 
-def movielens_schema(sizes: dict[str, int]) -> CTRSchema:
-    """The schema given the table size of each sparse feature."""
+def movielens_schema(sizes: dict[str, int], history: bool = False) -> CTRSchema:
+    """The schema given the table size of each sparse feature (``history``: 6 more dense)."""
     return CTRSchema(
-        dense_names=DENSE_NAMES,
+        dense_names=DENSE_NAMES + (HISTORY_DENSE_NAMES if history else ()),
         sparse=tuple(
             SparseFeature(n, int(sizes[n]), multi_hot=n == "genres") for n in SPARSE_NAMES
         ),
@@ -341,7 +350,13 @@ def movielens_schema(sizes: dict[str, int]) -> CTRSchema:
 
 
 def build_arrays(folder: str | Path) -> tuple[CTRSchema, CTRArrays]:
-    """All interactions of ``folder`` in time order as one :class:`CTRArrays`."""
+    """All interactions of ``folder`` in time order as one :class:`CTRArrays` (no history)."""
+    schema, arrays, _ = _build(folder)
+    return schema, arrays
+
+
+def _build(folder: str | Path) -> tuple[CTRSchema, CTRArrays, np.ndarray]:
+    """:func:`build_arrays` plus the raw ratings (float64, same row order)."""
     folder = check_folder(folder)
     inter_path, user_path, item_path = (folder / f for f in FILES)
     users, items = _users(user_path), _items(item_path)
@@ -353,6 +368,8 @@ def build_arrays(folder: str | Path) -> tuple[CTRSchema, CTRArrays]:
         rating = np.array(cols["rating"], dtype=np.float64)
     except ValueError:
         raise UserError(f"{inter_path}: column 'rating' has a value that is not a number") from None
+    if not np.isfinite(rating).all():
+        raise UserError(f"{inter_path}: column 'rating' has a value that is not finite")
     order = np.argsort(ts, kind="stable")
     raw_u, raw_i, ts, rating = raw_u[order], raw_i[order], ts[order], rating[order]
     u = _lookup(users.raw_ids, raw_u, inter_path, "user_id")
@@ -370,7 +387,76 @@ def build_arrays(folder: str | Path) -> tuple[CTRSchema, CTRArrays]:
         labels=(rating >= 4).astype(np.float32),
         extra={"timestamp": ts, "user": raw_u, "item": raw_i},
     )
-    return movielens_schema({**users.sizes, **items.sizes}), arrays
+    return movielens_schema({**users.sizes, **items.sizes}), arrays, rating
+
+
+# --------------------------------------------------------------------------- history
+
+
+def prior_sums(
+    group: np.ndarray, ts: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: how many rows of its ``group`` have a strictly smaller ``ts``, and the sums
+    of ``values`` (``[N, k]``) over those rows.
+
+    Vectorized: rows are sorted by ``(group, ts)``; exclusive cumulative sums are read at
+    the start of the row's block of equal ``(group, ts)`` (so rows tied at the same
+    timestamp do not see each other) minus the start of its group. Row order is free.
+    Returns ``(counts [N] int64, sums [N, k] float64)``.
+    """
+    group = np.asarray(group)
+    ts = np.asarray(ts)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim == 1:
+        v = v[:, None]
+    n = len(group)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros((0, v.shape[1]))
+    order = np.lexsort((ts, group))
+    g, t = group[order], ts[order]
+    new_group = np.ones(n, dtype=bool)
+    new_group[1:] = g[1:] != g[:-1]
+    new_block = new_group.copy()
+    new_block[1:] |= t[1:] != t[:-1]
+    idx = np.arange(n)
+    group_start = np.maximum.accumulate(np.where(new_group, idx, 0))
+    block_start = np.maximum.accumulate(np.where(new_block, idx, 0))
+    csum = np.zeros((n + 1, v.shape[1]))
+    np.cumsum(v[order], axis=0, out=csum[1:])
+    counts = np.empty(n, dtype=np.int64)
+    sums = np.empty((n, v.shape[1]))
+    counts[order] = block_start - group_start
+    sums[order] = csum[block_start] - csum[group_start]
+    return counts, sums
+
+
+def history_features(
+    user: np.ndarray,
+    item: np.ndarray,
+    ts: np.ndarray,
+    rating: np.ndarray,
+    prior_rate: float,
+    prior_rating: float,
+    pseudo: float = HISTORY_PSEUDO,
+) -> np.ndarray:
+    """The :data:`HISTORY_DENSE_NAMES` columns (``[N, 6]`` float32), see the module docstring.
+
+    Each row sees only rows of the same user (item) with a strictly earlier timestamp; a
+    rating is positive when ``>= 4``. Rates and mean ratings are shrunk toward
+    ``prior_rate`` / ``prior_rating`` with ``pseudo`` pseudo-observations.
+    """
+    rating = np.asarray(rating, dtype=np.float64)
+    values = np.stack([(rating >= 4).astype(np.float64), rating], axis=1)
+    cols = []
+    for key in (user, item):
+        n, s = prior_sums(key, ts, values)
+        denom = n + pseudo
+        cols += [
+            np.log1p(n),
+            (s[:, 0] + pseudo * prior_rate) / denom,
+            (s[:, 1] + pseudo * prior_rating) / denom / MAX_RATING,
+        ]
+    return np.stack(cols, axis=1).astype(np.float32)
 
 
 def _split_info(parts: dict[str, CTRArrays]) -> dict:
@@ -390,25 +476,61 @@ def _split_info(parts: dict[str, CTRArrays]) -> dict:
 def load_movielens(
     cache_root: str | Path | None = None,
     data_dir: str | Path | None = None,
+    history: bool = True,
     **_: object,
 ) -> CTRData:
     """MovieLens-100k split by time 80/10/10 (see the module docstring for the choices).
 
     ``data_dir`` names a folder with ``ml-100k.{inter,user,item}``; without it the files
-    come from ``$EMBEDLAB_MOVIELENS_DIR`` or are fetched once into the cache.
+    come from ``$EMBEDLAB_MOVIELENS_DIR`` or are fetched once into the cache. ``history``
+    (default on) appends the six causal history features :data:`HISTORY_DENSE_NAMES` to
+    the dense features; ``history=False`` gives the three-dense-feature schema.
     """
+    if not isinstance(history, bool):
+        raise UserError(f"movielens: history must be true or false, got {history!r}")
     folder = check_folder(data_dir) if data_dir is not None else fetch_movielens(cache_root)
-    schema, arrays = build_arrays(folder)
-    train, valid, test = split_by_position(arrays, valid_frac=0.1, test_frac=0.1)
-    info = {
-        "source": str(folder),
-        "rows": len(arrays),
-        "users": int(len(np.unique(arrays.extra["user"]))),
-        "items": int(len(np.unique(arrays.extra["item"]))),
-        "table_sizes": dict(zip(schema.sparse_names, schema.table_sizes, strict=True)),
-        "positive_rate": float(arrays.labels.mean(dtype=np.float64)),
-        "label": "rating >= 4",
-        "split": "time order 80/10/10",
-        "splits": _split_info({"train": train, "valid": valid, "test": test}),
-    }
+    schema, arrays, rating = _build(folder)
+    train, valid, test = split_by_position(arrays, valid_frac=VALID_FRAC, test_frac=TEST_FRAC)
+    info: dict = {}
+    if history:
+        n_train = len(train)
+        prior_rate = float(arrays.labels[:n_train].mean(dtype=np.float64))
+        prior_rating = float(rating[:n_train].mean())
+        hist = history_features(
+            arrays.extra["user"], arrays.extra["item"], arrays.extra["timestamp"], rating,
+            prior_rate, prior_rating,
+        )  # fmt: skip
+        arrays = CTRArrays(
+            dense=np.concatenate([arrays.dense, hist], axis=1),
+            sparse=arrays.sparse,
+            labels=arrays.labels,
+            extra=arrays.extra,
+        )
+        schema = movielens_schema(
+            dict(zip(schema.sparse_names, schema.table_sizes, strict=True)), history=True
+        )
+        train, valid, test = split_by_position(arrays, valid_frac=VALID_FRAC, test_frac=TEST_FRAC)
+        info["history"] = {
+            "features": list(HISTORY_DENSE_NAMES),
+            "prior_rate": prior_rate,
+            "prior_rating": prior_rating,
+            "pseudo_count": HISTORY_PSEUDO,
+            "visibility": "same user/item, strictly earlier timestamp, all splits (prequential)",
+        }
+    else:
+        info["history"] = None
+    info.update(
+        {
+            "source": str(folder),
+            "rows": len(arrays),
+            "users": int(len(np.unique(arrays.extra["user"]))),
+            "items": int(len(np.unique(arrays.extra["item"]))),
+            "table_sizes": dict(zip(schema.sparse_names, schema.table_sizes, strict=True)),
+            "dense_names": list(schema.dense_names),
+            "positive_rate": float(arrays.labels.mean(dtype=np.float64)),
+            "label": "rating >= 4",
+            "split": "time order 80/10/10",
+            "splits": _split_info({"train": train, "valid": valid, "test": test}),
+        }
+    )
     return CTRData("movielens", schema, train, valid, test, info)

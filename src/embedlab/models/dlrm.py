@@ -118,6 +118,56 @@ def _tril_indices(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Ten
     return _TRIL_CACHE[key]
 
 
+def _tril_flat_indices(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat positions of the strict lower triangle of an ``n x n`` matrix (row-major, the
+    order of ``torch.tril_indices``) and the inverse map ``[n*n]``: ``1 + k`` at the
+    ``k``-th triangle position, ``0`` elsewhere."""
+    li, lj = torch.tril_indices(n, n, offset=-1)
+    flat = li * n + lj
+    inv = torch.zeros(n * n, dtype=torch.long)
+    inv[flat] = torch.arange(1, flat.numel() + 1)
+    return flat, inv
+
+
+class _DotInteraction(torch.autograd.Function):
+    """:func:`dot_interaction` with a cheaper gather and a hand-written backward.
+
+    Forward: the same ``bmm`` and the same triangle entries as :func:`dot_interaction`
+    (bit-identical output), gathered with one ``index_select`` over the flattened Gram
+    matrix instead of 2-D advanced indexing. Backward: the triangle gradient is scattered
+    back by another ``index_select`` (through ``inv``, not ``index_put``/``index_add``),
+    and ``dT = dZ T + dZ^T T`` is one ``bmm`` plus one ``baddbmm``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, dense: torch.Tensor, emb: torch.Tensor, flat: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+        b, n = dense.shape[0], emb.shape[1] + 1
+        t = torch.cat([dense.unsqueeze(1), emb], dim=1)
+        z = torch.bmm(t, t.transpose(1, 2))
+        ctx.save_for_backward(t, inv)
+        return torch.cat([dense, z.view(b, n * n).index_select(1, flat)], dim=1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        t, inv = ctx.saved_tensors
+        b, n, d = t.shape
+        gpad = torch.cat([grad.new_zeros(b, 1), grad[:, d:]], dim=1)
+        gz = gpad.index_select(1, inv).view(b, n, n)
+        gt = torch.bmm(gz, t)
+        gt.baddbmm_(gz.transpose(1, 2), t)
+        gdense = grad[:, :d] + gt[:, 0] if ctx.needs_input_grad[0] else None
+        gemb = gt[:, 1:] if ctx.needs_input_grad[1] else None
+        return gdense, gemb, None, None
+
+
+def _dot_interaction_gather(dense: torch.Tensor, emb: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+    """:func:`dot_interaction` with one ``index_select`` gather (autograd backward; used
+    under autocast, where the hand-written backward's dtypes would not match)."""
+    t = torch.cat([dense.unsqueeze(1), emb], dim=1)
+    z = torch.bmm(t, t.transpose(1, 2))
+    return torch.cat([dense, z.flatten(1).index_select(1, flat)], dim=1)
+
+
 @dataclass
 class EmbeddingOptimizerSpec:
     """The embedding optimizer fused into FBGEMM's kernel: a torch optimizer class + kwargs."""
@@ -138,6 +188,8 @@ class DLRM(nn.Module):
         *,
         embedding_kernel: str = "fused",
         embedding_optimizer: EmbeddingOptimizerSpec | None = None,
+        compile_dense: bool = False,
+        autocast_bf16: bool = False,
     ) -> None:
         super().__init__()
         from torchrec.modules.embedding_configs import EmbeddingBagConfig
@@ -185,14 +237,89 @@ class DLRM(nn.Module):
                     bag.weight.uniform_(t.weight_init_min, t.weight_init_max)
                     bag.sparse = embedding_kernel == "sparse"
         self._num_features = f
+        flat, inv = _tril_flat_indices(f + 1)
+        self.register_buffer("_tril_flat", flat, persistent=False)
+        self.register_buffer("_tril_inv", inv, persistent=False)
+        # FBGEMM's table-batched module behind the fused collection, when one module holds
+        # every table in feature order (then the KJT can be handed to it as it is).
+        self._tbe: nn.Module | None = None
+        if embedding_kernel == "fused":
+            mods = getattr(self.sparse, "_emb_modules", None)
+            order = [fn for c in self.sparse.embedding_bag_configs() for fn in c.feature_names]
+            if isinstance(mods, list) and len(mods) == 1 and order == self.feature_names:
+                self._tbe = mods[0]
+        self.compile_dense = compile_dense
+        self.autocast_bf16 = autocast_bf16
+        self._compiled: Any = None
+        self._compile_state = "off" if not compile_dense else "new"  # new | ok | failed
 
     def forward(self, dense: torch.Tensor, sparse: Any) -> torch.Tensor:
         if self.num_dense == 0:
             dense = dense.new_zeros(dense.shape[0], 1)
+        pooled = self.pooled_embeddings(sparse)  # [B, F * D], in table order
+        if self._compile_state in ("new", "ok"):
+            return self._compiled_dense(dense, pooled)
+        return self._dense_forward(dense, pooled)
+
+    def pooled_embeddings(self, sparse: Any) -> torch.Tensor:
+        """Sum-pooled embeddings ``[B, F * D]`` of a KeyedJaggedTensor, in table order.
+
+        Fast path (fused kernel): when the KJT's keys are the model's features in table
+        order, unweighted and with one batch size for all keys, its ``values``/``offsets``
+        (keys-major) are exactly what FBGEMM's table-batched module takes, so
+        ``FusedEmbeddingBagCollection.forward``'s ``to_dict()`` split and per-feature
+        re-concatenation are skipped. Otherwise, and for the other kernels, the TorchRec
+        module is called as usual.
+        """
+        tbe = self._tbe
+        if (
+            tbe is not None
+            and sparse.keys() == self.feature_names
+            and sparse.weights_or_none() is None
+            and not sparse.variable_stride_per_key()
+        ):
+            # The same int32 casts as FusedEmbeddingBagCollection.forward.
+            return tbe(sparse.values().int(), sparse.offsets().int(), None)
+        return self.sparse(sparse).values()
+
+    def _dense_forward(self, dense: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """Bottom MLP, dot interaction and top MLP: everything but the embedding lookup."""
+        if self.autocast_bf16:
+            with torch.autocast("cpu" if dense.device.type == "cpu" else dense.device.type, dtype=torch.bfloat16):
+                x = self.bottom(dense)
+                emb = pooled.view(x.shape[0], self._num_features, self.config.embedding_dim)
+                out = self.top(_dot_interaction_gather(x, emb, self._tril_flat))
+            return out.float().squeeze(1)
         x = self.bottom(dense)
-        pooled = self.sparse(sparse).values()  # [B, F * D], in table order
         emb = pooled.view(x.shape[0], self._num_features, self.config.embedding_dim)
-        return self.top(dot_interaction(x, emb)).squeeze(1)
+        if torch.is_grad_enabled() and (x.requires_grad or emb.requires_grad):
+            inter = _DotInteraction.apply(x, emb, self._tril_flat, self._tril_inv)
+        else:
+            inter = _dot_interaction_gather(x, emb, self._tril_flat)
+        return self.top(inter).squeeze(1)
+
+    def _compiled_dense(self, dense: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """:meth:`_dense_forward` through ``torch.compile``, falling back to eager (with a
+        warning) if compilation fails. The first call with gradients also runs the
+        compiled backward once on a detached copy, so that a failure to compile the
+        backward graph (compiled lazily by AOTAutograd) surfaces here rather than in the
+        caller's ``loss.backward()``."""
+        try:
+            if self._compiled is None:
+                self._compiled = torch.compile(self._dense_forward)
+            if self._compile_state == "new" and torch.is_grad_enabled():
+                probe = pooled.detach().requires_grad_(True)
+                out = self._compiled(dense, probe)
+                torch.autograd.grad(out.sum(), [probe])
+                self._compile_state = "ok"
+            return self._compiled(dense, pooled)
+        except Exception as e:  # noqa: BLE001 -- any compiler failure: run eager instead
+            import warnings
+
+            warnings.warn(f"torch.compile of the DLRM dense part failed, running eager: {type(e).__name__}: {e}", stacklevel=2)
+            self._compile_state = "failed"
+            self._compiled = None
+            return self._dense_forward(dense, pooled)
 
     def fused_optimizer(self) -> Any | None:
         """TorchRec's KeyedOptimizer over the fused tables (``None`` for the dense kernel)."""
