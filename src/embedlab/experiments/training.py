@@ -122,8 +122,8 @@ def dlrm_optimizers(ctx: ExperimentContext) -> ExperimentResult:
 
 
 #: DLRM settings for MovieLens-100k, chosen on validation AUC by ``benchmarks/movielens.py``.
-MOVIELENS_DLRM: dict[str, Any] = {"model_size": "small", "optimizer": "rowwise_adagrad", "lr": 0.05,
-                                  "batch_size": 512, "epochs": 2}  # fmt: skip
+MOVIELENS_DLRM: dict[str, Any] = {"model_size": "small", "optimizer": "adam", "lr": 1e-3, "embedding_lr": 1e-4,
+                                  "batch_size": 256, "epochs": 1}  # fmt: skip
 
 
 @register_experiment("dlrm-movielens", "MovieLens-100k: DLRM vs popularity and logistic regression", "training")
