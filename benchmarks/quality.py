@@ -14,8 +14,9 @@ training set and report test AUC and NE next to the Bayes-optimal values of ``me
   ``nn.EmbeddingBag(sparse=True)`` tables) with Adam + SparseAdam
   (:func:`benchmarks.reference_dlrm.make_optimizers`), trained by the loop in this file
   on the same batches (:func:`embedlab.data.schema.iter_batches`, same seeded shuffle).
-  It is *tuned*: learning rate in :data:`GRID_LRS` and epochs in ``1..GRID_EPOCHS`` are
-  chosen by **valid AUC** on ``--tune-rows`` training rows, seed 0. One run per learning
+  It is *tuned*: learning rate in :data:`GRID_LRS` (grown past an edge that wins, on the
+  1-3-10 ladder) and epochs in ``1..GRID_EPOCHS`` are chosen by **valid AUC** on
+  ``--tune-rows`` training rows (500k), seed 0. One run per learning
   rate with ``GRID_EPOCHS`` epochs and an evaluation after every epoch covers every
   ``(lr, epochs)`` pair (constant learning rate, data order a pure function of ``(seed,
   epoch)``: the model after epoch ``k`` is the model of an ``epochs=k`` run). The chosen
@@ -29,20 +30,26 @@ rows of the 4M training set are exactly the ``n``-row training set of the same s
 
 Goals checked in the JSON: the Bayes gap (``bayes_auc - test_auc`` and ``test_ne -
 bayes_ne``) shrinks with every size step, and embedlab's test AUC is at least the tuned
-reference's minus 0.002 at every size. If embedlab falls short by more than that, the
-reference's chosen setting is also run through embedlab at the tuning size (valid
-metrics) to show which default explains the difference.
+reference's minus 0.002 at every size (mean over paired seeds). If embedlab falls short
+by more than that, embedlab is also run with the reference's chosen setting at the tuning
+size and ``--diagnose-rows`` (seeds ``--diagnose-seeds``, seed 0 only above
+``--multi-seed-max-rows``) and compared with its defaults on **valid** metrics, paired by
+seed (same initialization and data order), to show which default explains the difference.
 
 Runs are resumable: every run writes ``metrics.json`` in ``WORK/runs/NAME`` and a
 finished run is never rerun, so the command can be killed and restarted. The data
-(about 3 GB of TSV and a NumPy cache) lives in ``WORK`` too. ``--report-only`` writes
-the JSON (and PNG) from the finished runs without training. Means and standard
-deviations are over seeds (sample std, ``ddof=1``); sizes above ``--multi-seed-max-rows``
-have seed 0 only.
+(TSV plus a NumPy cache, a few GB) lives in ``WORK`` too; ``WORK/invocations.json`` keeps
+the duration of every invocation so a resumed benchmark reports its whole cost.
+``--report-only`` writes the JSON (and PNG) from the finished runs without training.
+Means and standard deviations are over seeds (sample std, ``ddof=1``); sizes above
+``--multi-seed-max-rows`` have seed 0 only.
 
 Usage::
 
-    .venv/bin/python benchmarks/quality.py --work /tmp/quality_bench      # full
+    # the recorded run (about 45 min on 2 shared cores, ~18k samples/s per run); the
+    # defaults are its options: --seeds 0 1 2 3 --diagnose-seeds 0 1 2 3
+    # --diagnose-rows 1000000 2000000
+    .venv/bin/python benchmarks/quality.py --work /tmp/quality_bench
     .venv/bin/python benchmarks/quality.py --quick --work /tmp/quality_quick  # smoke test
 """
 
@@ -55,7 +62,6 @@ import math
 import os
 import platform
 import shlex
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -82,6 +88,10 @@ VALID_ROWS = TEST_ROWS = 200_000
 DATA_SEED = 0
 CARDINALITY_CAP = 300_000
 GRID_LRS = (3e-4, 1e-3, 3e-3)
+#: If the best learning rate is at an edge of the grid, the grid grows by one step of the
+#: 1-3-10 ladder past that edge (at most ``MAX_LR_EXTENSIONS`` times), so the choice is
+#: not an edge of the grid unless the extensions ran out.
+MAX_LR_EXTENSIONS = 3
 GRID_EPOCHS = 2
 GRID_BATCH = 512
 MODEL_SIZE = "kaggle"
@@ -113,6 +123,14 @@ def log(msg: str) -> None:
     print(f"[{dt.datetime.now().strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def lr_ladder(lr: float, direction: int) -> float:
+    """The neighbour of ``lr`` on the ladder ..., 1e-3, 3e-3, 1e-2, ... (``direction`` +1/-1)."""
+    e = math.floor(math.log10(lr) + 1e-9)
+    rungs = [m * 10.0**k for k in (e - 1, e, e + 1) for m in (1, 3)]
+    i = min(range(len(rungs)), key=lambda j: abs(math.log(rungs[j] / lr)))
+    return float(f"{rungs[i + direction]:.1g}")
+
+
 def lr_tag(lr: float) -> str:
     return f"{lr:g}"
 
@@ -121,8 +139,14 @@ def subset(data: CTRData, rows: int) -> CTRData:
     """The first ``rows`` training rows (a memmap view); valid and test unchanged."""
     if rows > len(data.train):
         raise SystemExit(f"asked for {rows} training rows, the data has {len(data.train)}")
-    return CTRData(data.name, data.schema, data.train.take(slice(0, rows)), data.valid, data.test,
-                   {**data.info, "train_rows": rows})  # fmt: skip
+    return CTRData(
+        data.name,
+        data.schema,
+        data.train.take(slice(0, rows)),
+        data.valid,
+        data.test,
+        {**data.info, "train_rows": rows},
+    )
 
 
 def finished(run: Path) -> dict | None:
@@ -134,17 +158,23 @@ def finished(run: Path) -> dict | None:
 @torch.no_grad()
 def predict_plain(model: PlainDLRM, arrays: CTRArrays, schema: CTRSchema) -> np.ndarray:
     model.eval()
-    out = [torch.sigmoid(model(b.dense, b.sparse)).double().numpy()
-           for b in iter_batches(arrays, schema, EVAL_BATCH, shuffle=False, drop_last=False)]  # fmt: skip
+    out = [
+        torch.sigmoid(model(b.dense, b.sparse)).double().numpy()
+        for b in iter_batches(arrays, schema, EVAL_BATCH, shuffle=False, drop_last=False)
+    ]
     model.train()
     return np.concatenate(out)
 
 
 def evaluate_plain(model: PlainDLRM, arrays: CTRArrays, schema: CTRSchema) -> dict[str, float]:
-    return ctr_metrics(np.asarray(arrays.labels, dtype=np.float64), predict_plain(model, arrays, schema))
+    return ctr_metrics(
+        np.asarray(arrays.labels, dtype=np.float64), predict_plain(model, arrays, schema)
+    )
 
 
-def train_reference(data: CTRData, lr: float, batch_size: int, epochs: int, seed: int) -> dict[str, Any]:
+def train_reference(
+    data: CTRData, lr: float, batch_size: int, epochs: int, seed: int
+) -> dict[str, Any]:
     """Plain DLRM, Adam (dense) + SparseAdam (embeddings), constant lr; metrics per epoch."""
     schema = data.schema
     set_seed(seed)
@@ -168,22 +198,44 @@ def train_reference(data: CTRData, lr: float, batch_size: int, epochs: int, seed
             steps += 1
         train_s += time.perf_counter() - t0
         t1 = time.perf_counter()
-        rec: dict[str, Any] = {"epoch": epoch + 1, "steps": steps, "train_samples": steps * batch_size,
-                               "train_loss_last_epoch": loss_sum / max(n, 1), "train_s": train_s,
-                               "train_samples_per_s": steps * batch_size / max(train_s, 1e-9)}  # fmt: skip
+        rec: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "steps": steps,
+            "train_samples": steps * batch_size,
+            "train_loss_last_epoch": loss_sum / max(n, 1),
+            "train_s": train_s,
+            "train_samples_per_s": steps * batch_size / max(train_s, 1e-9),
+        }
         for split in ("valid", "test"):
             for k, v in evaluate_plain(model, data.split(split), schema).items():
                 rec[f"{split}_{k}"] = v
         rec["eval_s"] = time.perf_counter() - t1
         per_epoch.append(rec)
-        log(f"  reference epoch {epoch + 1}: valid AUC {rec['valid_auc']:.4f} "
-            f"({rec['train_samples_per_s']:,.0f} samples/s)")  # fmt: skip
-    return {"kind": "reference", "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed,
-            "rows": len(data.train), "per_epoch": per_epoch}  # fmt: skip
+        log(
+            f"  reference epoch {epoch + 1}: valid AUC {rec['valid_auc']:.4f} "
+            f"({rec['train_samples_per_s']:,.0f} samples/s)"
+        )
+    return {
+        "kind": "reference",
+        "lr": lr,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "seed": seed,
+        "rows": len(data.train),
+        "per_epoch": per_epoch,
+    }
 
 
-def reference_run(work: Path, data: CTRData, rows: int, lr: float, bs: int, epochs: int, seed: int,
-                  allow_train: bool) -> dict | None:  # fmt: skip
+def reference_run(
+    work: Path,
+    data: CTRData,
+    rows: int,
+    lr: float,
+    bs: int,
+    epochs: int,
+    seed: int,
+    allow_train: bool,
+) -> dict | None:
     """The epoch-``epochs`` record of a reference run (reusing a longer finished run)."""
     runs = work / "runs"
     for e in range(GRID_EPOCHS + 4, epochs - 1, -1):  # prefer any finished run that covers it
@@ -204,8 +256,16 @@ def reference_run(work: Path, data: CTRData, rows: int, lr: float, bs: int, epoc
 
 
 # -- embedlab ----------------------------------------------------------------------------
-def embedlab_run(work: Path, data: CTRData, rows: int, seed: int, threads: int, allow_train: bool,
-                 overrides: dict[str, Any] | None = None, tag: str = "defaults") -> dict | None:  # fmt: skip
+def embedlab_run(
+    work: Path,
+    data: CTRData,
+    rows: int,
+    seed: int,
+    threads: int,
+    allow_train: bool,
+    overrides: dict[str, Any] | None = None,
+    tag: str = "defaults",
+) -> dict | None:
     """``embedlab train`` with its defaults (plus ``overrides`` for diagnostics)."""
     name = f"embedlab-{tag}-rows{rows}-seed{seed}"
     run = work / "runs" / name
@@ -218,26 +278,49 @@ def embedlab_run(work: Path, data: CTRData, rows: int, seed: int, threads: int, 
         sub = subset(data, rows)
         if over.get("epochs", 1) > 1:  # a valid evaluation after every epoch
             over["eval_every"] = num_batches(rows, over.get("batch_size", 512))
-        cfg = TrainConfig(data="synth", checkpoint_every=0, seed=seed, threads=threads,
-                          log_every=10**9, **over)  # fmt: skip
+        cfg = TrainConfig(
+            data="synth", checkpoint_every=0, seed=seed, threads=threads, log_every=10**9, **over
+        )
         m = train(cfg, run, data=sub, show_progress=False)
         if over.get("eval_every"):
             recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln]
-            m["valid_auc_by_epoch"] = [r["valid_auc"] for r in recs if "valid_auc" in r and "test_auc" not in r]
+            m["valid_auc_by_epoch"] = [
+                r["valid_auc"] for r in recs if "valid_auc" in r and "test_auc" not in r
+            ]
             m["valid_auc_by_epoch"].append(m["valid_auc"])
         (run / "checkpoint.pt").unlink(missing_ok=True)  # ~0.5 GB each; nothing resumes from it
         write_json(run / "metrics.json", m)
-        log(f"  embedlab: valid AUC {m['valid_auc']:.4f} ({m['train_samples_per_s']:,.0f} samples/s)")
-    keep = ("valid_auc", "valid_logloss", "valid_ne", "test_auc", "test_logloss", "test_ne",
-            "steps", "train_samples", "wall_time_s", "train_samples_per_s", "valid_auc_by_epoch")  # fmt: skip
+        log(
+            f"  embedlab: valid AUC {m['valid_auc']:.4f} "
+            f"({m['train_samples_per_s']:,.0f} samples/s)"
+        )
+    keep = (
+        "valid_auc",
+        "valid_logloss",
+        "valid_ne",
+        "test_auc",
+        "test_logloss",
+        "test_ne",
+        "steps",
+        "train_samples",
+        "wall_time_s",
+        "train_samples_per_s",
+        "valid_auc_by_epoch",
+    )
     return {k: m[k] for k in keep if k in m} | {"from_run": name}
 
 
 # -- summaries ---------------------------------------------------------------------------
 def stats(values: list[float]) -> dict[str, Any]:
     v = np.asarray(values, dtype=np.float64)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else None,
-            "per_seed": [float(x) for x in v], "n_seeds": len(v)}  # fmt: skip
+    sd = float(v.std(ddof=1)) if len(v) > 1 else None
+    return {
+        "mean": float(v.mean()),
+        "std": sd,
+        "sem": sd / math.sqrt(len(v)) if sd is not None else None,
+        "per_seed": [float(x) for x in v],
+        "n_seeds": len(v),
+    }
 
 
 def method_summary(recs: dict[int, dict], bayes: dict[str, float]) -> dict[str, Any] | None:
@@ -262,7 +345,7 @@ def method_summary(recs: dict[int, dict], bayes: dict[str, float]) -> dict[str, 
 
 
 def monotone_shrinking(values: list[float]) -> bool:
-    return all(b < a for a, b in zip(values, values[1:]))
+    return all(b < a for a, b in zip(values, values[1:], strict=False))
 
 
 def plot(out_png: Path, sizes: list[int], per_size: list[dict], bayes: dict) -> None:
@@ -274,7 +357,10 @@ def plot(out_png: Path, sizes: list[int], per_size: list[dict], bayes: dict) -> 
     except ImportError:
         return
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, bkey, label in ((axes[0], "test_auc", "auc", "test AUC"), (axes[1], "test_ne", "ne", "test NE")):
+    for ax, key, bkey, label in (
+        (axes[0], "test_auc", "auc", "test AUC"),
+        (axes[1], "test_ne", "ne", "test NE"),
+    ):
         for meth, style in (("embedlab", "o-"), ("reference", "s--")):
             xs, ys, es = [], [], []
             for r in per_size:
@@ -283,10 +369,20 @@ def plot(out_png: Path, sizes: list[int], per_size: list[dict], bayes: dict) -> 
                     ys.append(r[meth][key]["mean"])
                     es.append(r[meth][key]["std"] or 0.0)
             if xs:
-                ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3,
-                            label="embedlab defaults" if meth == "embedlab" else "plain PyTorch, tuned Adam")  # fmt: skip
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=es,
+                    fmt=style,
+                    capsize=3,
+                    label="embedlab defaults"
+                    if meth == "embedlab"
+                    else "plain PyTorch, tuned Adam",
+                )
         ax.axhline(bayes[bkey], color="k", lw=1, ls=":", label="Bayes limit")
         ax.set_xscale("log")
+        ax.set_xticks(sizes, [f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}k" for n in sizes])
+        ax.minorticks_off()
         ax.set_xlabel("training rows")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -300,19 +396,52 @@ def plot(out_png: Path, sizes: list[int], per_size: list[dict], bayes: dict) -> 
 # -- main --------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--work", type=Path, default=Path("/tmp/quality_bench"),
-                    help="data, cache and per-run metrics (finished runs are not rerun)")  # fmt: skip
-    ap.add_argument("--out", type=Path, default=None,
-                    help="result JSON (default benchmarks/results/quality.json; quality_quick.json with --quick)")  # fmt: skip
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/quality_bench"),
+        help="data, cache and per-run metrics (finished runs are not rerun)",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="result JSON (default benchmarks/results/quality.json; "
+        "quality_quick.json with --quick)",
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=None)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--multi-seed-max-rows", type=int, default=1_000_000,
-                    help="seeds other than 0 only for sizes up to this")  # fmt: skip
-    ap.add_argument("--tune-rows", type=int, default=None, help="training rows of the reference's tuning grid")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    ap.add_argument(
+        "--multi-seed-max-rows",
+        type=int,
+        default=1_000_000,
+        help="seeds other than 0 only for sizes up to this",
+    )
+    ap.add_argument(
+        "--tune-rows", type=int, default=None, help="training rows of the reference's tuning grid"
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ap.add_argument("--quick", action="store_true", help="tiny data and grid: a smoke test")
+    ap.add_argument(
+        "--diagnose-rows",
+        type=int,
+        nargs="*",
+        default=None,  # full run: 1M and 2M besides the tuning size
+        help="sizes (besides the tuning size) for the embedlab diagnostic runs",
+    )
+    ap.add_argument(
+        "--diagnose-seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2, 3],
+        help="seeds of the diagnostic runs (seed 0 only above --multi-seed-max-rows)",
+    )
     ap.add_argument("--no-diagnose", action="store_true", help="skip the embedlab diagnostic runs")
-    ap.add_argument("--report-only", action="store_true", help="assemble the JSON from finished runs, train nothing")
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="assemble the JSON from finished runs, train nothing",
+    )
     args = ap.parse_args(argv)
 
     q = args.quick
@@ -326,40 +455,88 @@ def main(argv: list[str] | None = None) -> dict:
     work = ensure_dir(args.work)
     allow = not args.report_only
     torch.set_num_threads(args.threads)
-    t_all = time.perf_counter()
+    t_all, t_wall0 = time.perf_counter(), time.time()
 
     # 1. data: one training set of max(sizes) rows; every size is a prefix of it
     data_dir = work / "data"
-    scfg = SynthConfig(rows=max(sizes), valid_rows=n_eval, test_rows=n_eval, seed=DATA_SEED,
-                       cardinalities=default_cardinalities(cap))  # fmt: skip
+    scfg = SynthConfig(
+        rows=max(sizes),
+        valid_rows=n_eval,
+        test_rows=n_eval,
+        seed=DATA_SEED,
+        cardinalities=default_cardinalities(cap),
+    )
     if not (data_dir / "meta.json").is_file():
         log(f"generating {scfg.rows:,} training rows into {data_dir}")
         generate(scfg, data_dir)
     meta = read_json(data_dir / "meta.json")
     if meta["config"]["rows"] < max(sizes):
-        raise SystemExit(f"{data_dir} has {meta['config']['rows']} training rows, fewer than {max(sizes)}")
+        raise SystemExit(
+            f"{data_dir} has {meta['config']['rows']} training rows, fewer than {max(sizes)}"
+        )
     t = time.perf_counter()
     data = load_data("synth", data_dir=data_dir, cache_root=work / "cache")
-    log(f"data loaded ({time.perf_counter() - t:.0f}s): train {len(data.train):,}, valid {len(data.valid):,}, "
-        f"test {len(data.test):,}; Bayes test AUC {meta['bayes_test_auc']:.4f}, NE {meta['bayes_test_ne']:.4f}")  # fmt: skip
-    bayes = {"auc": meta["bayes"]["test"]["auc"], "ne": meta["bayes"]["test"]["ne"],
-             "logloss": meta["bayes"]["test"]["logloss"]}  # fmt: skip
+    log(
+        f"data loaded ({time.perf_counter() - t:.0f}s): train {len(data.train):,}, "
+        f"valid {len(data.valid):,}, test {len(data.test):,}; "
+        f"Bayes test AUC {meta['bayes_test_auc']:.4f}, NE {meta['bayes_test_ne']:.4f}"
+    )
+    bayes = {
+        "auc": meta["bayes"]["test"]["auc"],
+        "ne": meta["bayes"]["test"]["ne"],
+        "logloss": meta["bayes"]["test"]["logloss"],
+    }
 
-    # 2. the reference's tuning grid (seed 0, valid AUC)
-    grid = []
-    for lr in lrs:
-        rec_by_epoch = [reference_run(work, data, tune_rows, lr, GRID_BATCH, e, 0, False) for e in range(1, GRID_EPOCHS + 1)]
+    # 2. the reference's tuning grid (seed 0, valid AUC), extended past an edge that wins
+    grid: list[dict[str, Any]] = []
+    lrs = list(lrs)
+    extensions = 0
+    i = 0
+    while i < len(lrs):
+        lr = lrs[i]
+        i += 1
+        rec_by_epoch = [
+            reference_run(work, data, tune_rows, lr, GRID_BATCH, e, 0, False)
+            for e in range(1, GRID_EPOCHS + 1)
+        ]
         if rec_by_epoch[-1] is None and allow:
             reference_run(work, data, tune_rows, lr, GRID_BATCH, GRID_EPOCHS, 0, True)
-            rec_by_epoch = [reference_run(work, data, tune_rows, lr, GRID_BATCH, e, 0, False) for e in range(1, GRID_EPOCHS + 1)]
+            rec_by_epoch = [
+                reference_run(work, data, tune_rows, lr, GRID_BATCH, e, 0, False)
+                for e in range(1, GRID_EPOCHS + 1)
+            ]
         for e, rec in enumerate(rec_by_epoch, start=1):
             if rec is not None:
-                grid.append({"lr": lr, "batch_size": GRID_BATCH, "epochs": e, "valid_auc": rec["valid_auc"],
-                             "valid_ne": rec["valid_ne"], "train_s": rec["train_s"], "run": rec["from_run"]})  # fmt: skip
+                grid.append(
+                    {
+                        "lr": lr,
+                        "batch_size": GRID_BATCH,
+                        "epochs": e,
+                        "valid_auc": rec["valid_auc"],
+                        "valid_ne": rec["valid_ne"],
+                        "train_s": rec["train_s"],
+                        "run": rec["from_run"],
+                    }
+                )
+        if (
+            i == len(lrs)
+            and grid
+            and extensions < MAX_LR_EXTENSIONS
+            and len({g["lr"] for g in grid}) == len(lrs)
+        ):
+            best_lr = max(grid, key=lambda g: (g["valid_auc"], -g["epochs"]))["lr"]
+            if best_lr == max(lrs):  # the best lr is the largest tried: try one step further
+                lrs.append(lr_ladder(max(lrs), +1))
+                extensions += 1
+            elif best_lr == min(lrs):
+                lrs.append(lr_ladder(min(lrs), -1))
+                extensions += 1
     chosen = max(grid, key=lambda g: (g["valid_auc"], -g["epochs"])) if grid else None
     if chosen:
-        log(f"reference chosen on valid: lr {chosen['lr']:g}, batch {chosen['batch_size']}, "
-            f"epochs {chosen['epochs']} (valid AUC {chosen['valid_auc']:.4f})")  # fmt: skip
+        log(
+            f"reference chosen on valid: lr {chosen['lr']:g}, batch {chosen['batch_size']}, "
+            f"epochs {chosen['epochs']} (valid AUC {chosen['valid_auc']:.4f})"
+        )
 
     # 3. every size, seed 0 first (embedlab defaults, then the reference), then other seeds
     def seeds_for(rows: int) -> list[int]:
@@ -367,7 +544,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     emb: dict[int, dict[int, dict]] = {n: {} for n in sizes}
     ref: dict[int, dict[int, dict]] = {n: {} for n in sizes}
-    order = [(n, 0) for n in sizes] + [(n, s) for s in args.seeds if s != 0 for n in sizes if s in seeds_for(n)]
+    order = [(n, 0) for n in sizes] + [
+        (n, s) for s in args.seeds if s != 0 for n in sizes if s in seeds_for(n)
+    ]
     for n, s in order:
         if s not in seeds_for(n):
             continue
@@ -375,21 +554,34 @@ def main(argv: list[str] | None = None) -> dict:
         if r is not None:
             emb[n][s] = r
         if chosen:
-            r = reference_run(work, data, n, chosen["lr"], chosen["batch_size"], chosen["epochs"], s, allow)
+            r = reference_run(
+                work, data, n, chosen["lr"], chosen["batch_size"], chosen["epochs"], s, allow
+            )
             if r is not None:
                 ref[n][s] = r
 
     per_size = []
     for n in sizes:
         e, r = method_summary(emb[n], bayes), method_summary(ref[n], bayes)
-        row: dict[str, Any] = {"rows": n, "bayes_test_auc": bayes["auc"], "bayes_test_ne": bayes["ne"],
-                               "embedlab": e, "reference": r}  # fmt: skip
+        row: dict[str, Any] = {
+            "rows": n,
+            "bayes_test_auc": bayes["auc"],
+            "bayes_test_ne": bayes["ne"],
+            "embedlab": e,
+            "reference": r,
+        }
         if e and r:
             paired = sorted(set(emb[n]) & set(ref[n]))
             diffs = [emb[n][s]["test_auc"] - ref[n][s]["test_auc"] for s in paired]
             row["embedlab_minus_reference_test_auc"] = {**stats(diffs), "seeds": paired}
-            row["embedlab_minus_reference_test_ne"] = {**stats([emb[n][s]["test_ne"] - ref[n][s]["test_ne"] for s in paired]), "seeds": paired}
-            row["embedlab_minus_reference_valid_auc"] = {**stats([emb[n][s]["valid_auc"] - ref[n][s]["valid_auc"] for s in paired]), "seeds": paired}
+            row["embedlab_minus_reference_test_ne"] = {
+                **stats([emb[n][s]["test_ne"] - ref[n][s]["test_ne"] for s in paired]),
+                "seeds": paired,
+            }
+            row["embedlab_minus_reference_valid_auc"] = {
+                **stats([emb[n][s]["valid_auc"] - ref[n][s]["valid_auc"] for s in paired]),
+                "seeds": paired,
+            }
             row["parity_met"] = bool(np.mean(diffs) >= -PARITY_TOL)
         per_size.append(row)
 
@@ -398,57 +590,160 @@ def main(argv: list[str] | None = None) -> dict:
         return [r[meth][key]["mean"] for r in per_size if r.get(meth)]
 
     def seed0_curve(meth: str, key: str) -> list[float]:
-        return [r[meth][key]["per_seed"][0] for r in per_size if r.get(meth) and r[meth]["seeds"][0] == 0]
+        return [
+            r[meth][key]["per_seed"][0]
+            for r in per_size
+            if r.get(meth) and r[meth]["seeds"][0] == 0
+        ]
 
     complete = all(r.get("embedlab") and r.get("reference") for r in per_size)
     goals: dict[str, Any] = {"complete": complete}
     for meth in ("embedlab", "reference"):
         goals[f"{meth}_auc_gap_shrinks_every_step"] = monotone_shrinking(curve(meth, "auc_gap"))
         goals[f"{meth}_ne_gap_shrinks_every_step"] = monotone_shrinking(curve(meth, "ne_gap"))
-        goals[f"{meth}_auc_gap_by_size"] = dict(zip([str(r["rows"]) for r in per_size if r.get(meth)], curve(meth, "auc_gap")))
-        goals[f"{meth}_ne_gap_by_size"] = dict(zip([str(r["rows"]) for r in per_size if r.get(meth)], curve(meth, "ne_gap")))
-        goals[f"{meth}_seed0_auc_gap_shrinks_every_step"] = monotone_shrinking(seed0_curve(meth, "auc_gap"))
-    diffs = {str(r["rows"]): r["embedlab_minus_reference_test_auc"]["mean"] for r in per_size if "parity_met" in r}
+        goals[f"{meth}_auc_gap_by_size"] = dict(
+            zip(
+                [str(r["rows"]) for r in per_size if r.get(meth)],
+                curve(meth, "auc_gap"),
+                strict=True,
+            )
+        )
+        goals[f"{meth}_ne_gap_by_size"] = dict(
+            zip(
+                [str(r["rows"]) for r in per_size if r.get(meth)],
+                curve(meth, "ne_gap"),
+                strict=True,
+            )
+        )
+        goals[f"{meth}_seed0_auc_gap_shrinks_every_step"] = monotone_shrinking(
+            seed0_curve(meth, "auc_gap")
+        )
+    diffs = {
+        str(r["rows"]): r["embedlab_minus_reference_test_auc"]["mean"]
+        for r in per_size
+        if "parity_met" in r
+    }
     goals["parity"] = {
-        "metric": "embedlab defaults test AUC minus tuned reference test AUC (mean over paired seeds)",
+        "metric": "embedlab defaults test AUC minus tuned reference test AUC "
+        "(mean over paired seeds)",
         "threshold": -PARITY_TOL,
         "by_size": diffs,
         "met_every_size": bool(diffs) and all(v >= -PARITY_TOL for v in diffs.values()),
     }
-    goals["note"] = ("gap curves use the mean over seeds where a size has several (seed 0 only above "
-                     f"{args.multi_seed_max_rows:,} rows); 'shrinks' means strictly smaller at every size step")  # fmt: skip
+    goals["note"] = (
+        "gap curves use the mean over seeds where a size has several (seed 0 only above "
+        f"{args.multi_seed_max_rows:,} rows); 'shrinks' means strictly smaller at every size step"
+    )
 
-    # 5. diagnostics: embedlab with the reference's chosen setting, on valid at the tuning size
+    # 5. diagnostics: embedlab with the reference's chosen setting, on valid (tuning size first)
     diagnostics: dict[str, Any] | None = None
     shortfall = [n for n, v in diffs.items() if v < -PARITY_TOL]
     default_setting = {"lr": 1e-3, "batch_size": 512, "epochs": 1}
-    if chosen and not args.no_diagnose and (shortfall or finished(work / "runs" / f"embedlab-chosen-rows{tune_rows}-seed0")):
+    extra = args.diagnose_rows
+    if extra is None:
+        extra = [] if q else [1_000_000, 2_000_000]
+    diag_rows = sorted({tune_rows, *extra})
+    if chosen and not args.no_diagnose:
         over = {k: chosen[k] for k in ("lr", "batch_size", "epochs")}
-        base = embedlab_run(work, data, tune_rows, 0, args.threads, False)
-        d = embedlab_run(work, data, tune_rows, 0, args.threads, allow, overrides=over, tag="chosen")
-        if d is not None:
+        by_rows = []
+        for n in diag_rows:
+            run_it = allow and bool(shortfall) and n <= max(sizes)
+            per_seed = []
+            for sd in sorted(
+                {s for s in args.diagnose_seeds if s == 0 or n <= args.multi_seed_max_rows}
+            ):
+                base = embedlab_run(work, data, n, sd, args.threads, run_it)
+                d = embedlab_run(
+                    work, data, n, sd, args.threads, run_it, overrides=over, tag="chosen"
+                )
+                if base is None or d is None:
+                    continue
+                rec = {
+                    "seed": sd,
+                    "defaults_valid_auc": base["valid_auc"],
+                    "defaults_valid_ne": base["valid_ne"],
+                    "reference_setting_valid_auc": d["valid_auc"],
+                    "reference_setting_valid_ne": d["valid_ne"],
+                    "for_information_defaults_test_auc": base["test_auc"],
+                    "for_information_reference_setting_test_auc": d["test_auc"],
+                }
+                if d.get("valid_auc_by_epoch"):
+                    rec["reference_setting_valid_auc_by_epoch"] = d["valid_auc_by_epoch"]
+                ref_s = ref.get(n, {}).get(sd)
+                if ref_s is not None:
+                    rec["plain_reference_valid_auc"] = ref_s["valid_auc"]
+                per_seed.append(rec)
+            if not per_seed:
+                continue
+            ch = [r["reference_setting_valid_auc"] - r["defaults_valid_auc"] for r in per_seed]
+            chn = [r["reference_setting_valid_ne"] - r["defaults_valid_ne"] for r in per_seed]
+            by_rows.append(
+                {
+                    "rows": n,
+                    "seeds": [r["seed"] for r in per_seed],
+                    "valid_auc_change": stats(ch),
+                    "valid_ne_change": stats(chn),
+                    "note": "paired by seed: same initialization and data order, "
+                    "only the setting differs",
+                    "per_seed": per_seed,
+                }
+            )
+        if by_rows:
             diagnostics = {
-                "why": f"embedlab defaults trailed the tuned reference by more than {PARITY_TOL} test AUC at sizes {shortfall}",
-                "tune_rows": tune_rows, "seed": 0, "selected_by": "valid AUC",
-                "embedlab_defaults": {**default_setting, "valid_auc": base["valid_auc"] if base else None, "valid_ne": base["valid_ne"] if base else None},
-                "embedlab_with_reference_setting": {**over, "valid_auc": d["valid_auc"], "valid_ne": d["valid_ne"],
-                                                    "valid_auc_by_epoch": d.get("valid_auc_by_epoch")},
-                "reference_grid_same_setting_valid_auc": chosen["valid_auc"],
-            }  # fmt: skip
+                "why": (
+                    "embedlab defaults trailed the tuned reference by more than "
+                    f"{PARITY_TOL} test AUC at sizes "
+                    f"{shortfall}"
+                    if shortfall
+                    else "run on request"
+                ),
+                "change_tested": {
+                    k: (default_setting[k], over[k]) for k in over if default_setting[k] != over[k]
+                },
+                "embedlab_defaults": default_setting,
+                "reference_setting": over,
+                "selected_by": "valid metrics only (test AUC is listed for information, not used)",
+                "by_rows": by_rows,
+            }
 
     # equivalence check of the implementations at the default setting (valid, tuning size, seed 0)
-    same = next((g for g in grid if g["lr"] == 1e-3 and g["epochs"] == 1 and g["batch_size"] == 512), None)
+    same = next(
+        (g for g in grid if g["lr"] == 1e-3 and g["epochs"] == 1 and g["batch_size"] == 512), None
+    )
     e0 = emb.get(tune_rows, {}).get(0)
     equivalence = None
     if same and e0:
-        equivalence = {"setting": default_setting, "rows": tune_rows, "seed": 0,
-                       "embedlab_valid_auc": e0["valid_auc"], "reference_valid_auc": same["valid_auc"],
-                       "difference": e0["valid_auc"] - same["valid_auc"]}  # fmt: skip
+        equivalence = {
+            "setting": default_setting,
+            "rows": tune_rows,
+            "seed": 0,
+            "embedlab_valid_auc": e0["valid_auc"],
+            "reference_valid_auc": same["valid_auc"],
+            "difference": e0["valid_auc"] - same["valid_auc"],
+        }
 
     import torchrec  # noqa: F401
 
     total_s = time.perf_counter() - t_all
-    run_walls = [float(x) for r in per_size for m in ("embedlab", "reference") if r.get(m) for x in r[m]["train_wall_s"]]
+    # every invocation on this work folder, so a resumed benchmark reports its whole cost
+    inv_path = work / "invocations.json"
+    invocations = read_json(inv_path) if inv_path.is_file() else []
+    if allow:
+        invocations.append(
+            {
+                "start": dt.datetime.fromtimestamp(t_wall0, dt.UTC).isoformat(timespec="seconds"),
+                "seconds": total_s,
+                "argv": sys.argv[1:],
+            }
+        )
+        write_json(inv_path, invocations)
+    run_walls = [
+        float(x)
+        for r in per_size
+        for m in ("embedlab", "reference")
+        if r.get(m)
+        for x in r[m]["train_wall_s"]
+    ]
     result = {
         "benchmark": "quality-vs-bayes-synth",
         "command": shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
@@ -463,8 +758,9 @@ def main(argv: list[str] | None = None) -> dict:
             "torch": torch.__version__,
             "torchrec": getattr(sys.modules["torchrec"], "__version__", "1.8.0"),
             "torch_threads_per_run": args.threads,
-            "note": "runs one after another; the machine was shared with another benchmark, so wall "
-                    "times and samples/s are contended numbers (quality is unaffected)",
+            "note": "runs one after another; the machine was shared with another "
+            "benchmark, so wall "
+            "times and samples/s are contended numbers (quality is unaffected)",
         },
         "seeds": args.seeds,
         "seeds_by_size": {str(n): seeds_for(n) for n in sizes},
@@ -483,47 +779,71 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "model": {"size": MODEL_SIZE, **model_config(MODEL_SIZE).to_dict()},
         "embedlab": {
-            "config": "TrainConfig(data='synth', checkpoint_every=0) defaults: optimizer adam, lr 1e-3 "
-                      "(embeddings SparseAdam through the sparse kernel), batch 512, 1 epoch, constant lr; "
-                      f"threads={args.threads}, seed per run",
+            "config": "TrainConfig(data='synth', checkpoint_every=0) defaults: "
+            "optimizer adam, lr 1e-3 "
+            "(embeddings SparseAdam through the sparse kernel), batch 512, 1 epoch, constant lr; "
+            f"threads={args.threads}, seed per run",
         },
         "reference": {
             "model": "benchmarks.reference_dlrm.PlainDLRM (nn.EmbeddingBag sum, sparse=True)",
             "optimizer": "Adam (MLPs) + SparseAdam (embeddings), constant lr",
-            "data_order": "embedlab.data.schema.iter_batches(seed, epoch), the same batches as embedlab",
+            "data_order": "embedlab.data.schema.iter_batches(seed, epoch), "
+            "the same batches as embedlab",
             "chosen": chosen,
         },
         "tuning_grid": {
-            "method": "reference", "rows": tune_rows, "seed": 0, "selected_by": "valid AUC",
-            "lrs": list(lrs), "epochs": list(range(1, GRID_EPOCHS + 1)), "batch_size": GRID_BATCH,
-            "note": f"one run of {GRID_EPOCHS} epochs per lr, evaluated after every epoch (constant lr: "
-                    "the model after epoch k is that of an epochs=k run)",
+            "method": "reference",
+            "rows": tune_rows,
+            "seed": 0,
+            "selected_by": "valid AUC",
+            "lrs": list(lrs),
+            "base_lrs": list(QUICK["lrs"] if q else GRID_LRS),
+            "edge_rule": "while the best lr is the largest (smallest) tried, "
+            "add the next larger (smaller) "
+            f"value of the 1-3-10 ladder, at most {MAX_LR_EXTENSIONS} times",
+            "epochs": list(range(1, GRID_EPOCHS + 1)),
+            "batch_size": GRID_BATCH,
+            "note": f"one run of {GRID_EPOCHS} epochs per lr, evaluated after every epoch "
+            "(constant lr: "
+            "the model after epoch k is that of an epochs=k run)",
             "runs": grid,
-        },  # fmt: skip
+        },
         "per_size": per_size,
         "goals": goals,
         "implementation_equivalence": equivalence,
         "diagnostics": diagnostics,
-        "timings_s": {"this_invocation": total_s, "sum_of_run_train_wall": float(sum(run_walls))},
+        "timings_s": {
+            "this_invocation": total_s,
+            "all_invocations": float(sum(i["seconds"] for i in invocations)),
+            "sum_of_curve_run_train_wall": float(sum(run_walls)),
+        },
+        "invocations": invocations,
     }
     write_json(out, result)
     plot(out.with_suffix(".png"), sizes, per_size, bayes)
 
     # table
     print(f"\nBayes test AUC {bayes['auc']:.4f}  NE {bayes['ne']:.4f}")
-    print(f"{'rows':>9} | {'embedlab AUC':>16} {'NE':>7} {'AUCgap':>7} | {'reference AUC':>16} {'NE':>7} {'AUCgap':>7} | {'emb-ref':>8}")
+    print(
+        f"{'rows':>9} | {'embedlab AUC':>16} {'NE':>7} {'AUCgap':>7} | "
+        f"{'reference AUC':>16} {'NE':>7} {'AUCgap':>7} | {'emb-ref':>8}"
+    )
     for r in per_size:
         cells = []
         for meth in ("embedlab", "reference"):
             m = r.get(meth)
             if m:
                 sd = m["test_auc"]["std"]
-                auc_s = f"{m['test_auc']['mean']:.4f}" + (f"±{sd:.4f}" if sd is not None else " (1 seed)")
+                auc_s = f"{m['test_auc']['mean']:.4f}" + (
+                    f"±{sd:.4f}" if sd is not None else " (1 seed)"
+                )
                 cells.append(f"{auc_s:>16} {m['test_ne']['mean']:7.4f} {m['auc_gap']['mean']:7.4f}")
             else:
                 cells.append(f"{'-':>16} {'-':>7} {'-':>7}")
         d = r.get("embedlab_minus_reference_test_auc")
-        print(f"{r['rows']:>9} | {cells[0]} | {cells[1]} | {d['mean'] if d else float('nan'):+8.4f}")
+        print(
+            f"{r['rows']:>9} | {cells[0]} | {cells[1]} | {d['mean'] if d else float('nan'):+8.4f}"
+        )
     print(json.dumps(goals, indent=1))
     log(f"done in {total_s:.0f}s -> {out}")
     return result
