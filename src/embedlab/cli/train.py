@@ -33,7 +33,8 @@ def train_cmd(
     checkpoint_every: int = typer.Option(1000, "--checkpoint-every", help="Steps between checkpoints (0: only at the end)."),
     eval_every: int = typer.Option(0, "--eval-every", help="Steps between validation logs (0: only at the end)."),
     tensorboard: bool = typer.Option(False, "--tensorboard"),
-    threads: int | None = typer.Option(None, "--threads"),
+    threads: int | None = typer.Option(None, "--threads", help="Intra-op threads (on a busy machine: fewer than free cores)."),
+    compile_dense: bool = typer.Option(False, "--compile-dense", help="torch.compile the MLPs and interaction (opt-in)."),
     resume: Path | None = typer.Option(None, "--resume", help="Continue the killed run in this folder."),
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:
@@ -62,7 +63,7 @@ def train_cmd(
         optimizer=optimizer, lr=lr, embedding_lr=embedding_lr, schedule=schedule,
         warmup_steps=warmup_steps, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         seed=seed, checkpoint_every=checkpoint_every, eval_every=eval_every,
-        tensorboard=tensorboard, threads=threads,
+        tensorboard=tensorboard, threads=threads, compile_dense=compile_dense,
     )  # fmt: skip
     cfg.validate()
     metrics = run_train(cfg, out, show_progress=not no_progress)

@@ -17,14 +17,15 @@ from embedlab.train.trainer import TrainConfig, train
 
 def run_or_load(cfg: TrainConfig, out: Path, data: CTRData, show_progress: bool = False) -> dict[str, Any]:
     """Train unless ``out/metrics.json`` already holds this run's result (resume-friendly)."""
-    done = out / "metrics.json"
-    if done.is_file() and (out / "config.json").is_file():
-        if read_json(out / "config.json") == _jsonable(cfg.to_dict()):
-            return read_json(done)
-    if (out / "checkpoint.pt").is_file() and (out / "config.json").is_file():
-        if read_json(out / "config.json") == _jsonable(cfg.to_dict()):
-            return train(cfg, out, data=data, resume=True, show_progress=show_progress)
-    return train(cfg, out, data=data, show_progress=show_progress)
+    same = (out / "config.json").is_file() and _jsonable(
+        TrainConfig.from_dict(read_json(out / "config.json")).to_dict()
+    ) == _jsonable(cfg.to_dict())
+    if same and (out / "metrics.json").is_file():
+        return read_json(out / "metrics.json")
+    resume = same and (out / "checkpoint.pt").is_file()
+    metrics = train(cfg, out, data=data, resume=resume, show_progress=show_progress)
+    (out / "checkpoint.pt").unlink(missing_ok=True)  # finished: metrics.json is the record
+    return metrics
 
 
 def _jsonable(d: dict) -> dict:
@@ -49,7 +50,7 @@ def dlrm_synth(ctx: ExperimentContext) -> ExperimentResult:
     """Learning curve: test AUC / NE of the default trainer vs training rows, against the
     Bayes-optimal values of the generator."""
     if ctx.quick:
-        sizes, cap, model, epochs = [25_000, 50_000, 100_000, 200_000], 20_000, "small", 2
+        sizes, cap, model, epochs = [50_000, 100_000, 200_000, 400_000], 20_000, "small", 2
     else:
         sizes, cap, model, epochs = [125_000, 250_000, 500_000, 1_000_000], 100_000, "kaggle", 2
     scfg = SynthConfig(rows=max(sizes), valid_rows=50_000, test_rows=50_000, seed=0,

@@ -34,7 +34,13 @@ def line_plot(
         ax.axhline(y, linestyle="--", color="gray", linewidth=1)
         ax.annotate(label, xy=(0.01, y), xycoords=("axes fraction", "data"), fontsize=8, va="bottom")
     if logx:
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
         ax.set_xscale("log")
+        xs = sorted({float(v) for x, _ in series.values() for v in x})
+        ax.set_xticks(xs)
+        ax.xaxis.set_major_formatter(FuncFormatter(_human))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -44,6 +50,13 @@ def line_plot(
     fig.savefig(p, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return p
+
+
+def _human(v: float, _pos: object = None) -> str:
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:g}{suffix}"
+    return f"{v:g}"
 
 
 def bar_plot(path: str | Path, labels: Sequence[str], values: Sequence[float], *, errors: Sequence[float] | None = None,

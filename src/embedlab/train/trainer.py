@@ -56,6 +56,7 @@ class TrainConfig:
     log_every: int = 50
     tensorboard: bool = False
     threads: int | None = None
+    compile_dense: bool = False
 
     def validate(self) -> None:
         """Raise :class:`UserError` for impossible settings (names are checked on use)."""
@@ -107,6 +108,7 @@ def build_model(cfg: TrainConfig, schema: CTRSchema) -> tuple[DLRM, list[torch.o
         model_config(cfg.model_size),
         embedding_kernel=kernel,
         embedding_optimizer=spec.fused(elr) if kernel == "fused" and spec.fused else None,
+        compile_dense=cfg.compile_dense,
     )
     opts = [spec.dense(model.dense_parameters(), lr)]
     if kernel != "fused":
@@ -183,8 +185,8 @@ def train(
     cfg.validate()
     run = ensure_dir(out)
     if resume:
-        saved = read_json(run / "config.json")
-        if saved != json.loads(json.dumps(cfg.to_dict())):
+        saved = TrainConfig.from_dict(read_json(run / "config.json"))
+        if saved.to_dict() != json.loads(json.dumps(cfg.to_dict())):
             raise UserError(f"{run}/config.json differs from the requested settings; resume with the saved ones")
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
