@@ -76,6 +76,7 @@ import numpy as np
 from embedlab.data.registry import CTRData, load_data
 from embedlab.data.schema import num_batches
 from embedlab.io import ensure_dir, write_json
+from embedlab.machine import cpu_model  # noqa: E402
 from embedlab.train.baselines import DEFAULT_CS, logistic_regression_scores, popularity_scores
 from embedlab.train.metrics import ctr_metrics
 from embedlab.train.trainer import TrainConfig, train
@@ -129,17 +130,6 @@ QUICK_CS = (0.1, 1.0)
 #: Logistic regression's C list: the library default extended downward, because with the
 #: history features the best C was 0.01, the smallest of :data:`DEFAULT_CS`.
 LOGREG_CS = (0.001, 0.003, *DEFAULT_CS)
-
-
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` is often empty)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def summarize(per_seed: list[dict[str, float]], keys=("auc", "logloss")) -> dict[str, Any]:

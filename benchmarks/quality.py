@@ -78,6 +78,7 @@ from embedlab.data.registry import CTRData, load_data  # noqa: E402
 from embedlab.data.schema import CTRArrays, CTRSchema, iter_batches, num_batches  # noqa: E402
 from embedlab.data.synth import SynthConfig, default_cardinalities, generate  # noqa: E402
 from embedlab.io import ensure_dir, read_json, write_json  # noqa: E402
+from embedlab.machine import cpu_model  # noqa: E402
 from embedlab.models.dlrm import model_config  # noqa: E402
 from embedlab.seed import set_seed  # noqa: E402
 from embedlab.train.metrics import ctr_metrics  # noqa: E402
@@ -108,17 +109,6 @@ QUICK = {
 
 
 # -- helpers -----------------------------------------------------------------------------
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` is often empty)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 def log(msg: str) -> None:
     print(f"[{dt.datetime.now().strftime('%H:%M:%S')}] {msg}", flush=True)
 

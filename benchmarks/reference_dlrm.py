@@ -20,7 +20,9 @@ from embedlab.models.dlrm import DLRMConfig, dot_interaction, mlp
 class PlainDLRM(nn.Module):
     """DLRM with ``nn.EmbeddingBag(sparse=True)`` tables; ``forward`` returns logits."""
 
-    def __init__(self, num_dense: int, table_sizes: Sequence[int], config: DLRMConfig | None = None) -> None:
+    def __init__(
+        self, num_dense: int, table_sizes: Sequence[int], config: DLRMConfig | None = None
+    ) -> None:
         super().__init__()
         cfg = config or DLRMConfig()
         d = cfg.embedding_dim
@@ -57,13 +59,24 @@ class PlainDLRM(nn.Module):
         return [*self.bottom.parameters(), *self.top.parameters()]
 
 
-def make_optimizers(model: PlainDLRM, name: str, lr: float, embedding_lr: float | None = None) -> list[torch.optim.Optimizer]:
+def make_optimizers(
+    model: PlainDLRM, name: str, lr: float, embedding_lr: float | None = None
+) -> list[torch.optim.Optimizer]:
     """The reference's optimizers: ``sgd`` (SGD on everything) or ``adam`` (Adam + SparseAdam)."""
     elr = embedding_lr if embedding_lr is not None else lr
     if name == "sgd":
-        return [torch.optim.SGD(model.dense_parameters(), lr=lr), torch.optim.SGD(model.embedding_parameters(), lr=elr)]
+        return [
+            torch.optim.SGD(model.dense_parameters(), lr=lr),
+            torch.optim.SGD(model.embedding_parameters(), lr=elr),
+        ]
     if name == "adam":
-        return [torch.optim.Adam(model.dense_parameters(), lr=lr), torch.optim.SparseAdam(model.embedding_parameters(), lr=elr)]
+        return [
+            torch.optim.Adam(model.dense_parameters(), lr=lr),
+            torch.optim.SparseAdam(model.embedding_parameters(), lr=elr),
+        ]
     if name == "adagrad":
-        return [torch.optim.Adagrad(model.dense_parameters(), lr=lr), torch.optim.Adagrad(model.embedding_parameters(), lr=elr)]
+        return [
+            torch.optim.Adagrad(model.dense_parameters(), lr=lr),
+            torch.optim.Adagrad(model.embedding_parameters(), lr=elr),
+        ]
     raise ValueError(f"unknown reference optimizer {name!r}")

@@ -19,17 +19,29 @@ def run(argv, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--data", "nope", "--out", "{tmp}/r"], "unknown data 'nope'; valid: criteo, movielens, synth"),
+        (
+            ["train", "--data", "nope", "--out", "{tmp}/r"],
+            "unknown data 'nope'; valid: criteo, movielens, synth",
+        ),
         (["train", "--optimizer", "lamb", "--out", "{tmp}/r"], "unknown optimizer 'lamb'; valid:"),
-        (["train", "--data", "criteo", "--train", "{tmp}/missing.tsv", "--out", "{tmp}/r"], "--train file not found"),
+        (
+            ["train", "--data", "criteo", "--train", "{tmp}/missing.tsv", "--out", "{tmp}/r"],
+            "--train file not found",
+        ),
         (["train", "--data", "criteo", "--out", "{tmp}/r"], "needs --train FILE"),
         (["train", "--batch-size", "-1", "--out", "{tmp}/r"], "batch-size must be positive"),
         (["train", "--model-size", "giant", "--out", "{tmp}/r"], "unknown model size"),
-        (["train", "--data", "synth", "--data-dir", "{tmp}", "--out", "{tmp}/r"], "not a synthetic data folder"),
+        (
+            ["train", "--data", "synth", "--data-dir", "{tmp}", "--out", "{tmp}/r"],
+            "not a synthetic data folder",
+        ),
         (["train", "--resume", "{tmp}"], "not a run folder"),
         (["train"], "missing --out"),
         (["data", "synth-ctr", "--rows", "-5", "--out", "{tmp}/d"], "rows must be positive"),
-        (["data", "synth-ctr", "--cardinalities", "1,2,x", "--out", "{tmp}/d"], "comma-separated integers"),
+        (
+            ["data", "synth-ctr", "--cardinalities", "1,2,x", "--out", "{tmp}/d"],
+            "comma-separated integers",
+        ),
         (["data", "synth-ctr", "--drift", "sideways", "--out", "{tmp}/d"], "unknown drift"),
         (["reproduce", "--only", "nothing", "--out", "{tmp}/rep"], "unknown experiment 'nothing'"),
     ],
@@ -52,17 +64,59 @@ def test_unwritable_output_folder(tmp_path, capsys):
 def test_wrong_column_count_strict(tmp_path, capsys):
     bad = tmp_path / "bad.tsv"
     bad.write_text("1\t2\t3\n")
-    code, _, err = run(["train", "--data", "criteo", "--train", str(bad), "--strict", "--out", str(tmp_path / "r")], capsys)
+    code, _, err = run(
+        [
+            "train",
+            "--data",
+            "criteo",
+            "--train",
+            str(bad),
+            "--strict",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capsys,
+    )
     assert code == 2 and "bad.tsv:1: expected 40 tab-separated fields, got 3" in err
 
 
 def test_synth_then_train_end_to_end(tmp_path, capsys):
     cards = ",".join(["30"] * 26)
-    code, out, _ = run(["data", "synth-ctr", "--rows", "3000", "--valid-rows", "1000", "--test-rows", "1000",
-                        "--cardinalities", cards, "--out", str(tmp_path / "d")], capsys)
+    code, out, _ = run(
+        [
+            "data",
+            "synth-ctr",
+            "--rows",
+            "3000",
+            "--valid-rows",
+            "1000",
+            "--test-rows",
+            "1000",
+            "--cardinalities",
+            cards,
+            "--out",
+            str(tmp_path / "d"),
+        ],
+        capsys,
+    )
     assert code in (0, None) and "Bayes-optimal test AUC" in out
-    code, out, _ = run(["train", "--data", "synth", "--data-dir", str(tmp_path / "d"), "--model-size", "tiny",
-                        "--batch-size", "256", "--no-progress", "--out", str(tmp_path / "run")], capsys)
+    code, out, _ = run(
+        [
+            "train",
+            "--data",
+            "synth",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--model-size",
+            "tiny",
+            "--batch-size",
+            "256",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capsys,
+    )
     assert code in (0, None)
     assert "test_auc" in out and "Bayes limit" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

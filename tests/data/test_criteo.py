@@ -25,7 +25,9 @@ def line(label="1", dense=None, cats=None) -> str:
 
 
 def test_parse_line_values_and_hashing():
-    y, d, s = parse_line(line(dense=["", "-5"] + ["3"] * 11, cats=["", "0000ffff"] + ["a"] * 24), SIZES)
+    y, d, s = parse_line(
+        line(dense=["", "-5"] + ["3"] * 11, cats=["", "0000ffff"] + ["a"] * 24), SIZES
+    )
     assert y == 1.0
     assert d[:3] == [0, -5, 3]
     assert s[0] == -1  # empty categorical -> empty bag
@@ -88,8 +90,14 @@ def test_binary_file_is_user_error(tmp_path):
 
 def test_load_split_caches_and_matches_stream(tmp_path):
     rng = np.random.default_rng(0)
-    lines = [line(label=str(rng.integers(2)), dense=[str(v) for v in rng.integers(-2, 50, 13)],
-                  cats=[f"{v:08x}" if v % 5 else "" for v in rng.integers(0, 2**32, 26)]) for _ in range(300)]
+    lines = [
+        line(
+            label=str(rng.integers(2)),
+            dense=[str(v) for v in rng.integers(-2, 50, 13)],
+            cats=[f"{v:08x}" if v % 5 else "" for v in rng.integers(0, 2**32, 26)],
+        )
+        for _ in range(300)
+    ]
     p = _write(tmp_path, lines + ["broken\n"])
     schema = criteo_schema(SIZES)
     arr, stats = load_split(p, schema, cache_root=tmp_path / "cache")

@@ -73,8 +73,15 @@ def test_drift_days_written_with_per_day_bayes(tmp_path, small_cfg):
     assert deltas[0] == deltas[1] == 0 and deltas[2] == deltas[3] > 0
 
 
-@pytest.mark.parametrize("kw, msg", [({"rows": 0}, "rows must be positive"), ({"drift": "wobbly"}, "unknown drift"),
-                                     ({"base_ctr": 1.5}, "base_ctr"), ({"cardinalities": (5, 5)}, "26 cardinalities")])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"rows": 0}, "rows must be positive"),
+        ({"drift": "wobbly"}, "unknown drift"),
+        ({"base_ctr": 1.5}, "base_ctr"),
+        ({"cardinalities": (5, 5)}, "26 cardinalities"),
+    ],
+)
 def test_bad_config(kw, msg):
     with pytest.raises(UserError, match=msg):
         SynthConfig(**kw)

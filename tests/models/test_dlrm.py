@@ -17,7 +17,9 @@ def test_dot_interaction_matches_brute_force():
     assert out.shape == (3, 4 + 6 * 5 // 2)
     t = torch.cat([dense[:, None], emb], 1)
     ref = [t[:, i] @ t[:, j].T for i in range(6) for j in range(i)]
-    brute = torch.stack([torch.einsum("bd,bd->b", t[:, i], t[:, j]) for i in range(6) for j in range(i)], 1)
+    brute = torch.stack(
+        [torch.einsum("bd,bd->b", t[:, i], t[:, j]) for i in range(6) for j in range(i)], 1
+    )
     assert len(ref) == 15
     torch.testing.assert_close(out[:, 4:], brute)
     torch.testing.assert_close(out[:, :4], dense)
@@ -27,7 +29,12 @@ def test_kaggle_shapes_and_param_counts():
     cfg = model_config("kaggle")
     m = DLRM(13, [10] * 26, [f"C{i}" for i in range(26)], cfg)
     assert m.top[0].in_features == 367  # 16 + 27*26/2, as the reference
-    assert [l.out_features for l in m.bottom if isinstance(l, torch.nn.Linear)] == [512, 256, 64, 16]
+    assert [l.out_features for l in m.bottom if isinstance(l, torch.nn.Linear)] == [
+        512,
+        256,
+        64,
+        16,
+    ]
     counts = m.parameter_counts()
     assert counts["embedding"] == 26 * 10 * 16
     assert counts["total"] == counts["embedding"] + counts["dense"]
@@ -39,8 +46,12 @@ def test_forward_shapes_and_kernels_agree(synth_dir, kernel):
     s = data.schema
     batch = make_batch(data.train, np.arange(64), s)
     torch.manual_seed(0)
-    ref = DLRM(s.num_dense, s.table_sizes, s.sparse_names, model_config("tiny"), embedding_kernel="fused")
-    m = DLRM(s.num_dense, s.table_sizes, s.sparse_names, model_config("tiny"), embedding_kernel=kernel)
+    ref = DLRM(
+        s.num_dense, s.table_sizes, s.sparse_names, model_config("tiny"), embedding_kernel="fused"
+    )
+    m = DLRM(
+        s.num_dense, s.table_sizes, s.sparse_names, model_config("tiny"), embedding_kernel=kernel
+    )
     m.load_state_dict(ref.state_dict())
     out = m(batch.dense, batch.sparse)
     assert out.shape == (64,)
@@ -50,7 +61,9 @@ def test_forward_shapes_and_kernels_agree(synth_dir, kernel):
 def test_sparse_kernel_gives_sparse_gradients(synth_dir):
     data = load_data("synth", data_dir=synth_dir)
     s = data.schema
-    m = DLRM(s.num_dense, s.table_sizes, s.sparse_names, model_config("tiny"), embedding_kernel="sparse")
+    m = DLRM(
+        s.num_dense, s.table_sizes, s.sparse_names, model_config("tiny"), embedding_kernel="sparse"
+    )
     b = make_batch(data.train, np.arange(32), s)
     m(b.dense, b.sparse).sum().backward()
     assert all(p.grad.is_sparse for p in m.embedding_parameters())
@@ -70,7 +83,9 @@ def _fused_model_and_batch(synth_dir):
     data = load_data("synth", data_dir=synth_dir)
     s = data.schema
     torch.manual_seed(0)
-    m = DLRM(s.num_dense, s.table_sizes, s.sparse_names, model_config("tiny"), embedding_kernel="fused")
+    m = DLRM(
+        s.num_dense, s.table_sizes, s.sparse_names, model_config("tiny"), embedding_kernel="fused"
+    )
     return m, make_batch(data.train, np.arange(64), s)
 
 
@@ -93,7 +108,9 @@ def test_custom_interaction_forward_and_gradcheck():
     flat, inv = _tril_flat_indices(6)
     out = _DotInteraction.apply(dense, emb, flat, inv)
     torch.testing.assert_close(out, dot_interaction(dense, emb))
-    assert torch.autograd.gradcheck(lambda d, e: _DotInteraction.apply(d, e, flat, inv), (dense, emb))
+    assert torch.autograd.gradcheck(
+        lambda d, e: _DotInteraction.apply(d, e, flat, inv), (dense, emb)
+    )
 
 
 def test_state_dict_keys_are_torchrec_names(synth_dir):

@@ -12,8 +12,16 @@ from embedlab.train.trainer import TrainConfig, resume_run, train
 
 
 def cfg(synth_dir, **kw) -> TrainConfig:
-    base = dict(data="synth", data_options={"data_dir": str(synth_dir)}, model_size="tiny", batch_size=128,
-                epochs=2, log_every=5, checkpoint_every=10, eval_batch_size=1024)
+    base = dict(
+        data="synth",
+        data_options={"data_dir": str(synth_dir)},
+        model_size="tiny",
+        batch_size=128,
+        epochs=2,
+        log_every=5,
+        checkpoint_every=10,
+        eval_batch_size=1024,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -26,7 +34,16 @@ def test_loss_falls_and_files_written(tmp_path, synth_dir, optimizer, lr):
     assert sum(losses[-3:]) / 3 < losses[0]
     assert m["test_auc"] > 0.6
     final = json.loads((tmp_path / "metrics.json").read_text())
-    for k in ("test_auc", "test_logloss", "test_ne", "valid_auc", "valid_logloss", "valid_ne", "wall_time_s", "cfg_optimizer"):
+    for k in (
+        "test_auc",
+        "test_logloss",
+        "test_ne",
+        "valid_auc",
+        "valid_logloss",
+        "valid_ne",
+        "wall_time_s",
+        "cfg_optimizer",
+    ):
         assert k in final
     assert final["data_bayes_test_auc"] > final["test_auc"] - 0.02
 
@@ -37,7 +54,9 @@ class Kill(Exception):
 
 @pytest.mark.parametrize("optimizer", ["adam", "rowwise_adagrad"])
 def test_resume_after_kill_equals_uninterrupted(tmp_path, synth_dir, optimizer):
-    c = cfg(synth_dir, optimizer=optimizer, max_steps=70)  # crosses an epoch boundary (46 steps/epoch)
+    c = cfg(
+        synth_dir, optimizer=optimizer, max_steps=70
+    )  # crosses an epoch boundary (46 steps/epoch)
     a = train(c, tmp_path / "a", show_progress=False)
 
     def boom(step: int) -> None:
@@ -50,8 +69,12 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, synth_dir, optimizer):
     b = resume_run(tmp_path / "b", show_progress=False)
     for k in ("test_auc", "test_logloss", "valid_auc", "valid_ne"):
         assert a[k] == b[k]
-    steps_a = [json.loads(l)["step"] for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
-    steps_b = [json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    steps_a = [
+        json.loads(l)["step"] for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    ]
+    steps_b = [
+        json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps_a == steps_b
 
 
@@ -75,9 +98,16 @@ def test_resume_refuses_changed_settings(tmp_path, synth_dir):
         resume_run(tmp_path / "nothing")
 
 
-@pytest.mark.parametrize("kw, msg", [({"batch_size": 0}, "batch-size"), ({"optimizer": "lamb"}, "valid: adagrad"),
-                                     ({"lr": -1.0}, "lr must be positive"), ({"embedding_kernel": "gpu"}, "valid: auto"),
-                                     ({"optimizer": "adam", "embedding_kernel": "fused"}, "cannot be fused")])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"batch_size": 0}, "batch-size"),
+        ({"optimizer": "lamb"}, "valid: adagrad"),
+        ({"lr": -1.0}, "lr must be positive"),
+        ({"embedding_kernel": "gpu"}, "valid: auto"),
+        ({"optimizer": "adam", "embedding_kernel": "fused"}, "cannot be fused"),
+    ],
+)
 def test_bad_settings(kw, msg, synth_dir):
     with pytest.raises(UserError, match=msg):
         cfg(synth_dir, **kw).validate()

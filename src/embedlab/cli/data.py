@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from embedlab.data.synth import DRIFTS, SynthConfig, generate, default_cardinalities
+from embedlab.data.synth import DRIFTS, SynthConfig, default_cardinalities, generate
 from embedlab.errors import UserError
 
 app = typer.Typer(help="Make and inspect datasets.", no_args_is_help=True)
@@ -23,15 +23,29 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
 
 @app.command("synth-ctr")
 def synth_ctr(
-    out: Path = typer.Option(..., "--out", help="Output folder (train/valid/test.tsv + meta.json)."),
-    rows: int = typer.Option(100_000, "--rows", help="Training rows (or rows per day with --days)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder (train/valid/test.tsv + meta.json)."
+    ),
+    rows: int = typer.Option(
+        100_000, "--rows", help="Training rows (or rows per day with --days)."
+    ),
     seed: int = typer.Option(0, "--seed"),
-    valid_rows: int | None = typer.Option(None, "--valid-rows", help="Default: rows/10, at least 1000."),
-    test_rows: int | None = typer.Option(None, "--test-rows", help="Default: rows/10, at least 1000."),
-    cardinalities: str | None = typer.Option(None, "--cardinalities", help="26 comma-separated table sizes."),
-    max_cardinality: int = typer.Option(300_000, "--max-cardinality", help="Cap of the default Criteo-like sizes."),
+    valid_rows: int | None = typer.Option(
+        None, "--valid-rows", help="Default: rows/10, at least 1000."
+    ),
+    test_rows: int | None = typer.Option(
+        None, "--test-rows", help="Default: rows/10, at least 1000."
+    ),
+    cardinalities: str | None = typer.Option(
+        None, "--cardinalities", help="26 comma-separated table sizes."
+    ),
+    max_cardinality: int = typer.Option(
+        300_000, "--max-cardinality", help="Cap of the default Criteo-like sizes."
+    ),
     base_ctr: float = typer.Option(0.25, "--base-ctr"),
-    days: int = typer.Option(0, "--days", help="Write one file per day (for drift) instead of splits."),
+    days: int = typer.Option(
+        0, "--days", help="Write one file per day (for drift) instead of splits."
+    ),
     drift: str = typer.Option("none", "--drift", help=f"One of: {', '.join(DRIFTS)}."),
 ) -> None:
     """Planted-truth synthetic CTR data in the Criteo TSV layout, with its Bayes limit."""

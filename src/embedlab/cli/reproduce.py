@@ -9,11 +9,21 @@ import typer
 
 
 def reproduce_cmd(
-    out: Path = typer.Option(Path("reports/latest"), "--out", help="Report folder (index.html, results.json)."),
-    quick: bool = typer.Option(False, "--quick", help="Small, fast versions of every experiment (one seed)."),
-    only: list[str] | None = typer.Option(None, "--only", help="Run only these experiments (repeatable)."),
-    seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds (default 0 quick, 0,1,2 full)."),
-    rerun: bool = typer.Option(False, "--rerun", help="Ignore finished experiments' cached results."),
+    out: Path = typer.Option(
+        Path("reports/latest"), "--out", help="Report folder (index.html, results.json)."
+    ),
+    quick: bool = typer.Option(
+        False, "--quick", help="Small, fast versions of every experiment (one seed)."
+    ),
+    only: list[str] | None = typer.Option(
+        None, "--only", help="Run only these experiments (repeatable)."
+    ),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="Comma-separated seeds (default 0 quick, 0,1,2 full)."
+    ),
+    rerun: bool = typer.Option(
+        False, "--rerun", help="Ignore finished experiments' cached results."
+    ),
     list_: bool = typer.Option(False, "--list", help="List the registered experiments and exit."),
 ) -> None:
     """Run the registered experiments and write OUT/index.html and OUT/results.json."""
@@ -39,11 +49,15 @@ def reproduce_cmd(
             typer.echo(f"✓ {d['name']} (finished earlier): {d['result']['summary']}", err=True)
         elif kind == "done":
             if d["status"] == "ok":
-                typer.echo(f"✓ {d['name']} ({d['wall_time_s']:.0f}s): {d['result']['summary']}", err=True)
+                typer.echo(
+                    f"✓ {d['name']} ({d['wall_time_s']:.0f}s): {d['result']['summary']}", err=True
+                )
             else:
                 typer.echo(f"✗ {d['name']} failed: {d['error']}", err=True)
 
-    results = reproduce(out, quick=quick, only=only or None, seeds=seed_t, rerun=rerun, on_event=event)
+    results = reproduce(
+        out, quick=quick, only=only or None, seeds=seed_t, rerun=rerun, on_event=event
+    )
     ok = sum(r["status"] == "ok" for r in results.values())
     typer.echo(f"{ok}/{len(results)} experiments ok; report: {out}/index.html")
     if ok < len(results):

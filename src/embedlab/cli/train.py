@@ -11,31 +11,55 @@ from embedlab.errors import UserError
 
 
 def train_cmd(
-    out: Path = typer.Option(None, "--out", help="Run folder (config, metrics.jsonl, checkpoint, metrics.json)."),
+    out: Path = typer.Option(
+        None, "--out", help="Run folder (config, metrics.jsonl, checkpoint, metrics.json)."
+    ),
     data: str = typer.Option("synth", "--data", help="synth, movielens or criteo."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder of `embedlab data synth-ctr` output."),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Folder of `embedlab data synth-ctr` output."
+    ),
     train: Path | None = typer.Option(None, "--train", help="Criteo TSV for training."),
     valid: Path | None = typer.Option(None, "--valid", help="Criteo TSV for validation."),
     test: Path | None = typer.Option(None, "--test", help="Criteo TSV for test."),
-    max_ind_range: int = typer.Option(10_000_000, "--max-ind-range", help="Criteo: cap of each table size."),
+    max_ind_range: int = typer.Option(
+        10_000_000, "--max-ind-range", help="Criteo: cap of each table size."
+    ),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line."),
-    model_size: str = typer.Option("kaggle", "--model-size", help="kaggle, small, tiny, terabyte or DIM:BOTTOM:TOP."),
-    optimizer: str = typer.Option("adam", "--optimizer", help="sgd, adagrad, rowwise_adagrad or adam."),
+    model_size: str = typer.Option(
+        "kaggle", "--model-size", help="kaggle, small, tiny, terabyte or DIM:BOTTOM:TOP."
+    ),
+    optimizer: str = typer.Option(
+        "adam", "--optimizer", help="sgd, adagrad, rowwise_adagrad or adam."
+    ),
     lr: float | None = typer.Option(None, "--lr"),
     embedding_lr: float | None = typer.Option(None, "--embedding-lr"),
-    embedding_kernel: str = typer.Option("auto", "--embedding-kernel", help="auto, fused, sparse or dense."),
-    schedule: str = typer.Option("constant", "--schedule", help="constant, warmup-decay or cosine."),
+    embedding_kernel: str = typer.Option(
+        "auto", "--embedding-kernel", help="auto, fused, sparse or dense."
+    ),
+    schedule: str = typer.Option(
+        "constant", "--schedule", help="constant, warmup-decay or cosine."
+    ),
     warmup_steps: int = typer.Option(0, "--warmup-steps"),
     epochs: int = typer.Option(1, "--epochs"),
     max_steps: int | None = typer.Option(None, "--max-steps"),
     batch_size: int = typer.Option(512, "--batch-size"),
     seed: int = typer.Option(0, "--seed"),
-    checkpoint_every: int = typer.Option(1000, "--checkpoint-every", help="Steps between checkpoints (0: only at the end)."),
-    eval_every: int = typer.Option(0, "--eval-every", help="Steps between validation logs (0: only at the end)."),
+    checkpoint_every: int = typer.Option(
+        1000, "--checkpoint-every", help="Steps between checkpoints (0: only at the end)."
+    ),
+    eval_every: int = typer.Option(
+        0, "--eval-every", help="Steps between validation logs (0: only at the end)."
+    ),
     tensorboard: bool = typer.Option(False, "--tensorboard"),
-    threads: int | None = typer.Option(None, "--threads", help="Intra-op threads (on a busy machine: fewer than free cores)."),
-    compile_dense: bool = typer.Option(False, "--compile-dense", help="torch.compile the MLPs and interaction (opt-in)."),
-    resume: Path | None = typer.Option(None, "--resume", help="Continue the killed run in this folder."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="Intra-op threads (on a busy machine: fewer than free cores)."
+    ),
+    compile_dense: bool = typer.Option(
+        False, "--compile-dense", help="torch.compile the MLPs and interaction (opt-in)."
+    ),
+    resume: Path | None = typer.Option(
+        None, "--resume", help="Continue the killed run in this folder."
+    ),
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:
     """Train a DLRM (TorchRec embeddings) and report valid/test AUC, logloss and NE."""
@@ -53,8 +77,14 @@ def train_cmd(
         opts = {"data_dir": str(data_dir)} if data_dir else {}
     elif data == "criteo":
         if train is None:
-            raise UserError("--data criteo needs --train FILE (and optionally --valid FILE --test FILE)")
-        opts = {k: str(v) for k, v in (("train", train), ("valid", valid), ("test", test)) if v is not None}
+            raise UserError(
+                "--data criteo needs --train FILE (and optionally --valid FILE --test FILE)"
+            )
+        opts = {
+            k: str(v)
+            for k, v in (("train", train), ("valid", valid), ("test", test))
+            if v is not None
+        }
         opts["max_ind_range"] = max_ind_range
     if strict:
         opts["strict"] = True
@@ -75,7 +105,11 @@ def _summary(m: dict, out: Path) -> None:
     line = ", ".join(f"{k} {m[k]:.4f}" for k in keys)
     if "data_bayes_test_auc" in m:
         line += f" (Bayes limit: test_auc {m['data_bayes_test_auc']:.4f}, test_ne {m['data_bayes_test_ne']:.4f})"
-    skipped = {k[len("data_rows_skipped_"):]: v for k, v in m.items() if k.startswith("data_rows_skipped")}
-    typer.echo(f"{line}; {m['wall_time_s']:.1f}s, {m['train_samples_per_s']:,.0f} samples/s -> {out}/metrics.json")
+    skipped = {
+        k[len("data_rows_skipped_") :]: v for k, v in m.items() if k.startswith("data_rows_skipped")
+    }
+    typer.echo(
+        f"{line}; {m['wall_time_s']:.1f}s, {m['train_samples_per_s']:,.0f} samples/s -> {out}/metrics.json"
+    )
     if skipped and any(skipped.values()):
         typer.echo(f"malformed lines skipped: {json.dumps(skipped)}")

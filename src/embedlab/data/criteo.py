@@ -262,7 +262,9 @@ def _convert(
     n = stats.rows
     np.save(tmp / "dense.npy", np.fromfile(tmp / "dense.bin", np.float32).reshape(n, NUM_DENSE))
     np.save(tmp / "labels.npy", np.fromfile(tmp / "labels.bin", np.float32))
-    out = np.lib.format.open_memmap(tmp / "sparse.npy", mode="w+", dtype=np.int64, shape=(NUM_SPARSE, n))
+    out = np.lib.format.open_memmap(
+        tmp / "sparse.npy", mode="w+", dtype=np.int64, shape=(NUM_SPARSE, n)
+    )
     for j in range(NUM_SPARSE):
         out[j] = np.fromfile(tmp / f"s{j}.bin", np.int64)
         (tmp / f"s{j}.bin").unlink()
@@ -271,9 +273,15 @@ def _convert(
     (tmp / "dense.bin").unlink()
     (tmp / "labels.bin").unlink()
     (tmp / "meta.json").write_text(
-        json.dumps({"rows": n, "skipped": stats.skipped, "examples": stats.examples,
-                    "source": str(p), "table_sizes": schema.table_sizes})
+        json.dumps(
+            {
+                "rows": n,
+                "skipped": stats.skipped,
+                "examples": stats.examples,
+                "source": str(p),
+                "table_sizes": schema.table_sizes,
+            }
+        )
     )
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-

@@ -64,7 +64,9 @@ def _ensure_builtin() -> None:
     import embedlab.data.sources  # noqa: F401  (registers the built-in sources)
 
 
-def split_by_position(arrays: CTRArrays, valid_frac: float = 0.1, test_frac: float = 0.1) -> tuple[CTRArrays, CTRArrays, CTRArrays]:
+def split_by_position(
+    arrays: CTRArrays, valid_frac: float = 0.1, test_frac: float = 0.1
+) -> tuple[CTRArrays, CTRArrays, CTRArrays]:
     """First rows train, then valid, then test (keeps time order; memmaps stay views)."""
     n = len(arrays)
     n_test = int(round(n * test_frac))

@@ -108,7 +108,9 @@ class CTRArrays:
             cols = [p.sparse[f] for p in parts]
             if cols[0].ndim == 2:
                 width = max(c.shape[1] for c in cols)
-                cols = [np.pad(c, ((0, 0), (0, width - c.shape[1])), constant_values=-1) for c in cols]
+                cols = [
+                    np.pad(c, ((0, 0), (0, width - c.shape[1])), constant_values=-1) for c in cols
+                ]
             sparse.append(np.concatenate(cols))
         keys = set.intersection(*(set(p.extra) for p in parts))
         return CTRArrays(

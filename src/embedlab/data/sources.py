@@ -30,7 +30,9 @@ def load_synth_source(
         if not (data_dir / "meta.json").is_file():
             generate(SynthConfig(rows=rows, seed=seed), data_dir, progress=progress)
     elif not (Path(data_dir) / "meta.json").is_file():
-        raise UserError(f"{data_dir} is not a synthetic data folder (no meta.json); make one with `embedlab data synth-ctr`")
+        raise UserError(
+            f"{data_dir} is not a synthetic data folder (no meta.json); make one with `embedlab data synth-ctr`"
+        )
     read_meta(data_dir)
     schema, splits, meta = load_synth(data_dir, strict=strict, cache_root=cache_root)
     info = {
@@ -72,5 +74,6 @@ def load_criteo_source(
         "reader": {k: s.summary() for k, s in stats.items()},
     }
     return CTRData("criteo", schema, tr_arr, va_arr, te_arr, info)
+
 
 import embedlab.data.movielens  # noqa: F401,E402

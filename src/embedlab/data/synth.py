@@ -87,7 +87,9 @@ class SynthConfig:
             if v is not None and v <= 0:
                 raise UserError(f"{name.replace('_', '-')} must be positive, got {v}")
         if len(self.cardinalities) != NUM_SPARSE:
-            raise UserError(f"the Criteo layout needs {NUM_SPARSE} cardinalities, got {len(self.cardinalities)}")
+            raise UserError(
+                f"the Criteo layout needs {NUM_SPARSE} cardinalities, got {len(self.cardinalities)}"
+            )
         if any(c <= 1 for c in self.cardinalities):
             raise UserError("cardinalities must be at least 2 each")
         if any(c >= 2**32 for c in self.cardinalities):
@@ -176,7 +178,9 @@ class Teacher:
             ids[:, f] = col
         return raw, ids
 
-    def _parts(self, raw: np.ndarray, ids: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    def _parts(
+        self, raw: np.ndarray, ids: np.ndarray, delta: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         x = np.log1p(np.maximum(raw, 0)).astype(np.float64)
         w1, b1, w2, wl, _ = self.mlp
         h = np.tanh(x @ w1 + b1)
@@ -242,7 +246,9 @@ def _hex_table(n: int) -> np.ndarray:
     return np.char.mod("%08x", np.arange(n, dtype=np.int64))
 
 
-def _write_rows(f, raw: np.ndarray, ids: np.ndarray, labels: np.ndarray, hexes: list[np.ndarray]) -> None:
+def _write_rows(
+    f, raw: np.ndarray, ids: np.ndarray, labels: np.ndarray, hexes: list[np.ndarray]
+) -> None:
     cols = [labels.astype(np.int64).astype(str)]
     for j in range(raw.shape[1]):
         c = raw[:, j].astype(str)
@@ -280,7 +286,10 @@ def generate(
     hexes = [_hex_table(n) for n in cfg.cardinalities]
     meta: dict = {"config": _config_dict(cfg), "format": "criteo-tsv", "files": {}, "bayes": {}}
     if cfg.days > 0:
-        jobs = [(f"day_{d:03d}", _STREAM["train"] * 1000 + d, cfg.rows, teacher.delta(d)) for d in range(cfg.days)]
+        jobs = [
+            (f"day_{d:03d}", _STREAM["train"] * 1000 + d, cfg.rows, teacher.delta(d))
+            for d in range(cfg.days)
+        ]
     else:
         jobs = [
             ("train", _STREAM["train"], cfg.rows, 0.0),
@@ -337,7 +346,9 @@ def synth_schema(meta: dict) -> CTRSchema:
     """The Criteo-layout schema whose table sizes are the teacher's cardinalities."""
     cards: Sequence[int] = meta["config"]["cardinalities"]
     if len(cards) != NUM_SPARSE:
-        raise UserError(f"synthetic data has {len(cards)} sparse features; the Criteo layout needs {NUM_SPARSE}")
+        raise UserError(
+            f"synthetic data has {len(cards)} sparse features; the Criteo layout needs {NUM_SPARSE}"
+        )
     return criteo_schema(table_sizes=cards)
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import platform
 import time
 import traceback
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from embedlab.errors import UserError
 from embedlab.experiments.registry import ExperimentContext, ExperimentResult, select
 from embedlab.io import ensure_dir, read_json, write_json
+from embedlab.machine import describe
 from embedlab.report.html import render
 
 
@@ -42,7 +42,11 @@ def reproduce(
         entry: dict[str, Any] = {"title": exp.title, "capability": exp.capability}
         if cached.is_file() and not rerun:
             prev = read_json(cached)
-            if prev.get("quick") == quick and prev.get("seeds") == list(seeds) and prev.get("status") == "ok":
+            if (
+                prev.get("quick") == quick
+                and prev.get("seeds") == list(seeds)
+                and prev.get("status") == "ok"
+            ):
                 results[exp.name] = prev
                 if on_event:
                     on_event("cached", {"name": exp.name, **prev})
@@ -58,17 +62,19 @@ def reproduce(
         except UserError as e:
             entry.update(status="failed", error=str(e))
         except Exception as e:  # an experiment's bug must not lose the others' results
-            entry.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            entry.update(
+                status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()
+            )
         entry.update(wall_time_s=time.perf_counter() - t0, quick=quick, seeds=list(seeds))
         write_json(cached, entry)
         results[exp.name] = entry
         if on_event:
             on_event("done", {"name": exp.name, **entry})
     header = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "mode": "quick" if quick else "full",
         "seeds": ",".join(map(str, seeds)),
-        "machine": f"{platform.machine()} {platform.processor() or ''} ({__import__('os').cpu_count()} cpus)".strip(),
+        "machine": describe(),
     }
     write_json(root / "results.json", {"header": header, "experiments": results})
     render(results, root, header)

@@ -9,13 +9,20 @@ from typing import Any
 
 from embedlab.data.registry import CTRData, load_data
 from embedlab.data.synth import SynthConfig, default_cardinalities, generate
-from embedlab.experiments.registry import ExperimentContext, ExperimentResult, Table, register_experiment
+from embedlab.experiments.registry import (
+    ExperimentContext,
+    ExperimentResult,
+    Table,
+    register_experiment,
+)
 from embedlab.io import read_json
 from embedlab.report.plots import bar_plot, line_plot
 from embedlab.train.trainer import TrainConfig, train
 
 
-def run_or_load(cfg: TrainConfig, out: Path, data: CTRData, show_progress: bool = False) -> dict[str, Any]:
+def run_or_load(
+    cfg: TrainConfig, out: Path, data: CTRData, show_progress: bool = False
+) -> dict[str, Any]:
     """Train unless ``out/metrics.json`` already holds this run's result (resume-friendly)."""
     same = (out / "config.json").is_file() and _jsonable(
         TrainConfig.from_dict(read_json(out / "config.json")).to_dict()
@@ -61,7 +68,9 @@ def dlrm_synth(ctx: ExperimentContext) -> ExperimentResult:
         data = replace(full, train=full.train.take(slice(0, n)))
         runs = []
         for s in ctx.seeds:
-            cfg = TrainConfig(data="synth", model_size=model, epochs=epochs, seed=s, checkpoint_every=0)
+            cfg = TrainConfig(
+                data="synth", model_size=model, epochs=epochs, seed=s, checkpoint_every=0
+            )
             runs.append(run_or_load(cfg, ctx.out / "runs" / f"n{n}-s{s}", data, ctx.show_progress))
         auc_m, auc_s = _mean_std([r["test_auc"] for r in runs])
         ne_m, ne_s = _mean_std([r["test_ne"] for r in runs])
@@ -92,7 +101,9 @@ def dlrm_synth(ctx: ExperimentContext) -> ExperimentResult:
     )  # fmt: skip
 
 
-@register_experiment("dlrm-optimizers", "Embedding optimizers side by side (fused FBGEMM vs sparse)", "training")
+@register_experiment(
+    "dlrm-optimizers", "Embedding optimizers side by side (fused FBGEMM vs sparse)", "training"
+)
 def dlrm_optimizers(ctx: ExperimentContext) -> ExperimentResult:
     """SGD, Adagrad, row-wise Adagrad (fused into FBGEMM) and Adam (sparse kernel) on the
     same planted-truth data, with their default learning rates."""
@@ -127,7 +138,9 @@ MOVIELENS_DLRM: dict[str, Any] = {"model_size": "small", "optimizer": "adam", "l
                                   "batch_size": 256, "epochs": 1}  # fmt: skip
 
 
-@register_experiment("dlrm-movielens", "MovieLens-100k: DLRM vs popularity and logistic regression", "training")
+@register_experiment(
+    "dlrm-movielens", "MovieLens-100k: DLRM vs popularity and logistic regression", "training"
+)
 def dlrm_movielens(ctx: ExperimentContext) -> ExperimentResult:
     """Same 80/10/10 time split for all methods; baselines are deterministic."""
     from embedlab.train.baselines import logistic_regression_scores, popularity_scores

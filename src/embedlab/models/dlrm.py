@@ -100,7 +100,9 @@ class DLRMConfig:
             raise UserError(f"embedding dim must be positive, got {self.embedding_dim}")
         for name in ("bottom_mlp", "top_mlp"):
             if any(w <= 0 for w in getattr(self, name)):
-                raise UserError(f"{name.replace('_', ' ')} widths must be positive, got {getattr(self, name)}")
+                raise UserError(
+                    f"{name.replace('_', ' ')} widths must be positive, got {getattr(self, name)}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,7 +128,9 @@ def model_config(size: str) -> DLRMConfig:
             bottom = tuple(int(x) for x in parts[1].split("-") if x)
             top = tuple(int(x) for x in parts[2].split("-") if x)
         except ValueError:
-            raise UserError(f"bad model size {size!r}: expected dim:bottom:top, e.g. 16:512-256-64:512-256") from None
+            raise UserError(
+                f"bad model size {size!r}: expected dim:bottom:top, e.g. 16:512-256-64:512-256"
+            ) from None
         return DLRMConfig(dim, bottom, top)
     raise unknown_name("model size", size, [*MODEL_SIZES, "DIM:BOTTOM:TOP"])
 
@@ -406,5 +410,8 @@ class DLRM(nn.Module):
     def parameter_counts(self) -> dict[str, int]:
         """Embedding, dense (MLP) and total parameter counts."""
         dense = sum(p.numel() for p in [*self.bottom.parameters(), *self.top.parameters()])
-        emb = sum(self.config.embedding_dim * c.num_embeddings for c in self.sparse.embedding_bag_configs())
+        emb = sum(
+            self.config.embedding_dim * c.num_embeddings
+            for c in self.sparse.embedding_bag_configs()
+        )
         return {"embedding": emb, "dense": dense, "total": emb + dense}

@@ -18,7 +18,9 @@ import torch
 class RowWiseAdagrad(torch.optim.Optimizer):
     """Row-wise Adagrad over 2-D parameters with sparse (or dense) gradients."""
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 0.01, eps: float = 1e-8) -> None:
+    def __init__(
+        self, params: Iterable[torch.nn.Parameter], lr: float = 0.01, eps: float = 1e-8
+    ) -> None:
         if lr <= 0:
             raise ValueError(f"lr must be positive, got {lr}")
         super().__init__(params, {"lr": lr, "eps": eps})

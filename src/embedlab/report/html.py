@@ -30,7 +30,9 @@ def render(results: dict[str, dict[str, Any]], out: Path, header: dict[str, Any]
         "th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%}.fail{color:#b00}"
         ".meta{color:#555;font-size:.9em}</style></head><body>",
         "<h1>embedlab report</h1>",
-        "<p class='meta'>" + " · ".join(f"{html.escape(k)}: {_fmt(v)}" for k, v in header.items()) + "</p>",
+        "<p class='meta'>"
+        + " · ".join(f"{html.escape(k)}: {_fmt(v)}" for k, v in header.items())
+        + "</p>",
         "<h2>Summary</h2><table><tr><th>experiment</th><th>status</th><th>summary</th><th>wall time (s)</th></tr>",
     ]
     for name, r in results.items():
@@ -41,7 +43,9 @@ def render(results: dict[str, dict[str, Any]], out: Path, header: dict[str, Any]
         )
     parts.append("</table>")
     for name, r in results.items():
-        parts.append(f"<h2 id='{name}'>{html.escape(r['title'])} <small>({html.escape(name)})</small></h2>")
+        parts.append(
+            f"<h2 id='{name}'>{html.escape(r['title'])} <small>({html.escape(name)})</small></h2>"
+        )
         if not r.get("result"):
             parts.append(f"<p class='fail'>failed: {html.escape(r.get('error', ''))}</p>")
             continue
@@ -57,7 +61,9 @@ def render(results: dict[str, dict[str, Any]], out: Path, header: dict[str, Any]
                 parts.append("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>")
             parts.append("</table>")
         for p in res.plots:
-            parts.append(f"<p><img src='{html.escape(name)}/{html.escape(p)}' alt='{html.escape(p)}'></p>")
+            parts.append(
+                f"<p><img src='{html.escape(name)}/{html.escape(p)}' alt='{html.escape(p)}'></p>"
+            )
     parts.append("</body></html>")
     path = out / "index.html"
     with atomic_open(path) as f:

@@ -32,7 +32,9 @@ def line_plot(
             ax.plot(x, y, marker="o", label=label)
     for label, y in (hlines or {}).items():
         ax.axhline(y, linestyle="--", color="gray", linewidth=1)
-        ax.annotate(label, xy=(0.01, y), xycoords=("axes fraction", "data"), fontsize=8, va="bottom")
+        ax.annotate(
+            label, xy=(0.01, y), xycoords=("axes fraction", "data"), fontsize=8, va="bottom"
+        )
     if logx:
         from matplotlib.ticker import FuncFormatter, NullFormatter
 
@@ -59,8 +61,16 @@ def _human(v: float, _pos: object = None) -> str:
     return f"{v:g}"
 
 
-def bar_plot(path: str | Path, labels: Sequence[str], values: Sequence[float], *, errors: Sequence[float] | None = None,
-             title: str = "", ylabel: str = "", ylim: tuple[float, float] | None = None) -> Path:
+def bar_plot(
+    path: str | Path,
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    errors: Sequence[float] | None = None,
+    title: str = "",
+    ylabel: str = "",
+    ylim: tuple[float, float] | None = None,
+) -> Path:
     """One PNG bar chart."""
     import matplotlib
 

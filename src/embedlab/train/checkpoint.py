@@ -38,11 +38,22 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UserError(f"checkpoint not found: {p}")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except (
+        RuntimeError,
+        pickle.UnpicklingError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+    ) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"checkpoint {p} is corrupt or not loadable safely: {first[:200]}") from None
+        raise UserError(
+            f"checkpoint {p} is corrupt or not loadable safely: {first[:200]}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{p} is not an embedlab checkpoint")
     if state.get("version") != VERSION:
-        raise UserError(f"{p}: checkpoint version {state.get('version')} is not supported (expected {VERSION})")
+        raise UserError(
+            f"{p}: checkpoint version {state.get('version')} is not supported (expected {VERSION})"
+        )
     return state

@@ -14,7 +14,9 @@ from embedlab.errors import unknown_name
 SCHEDULES = ("constant", "warmup-decay", "cosine")
 
 
-def lr_at(step: int, base_lr: float, total_steps: int, schedule: str = "constant", warmup: int = 0) -> float:
+def lr_at(
+    step: int, base_lr: float, total_steps: int, schedule: str = "constant", warmup: int = 0
+) -> float:
     """The learning rate for ``step`` (0-based) of ``total_steps``."""
     if schedule not in SCHEDULES:
         raise unknown_name("lr schedule", schedule, SCHEDULES)

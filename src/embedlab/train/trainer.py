@@ -25,7 +25,7 @@ from embedlab.data.registry import CTRData, check_data_name, load_data
 from embedlab.data.schema import CTRArrays, CTRSchema, iter_batches, num_batches
 from embedlab.errors import UserError
 from embedlab.io import atomic_open, ensure_dir, read_json, write_json
-from embedlab.models.dlrm import KERNELS, DLRM, model_config
+from embedlab.models.dlrm import DLRM, KERNELS, model_config
 from embedlab.optim.registry import get_optimizer, set_lr
 from embedlab.seed import set_seed
 from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
@@ -62,7 +62,9 @@ class TrainConfig:
         """Raise :class:`UserError` for impossible settings (names are checked on use)."""
         for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
             if getattr(self, name) <= 0:
-                raise UserError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+                raise UserError(
+                    f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}"
+                )
         for name in ("warmup_steps", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
@@ -75,7 +77,9 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise UserError(f"unknown lr schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
         if self.embedding_kernel not in ("auto", *KERNELS):
-            raise UserError(f"unknown embedding kernel {self.embedding_kernel!r}; valid: auto, {', '.join(KERNELS)}")
+            raise UserError(
+                f"unknown embedding kernel {self.embedding_kernel!r}; valid: auto, {', '.join(KERNELS)}"
+            )
         if self.threads is not None and self.threads <= 0:
             raise UserError(f"threads must be positive, got {self.threads}")
         get_optimizer(self.optimizer).kernel(self.embedding_kernel)
@@ -118,7 +122,9 @@ def build_model(cfg: TrainConfig, schema: CTRSchema) -> tuple[DLRM, list[torch.o
 
 
 @torch.no_grad()
-def predict(model: DLRM, arrays: CTRArrays, schema: CTRSchema, batch_size: int = 16384) -> np.ndarray:
+def predict(
+    model: DLRM, arrays: CTRArrays, schema: CTRSchema, batch_size: int = 16384
+) -> np.ndarray:
     """Click probabilities for every row of ``arrays`` (in order)."""
     model.eval()
     out = []
@@ -128,9 +134,13 @@ def predict(model: DLRM, arrays: CTRArrays, schema: CTRSchema, batch_size: int =
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def evaluate(model: DLRM, arrays: CTRArrays, schema: CTRSchema, batch_size: int = 16384) -> dict[str, float]:
+def evaluate(
+    model: DLRM, arrays: CTRArrays, schema: CTRSchema, batch_size: int = 16384
+) -> dict[str, float]:
     """AUC, logloss, NE, accuracy of ``model`` on ``arrays``."""
-    return ctr_metrics(np.asarray(arrays.labels, dtype=np.float64), predict(model, arrays, schema, batch_size))
+    return ctr_metrics(
+        np.asarray(arrays.labels, dtype=np.float64), predict(model, arrays, schema, batch_size)
+    )
 
 
 class _Log:
@@ -139,7 +149,11 @@ class _Log:
     def __init__(self, run: Path, tensorboard: bool, keep_until: int | None) -> None:
         self.path = run / "metrics.jsonl"
         if keep_until is not None and self.path.exists():
-            kept = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["step"] <= keep_until]
+            kept = [
+                ln
+                for ln in self.path.read_text().splitlines()
+                if ln and json.loads(ln)["step"] <= keep_until
+            ]
             with atomic_open(self.path) as f:
                 f.write("".join(ln + "\n" for ln in kept))
         elif keep_until is None:
@@ -150,7 +164,9 @@ class _Log:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                raise UserError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+                raise UserError(
+                    "--tensorboard needs the tensorboard package: pip install tensorboard"
+                ) from None
             self.tb = SummaryWriter(log_dir=str(run / "tb"))
 
     def write(self, rec: dict[str, Any]) -> None:
@@ -187,7 +203,9 @@ def train(
     if resume:
         saved = TrainConfig.from_dict(read_json(run / "config.json"))
         if saved.to_dict() != json.loads(json.dumps(cfg.to_dict())):
-            raise UserError(f"{run}/config.json differs from the requested settings; resume with the saved ones")
+            raise UserError(
+                f"{run}/config.json differs from the requested settings; resume with the saved ones"
+            )
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     if data is None:
@@ -202,7 +220,9 @@ def train(
 
     per_epoch = num_batches(len(data.train), cfg.batch_size)
     if per_epoch == 0:
-        raise UserError(f"training split has {len(data.train)} rows, fewer than one batch of {cfg.batch_size}")
+        raise UserError(
+            f"training split has {len(data.train)} rows, fewer than one batch of {cfg.batch_size}"
+        )
     total = per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
@@ -232,14 +252,23 @@ def train(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=step, disable=not show_progress, unit="step", dynamic_ncols=True, mininterval=1.0)
+    bar = tqdm(
+        total=total,
+        initial=step,
+        disable=not show_progress,
+        unit="step",
+        dynamic_ncols=True,
+        mininterval=1.0,
+    )
     t0 = time.perf_counter()
     t_win, n_win = t0, 0
     model.train()
     try:
         while step < total:
             epoch, start = divmod(step, per_epoch)
-            for batch in iter_batches(data.train, schema, cfg.batch_size, seed=cfg.seed, epoch=epoch, start=start):
+            for batch in iter_batches(
+                data.train, schema, cfg.batch_size, seed=cfg.seed, epoch=epoch, start=start
+            ):
                 lr = lr_at(step, base_lr, total, cfg.schedule, cfg.warmup_steps)
                 elr = lr * base_elr / base_lr
                 set_lr(opts[0], lr)
@@ -264,7 +293,13 @@ def train(
                     now = time.perf_counter()
                     sps = n_win / max(now - t_win, 1e-9)
                     t_win, n_win = now, 0
-                    rec = {"step": step, "epoch": epoch, "train_loss": loss_sum / loss_n, "lr": lr, "samples_per_s": sps}
+                    rec = {
+                        "step": step,
+                        "epoch": epoch,
+                        "train_loss": loss_sum / loss_n,
+                        "lr": lr,
+                        "samples_per_s": sps,
+                    }
                     log.write(rec)
                     bar.set_postfix(loss=f"{rec['train_loss']:.4f}", samples_s=f"{sps:,.0f}")
                     loss_sum, loss_n = 0.0, 0
