@@ -7,7 +7,8 @@ training set and report test AUC and NE next to the Bayes-optimal values of ``me
 (the teacher's true probabilities scored on the same test labels). Two trainers:
 
 * **embedlab defaults**: :func:`embedlab.train.trainer.train` with ``TrainConfig(data=
-  "synth", checkpoint_every=0)`` and nothing else changed (Adam lr 1e-3, sparse kernel
+  "synth", checkpoint_every=0)`` and nothing else changed (Adam at its default learning
+  rate, see :mod:`embedlab.optim.registry`; runs are named after it), sparse kernel
   with SparseAdam for the embeddings, model ``kaggle``, batch 512, one epoch, constant
   learning rate); only ``threads`` (a speed setting) is set on this shared machine.
 * **plain-PyTorch reference**: :class:`benchmarks.reference_dlrm.PlainDLRM` (same sizes,
@@ -80,6 +81,7 @@ from embedlab.data.synth import SynthConfig, default_cardinalities, generate  # 
 from embedlab.io import ensure_dir, read_json, write_json  # noqa: E402
 from embedlab.machine import cpu_model  # noqa: E402
 from embedlab.models.dlrm import model_config  # noqa: E402
+from embedlab.optim.registry import get_optimizer  # noqa: E402
 from embedlab.seed import set_seed  # noqa: E402
 from embedlab.train.metrics import ctr_metrics  # noqa: E402
 from embedlab.train.trainer import TrainConfig, train  # noqa: E402
@@ -123,6 +125,13 @@ def lr_ladder(lr: float, direction: int) -> float:
 
 def lr_tag(lr: float) -> str:
     return f"{lr:g}"
+
+
+def defaults_tag() -> str:
+    """Names runs of ``embedlab train``'s defaults by what they are (optimizer and its
+    default learning rate), so a changed default never reuses an old run."""
+    d = TrainConfig()
+    return f"defaults-{d.optimizer}-lr{lr_tag(get_optimizer(d.optimizer).default_lr)}"
 
 
 def subset(data: CTRData, rows: int) -> CTRData:
@@ -254,10 +263,10 @@ def embedlab_run(
     threads: int,
     allow_train: bool,
     overrides: dict[str, Any] | None = None,
-    tag: str = "defaults",
+    tag: str | None = None,
 ) -> dict | None:
     """``embedlab train`` with its defaults (plus ``overrides`` for diagnostics)."""
-    name = f"embedlab-{tag}-rows{rows}-seed{seed}"
+    name = f"embedlab-{tag or defaults_tag()}-rows{rows}-seed{seed}"
     run = work / "runs" / name
     m = finished(run)
     if m is None:
@@ -628,7 +637,12 @@ def main(argv: list[str] | None = None) -> dict:
     # 5. diagnostics: embedlab with the reference's chosen setting, on valid (tuning size first)
     diagnostics: dict[str, Any] | None = None
     shortfall = [n for n, v in diffs.items() if v < -PARITY_TOL]
-    default_setting = {"lr": 1e-3, "batch_size": 512, "epochs": 1}
+    d0 = TrainConfig()
+    default_setting = {
+        "lr": get_optimizer(d0.optimizer).default_lr,
+        "batch_size": d0.batch_size,
+        "epochs": d0.epochs,
+    }
     extra = args.diagnose_rows
     if extra is None:
         extra = [] if q else [1_000_000, 2_000_000]
@@ -697,9 +711,7 @@ def main(argv: list[str] | None = None) -> dict:
             }
 
     # equivalence check of the implementations at the default setting (valid, tuning size, seed 0)
-    same = next(
-        (g for g in grid if g["lr"] == 1e-3 and g["epochs"] == 1 and g["batch_size"] == 512), None
-    )
+    same = next((g for g in grid if all(g[k] == v for k, v in default_setting.items())), None)
     e0 = emb.get(tune_rows, {}).get(0)
     equivalence = None
     if same and e0:
@@ -770,7 +782,7 @@ def main(argv: list[str] | None = None) -> dict:
         "model": {"size": MODEL_SIZE, **model_config(MODEL_SIZE).to_dict()},
         "embedlab": {
             "config": "TrainConfig(data='synth', checkpoint_every=0) defaults: "
-            "optimizer adam, lr 1e-3 "
+            f"optimizer adam, lr {default_setting['lr']:g} "
             "(embeddings SparseAdam through the sparse kernel), batch 512, 1 epoch, constant lr; "
             f"threads={args.threads}, seed per run",
         },

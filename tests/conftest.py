@@ -43,7 +43,7 @@ SMALL_CARDS = tuple(
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    os.environ.setdefault("EMBEDLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    os.environ["EMBEDLAB_CACHE"] = str(tmp_path_factory.mktemp("cache"))  # never the user's cache
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -45,8 +46,19 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
 def write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as pretty JSON atomically."""
     with atomic_open(path) as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
+        json.dump(_finite(obj), f, indent=2, sort_keys=True, default=_json_default, allow_nan=False)
         f.write("\n")
+
+
+def _finite(o: Any) -> Any:
+    """NaN and infinities become ``null`` (strict JSON, readable by any tool)."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
 
 
 def read_json(path: str | Path) -> Any:

@@ -130,3 +130,35 @@ def test_default_table_sizes_are_capped():
     assert max(schema.table_sizes) == 1000 and min(schema.table_sizes) == 3
     with pytest.raises(UserError):
         criteo_schema(table_sizes=[5] * 3)
+
+
+@pytest.mark.parametrize("bad", ["+5", " 5", "1_0", "--5", "5.0"])
+def test_integer_fields_are_strict(bad):
+    with pytest.raises(ValueError, match="I1 is not an integer"):
+        parse_line(line(dense=[bad] + ["1"] * 12), SIZES)
+
+
+@pytest.mark.parametrize("bad", ["0x1f", "-ff", "f_f", " ff"])
+def test_hex_fields_are_strict(bad):
+    with pytest.raises(ValueError, match="C1 is not hexadecimal"):
+        parse_line(line(cats=[bad] + ["1"] * 25), SIZES)
+
+
+def test_whitespace_only_line_is_counted(tmp_path):
+    p = _write(tmp_path, [line(), "\t" * 39 + "\n", line()])
+    stats = ReadStats()
+    list(iter_chunks(p, criteo_schema(SIZES), stats=stats))
+    assert stats.rows == 2 and stats.skipped == 1
+
+
+def test_strict_applies_to_cached_file_and_failed_conversion_leaves_nothing(tmp_path):
+    p = _write(tmp_path, ["label\tI1\n", line(), line()])
+    schema = criteo_schema(SIZES)
+    cache = tmp_path / "cache"
+    with pytest.raises(UserError, match=r"f\.tsv:1"):
+        load_split(p, schema, strict=True, cache_root=cache)
+    assert list((cache / "criteo").iterdir()) == []  # the temporary folder was removed
+    arr, stats = load_split(p, schema, cache_root=cache)  # lenient: header skipped and counted
+    assert len(arr) == 2 and stats.skipped == 1
+    with pytest.raises(UserError, match=r"f\.tsv:1"):  # strict still refuses, from the cache
+        load_split(p, schema, strict=True, cache_root=cache)

@@ -90,3 +90,19 @@ def test_bad_config(kw, msg):
 def test_not_a_synth_folder(tmp_path):
     with pytest.raises(UserError, match="not a synthetic data folder"):
         load_data("synth", data_dir=tmp_path)
+
+
+def test_tiny_test_split_gives_nan_not_crash(tmp_path, small_cfg):
+    meta = generate(SynthConfig(**{**small_cfg.__dict__, "rows": 200, "test_rows": 1}), tmp_path)
+    assert (
+        meta["bayes_test_ne"] != meta["bayes_test_ne"] or meta["bayes_test_ne"] >= 0
+    )  # NaN allowed
+    saved = json.loads((tmp_path / "meta.json").read_text())  # strict JSON: NaN written as null
+    assert saved["bayes_test_auc"] is None
+
+
+def test_regenerating_removes_old_layout(tmp_path, small_cfg):
+    generate(SynthConfig(**{**small_cfg.__dict__, "rows": 300, "days": 2}), tmp_path)
+    generate(SynthConfig(**{**small_cfg.__dict__, "rows": 300}), tmp_path)
+    assert not list(tmp_path.glob("day_*.tsv"))
+    assert read_meta(tmp_path)["config"]["rows"] == 300

@@ -117,3 +117,41 @@ def test_batch_larger_than_data(tmp_path, synth_dir):
     data = load_data("synth", data_dir=synth_dir)
     with pytest.raises(UserError, match="fewer than one batch"):
         train(cfg(synth_dir, batch_size=10**6), tmp_path, data=data, show_progress=False)
+
+
+def test_fresh_run_discards_old_checkpoint_and_cut_metrics_line(tmp_path, synth_dir):
+    train(cfg(synth_dir, max_steps=20), tmp_path, show_progress=False)
+    assert (tmp_path / "checkpoint.pt").exists()
+
+    def boom(step: int) -> None:
+        raise Kill
+
+    with pytest.raises(Kill):  # a new config in the same folder, killed at its first step
+        train(cfg(synth_dir, max_steps=20, lr=0.5), tmp_path, show_progress=False, on_step=boom)
+    with pytest.raises(UserError, match="no checkpoint.pt"):
+        resume_run(tmp_path, show_progress=False)
+
+
+def test_resume_tolerates_a_cut_metrics_line(tmp_path, synth_dir):
+    c = cfg(synth_dir, max_steps=30)
+
+    def boom(step: int) -> None:
+        if step == 25:
+            raise Kill
+
+    with pytest.raises(Kill):
+        train(c, tmp_path, show_progress=False, on_step=boom)
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 26, "trai')  # a write cut short by the crash
+    m = resume_run(tmp_path, show_progress=False)
+    assert m["steps"] == 30
+    for ln in (tmp_path / "metrics.jsonl").read_text().splitlines():
+        json.loads(ln)
+
+
+def test_checkpoint_of_other_settings_is_refused(tmp_path, synth_dir):
+    train(cfg(synth_dir, max_steps=20), tmp_path / "a", show_progress=False)
+    train(cfg(synth_dir, max_steps=20, lr=0.5), tmp_path / "b", show_progress=False)
+    (tmp_path / "a" / "checkpoint.pt").replace(tmp_path / "b" / "checkpoint.pt")
+    with pytest.raises(UserError, match="other settings"):
+        resume_run(tmp_path / "b", show_progress=False)

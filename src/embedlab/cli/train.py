@@ -58,7 +58,9 @@ def train_cmd(
         False, "--compile-dense", help="torch.compile the MLPs and interaction (opt-in)."
     ),
     resume: Path | None = typer.Option(
-        None, "--resume", help="Continue the killed run in this folder."
+        None,
+        "--resume",
+        help="Continue the killed run in this folder with its saved settings (other options are ignored).",
     ),
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:

@@ -44,6 +44,8 @@ KAGGLE_CARDINALITIES = (
     27, 14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
 )  # fmt: skip
 DEFAULT_MAX_IND_RANGE = 10_000_000
+#: Bumped whenever the cache layout or the parsing rules change (old caches are then unused).
+CACHE_FORMAT = 3
 
 
 def criteo_schema(
@@ -99,16 +101,17 @@ def parse_line(line: str, sizes: Sequence[int]) -> tuple[float, list[int], list[
         if v == "":
             dense.append(0)
             continue
-        try:
-            dense.append(int(v))
-        except ValueError:
-            raise ValueError(f"I{i} is not an integer: {v!r}") from None
+        if not (v.isascii() and (v[1:] if v[0] == "-" else v).isdigit()):
+            raise ValueError(f"I{i} is not an integer: {v!r}")
+        dense.append(int(v))
     sparse = []
     for j, size in enumerate(sizes):
         v = fields[1 + NUM_DENSE + j]
         if v == "":
             sparse.append(-1)
             continue
+        if not (v.isascii() and v.isalnum() and "x" not in v and "X" not in v):
+            raise ValueError(f"C{j + 1} is not hexadecimal: {v!r}")
         try:
             sparse.append(int(v, 16) % size)
         except ValueError:
@@ -157,7 +160,7 @@ def iter_chunks(
     try:
         with open(p, encoding="utf-8", errors="strict", newline="\n") as f:
             for lineno, line in enumerate(f, start=1):
-                if not line.strip():
+                if line in ("\n", "\r\n", ""):
                     continue
                 try:
                     y, d, s = parse_line(line, sizes)
@@ -180,7 +183,9 @@ def iter_chunks(
 
 def _cache_key(path: Path, schema: CTRSchema) -> str:
     st = path.stat()
-    blob = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns, schema.table_sizes, 2])
+    blob = json.dumps(
+        [str(path.resolve()), st.st_size, st.st_mtime_ns, schema.table_sizes, CACHE_FORMAT]
+    )
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -212,6 +217,8 @@ def load_split(
         _convert(p, schema, final, strict=strict, progress=progress)
     meta = json.loads((final / "meta.json").read_text())
     stats = ReadStats(rows=meta["rows"], skipped=meta["skipped"], examples=meta["examples"])
+    if strict and stats.skipped:  # converted earlier without --strict: same verdict as a fresh read
+        raise UserError(f"{p.parent}/{stats.examples[0]}")
     n = meta["rows"]
     if n == 0:
         raise UserError(f"{p}: no valid rows")
@@ -237,51 +244,89 @@ def _convert(
     strict: bool,
     progress: Callable[[int], None] | None,
 ) -> None:
+    """Stream ``p`` into ``final`` (``dense.npy``, ``sparse.npy`` [26, N], ``labels.npy``).
+
+    Memory stays bounded by one chunk: rows go to raw ``.bin`` files first, then into the
+    ``.npy`` files through memory maps, chunk by chunk. Everything happens in a temporary
+    sibling folder that is removed on any failure and renamed into place when complete.
+    """
+    _remove_stale_tmp(final)
     tmp = final.with_name(final.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
     except OSError as e:
         raise UserError(f"cannot create cache folder {tmp.parent}: {e.strerror}") from None
-    stats = ReadStats()
-    # First pass writes raw chunk files, then they are stacked into final .npy arrays.
-    dense_f = open(tmp / "dense.bin", "wb")
-    sparse_f = [open(tmp / f"s{j}.bin", "wb") for j in range(NUM_SPARSE)]
-    labels_f = open(tmp / "labels.bin", "wb")
     try:
-        for chunk in iter_chunks(p, schema, strict=strict, stats=stats):
-            dense_f.write(chunk.dense.tobytes())
-            labels_f.write(chunk.labels.tobytes())
-            for j, col in enumerate(chunk.sparse):
-                sparse_f[j].write(col.astype(np.int64).tobytes())
-            if progress is not None:
-                progress(stats.rows)
-    finally:
-        for f in (dense_f, labels_f, *sparse_f):
-            f.close()
-    n = stats.rows
-    np.save(tmp / "dense.npy", np.fromfile(tmp / "dense.bin", np.float32).reshape(n, NUM_DENSE))
-    np.save(tmp / "labels.npy", np.fromfile(tmp / "labels.bin", np.float32))
-    out = np.lib.format.open_memmap(
-        tmp / "sparse.npy", mode="w+", dtype=np.int64, shape=(NUM_SPARSE, n)
-    )
-    for j in range(NUM_SPARSE):
-        out[j] = np.fromfile(tmp / f"s{j}.bin", np.int64)
-        (tmp / f"s{j}.bin").unlink()
+        stats = ReadStats()
+        names = ["dense", "labels", *(f"s{j}" for j in range(NUM_SPARSE))]
+        files = {name: open(tmp / f"{name}.bin", "wb") for name in names}
+        try:
+            for chunk in iter_chunks(p, schema, strict=strict, stats=stats):
+                files["dense"].write(chunk.dense.tobytes())
+                files["labels"].write(chunk.labels.tobytes())
+                for j, col in enumerate(chunk.sparse):
+                    files[f"s{j}"].write(col.astype(np.int64).tobytes())
+                if progress is not None:
+                    progress(stats.rows)
+        finally:
+            for f in files.values():
+                f.close()
+        n = stats.rows
+        _bin_to_npy(tmp / "dense.bin", tmp / "dense.npy", np.float32, (n, NUM_DENSE))
+        _bin_to_npy(tmp / "labels.bin", tmp / "labels.npy", np.float32, (n,))
+        out = np.lib.format.open_memmap(
+            tmp / "sparse.npy", mode="w+", dtype=np.int64, shape=(NUM_SPARSE, n)
+        )
+        for j in range(NUM_SPARSE):
+            src = tmp / f"s{j}.bin"
+            if n:
+                col = np.memmap(src, dtype=np.int64, mode="r", shape=(n,))
+                for a in range(0, n, _COPY_ROWS):
+                    out[j, a : a + _COPY_ROWS] = col[a : a + _COPY_ROWS]
+                del col
+            src.unlink()
+        out.flush()
+        del out
+        meta = {"rows": n, "skipped": stats.skipped, "examples": stats.examples,
+                "source": str(p), "table_sizes": schema.table_sizes}  # fmt: skip
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+_COPY_ROWS = 1 << 20
+
+
+def _bin_to_npy(src: Path, dst: Path, dtype: type, shape: tuple[int, ...]) -> None:
+    """Copy a raw binary array into a ``.npy`` file in bounded-memory slices."""
+    out = np.lib.format.open_memmap(dst, mode="w+", dtype=dtype, shape=shape)
+    if shape[0]:
+        raw = np.memmap(src, dtype=dtype, mode="r", shape=shape)
+        for a in range(0, shape[0], _COPY_ROWS):
+            out[a : a + _COPY_ROWS] = raw[a : a + _COPY_ROWS]
+        del raw
     out.flush()
     del out
-    (tmp / "dense.bin").unlink()
-    (tmp / "labels.bin").unlink()
-    (tmp / "meta.json").write_text(
-        json.dumps(
-            {
-                "rows": n,
-                "skipped": stats.skipped,
-                "examples": stats.examples,
-                "source": str(p),
-                "table_sizes": schema.table_sizes,
-            }
-        )
-    )
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    src.unlink()
+
+
+def _remove_stale_tmp(final: Path) -> None:
+    """Delete temporary conversion folders left by processes that no longer run."""
+    for old in final.parent.glob(final.name + ".tmp*"):
+        pid = old.name.rsplit(".tmp", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

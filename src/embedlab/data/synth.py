@@ -20,9 +20,11 @@ The generator (all our choices; documented so users can reason about the limit):
   The linear and interaction parts are scaled to fixed standard deviations and ``b0``
   is solved for the requested base click rate on a calibration sample.
 * **Splits**: train, valid and test come from independent random streams of the same
-  seed, so the test split is identical for every ``rows`` value (a learning curve over
-  training-set sizes is measured on one test set), and the first ``n`` training rows of a
-  larger set equal the training rows of the smaller one.
+  seed, drawn in fixed-size blocks: with the same ``test_rows`` the test split is
+  identical for every ``rows`` value (so a learning curve over training-set sizes is
+  measured on one test set; pass ``test_rows`` explicitly, its default grows with
+  ``rows``), and the first ``n`` training rows of a larger set equal the training rows
+  of a smaller one.
 * **Drift** (optional): with ``days > 0`` the teacher's per-id parameters move with the
   day, ``theta(t) = theta + delta(t) * D`` for a fixed random direction ``D``, with
   ``delta`` linear (``smooth``), a step at the middle day (``abrupt``) or a sine
@@ -48,7 +50,7 @@ from embedlab.data.criteo import (
 from embedlab.data.schema import CTRArrays, CTRSchema
 from embedlab.errors import UserError
 from embedlab.io import atomic_open, ensure_dir, read_json, write_json
-from embedlab.train.metrics import auc, binary_entropy, logloss
+from embedlab.train.metrics import auc, logloss, normalized_entropy
 
 DRIFTS = ("none", "smooth", "abrupt", "periodic")
 SPLITS = ("train", "valid", "test")
@@ -153,7 +155,8 @@ class Teacher:
             rng.standard_normal(16) * 0.5,
             rng.standard_normal((16, k)) / 4.0,
             rng.standard_normal(16) / 4.0,
-            rng.standard_normal(NUM_DENSE) * 0.0,
+            rng.standard_normal(NUM_DENSE)
+            * 0.0,  # unused; kept so the random stream (and data) stay the same
         )
         t = cls(
             cfg=cfg, perms=perms, cdfs=cdfs, missing=missing, w=w, emb=emb, dw=dw, demb=demb,
@@ -268,7 +271,7 @@ def bayes_metrics(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {
         "auc": auc(y, p),
         "logloss": ll,
-        "ne": ll / binary_entropy(float(y.mean())),
+        "ne": normalized_entropy(y, p),
         "expected_logloss": float(np.mean(-(p * np.log(p) + (1 - p) * np.log1p(-p)))),
         "ctr": float(y.mean()),
     }
@@ -282,9 +285,14 @@ def generate(
 ) -> dict:
     """Write the split files (or day files) and ``meta.json`` into ``out``; returns meta."""
     outdir = ensure_dir(out)
+    # A folder being (re)generated must never look complete: meta.json goes first and
+    # comes back last; split or day files of an earlier layout are removed.
+    (outdir / "meta.json").unlink(missing_ok=True)
+    for old in [*outdir.glob("day_*.tsv"), *(outdir / f"{s}.tsv" for s in SPLITS)]:
+        old.unlink(missing_ok=True)
     teacher = Teacher.build(cfg)
     hexes = [_hex_table(n) for n in cfg.cardinalities]
-    meta: dict = {"config": _config_dict(cfg), "format": "criteo-tsv", "files": {}, "bayes": {}}
+    meta: dict = {"config": config_dict(cfg), "format": "criteo-tsv", "files": {}, "bayes": {}}
     if cfg.days > 0:
         jobs = [
             (f"day_{d:03d}", _STREAM["train"] * 1000 + d, cfg.rows, teacher.delta(d))
@@ -326,7 +334,8 @@ def generate(
     return meta
 
 
-def _config_dict(cfg: SynthConfig) -> dict:
+def config_dict(cfg: SynthConfig) -> dict:
+    """The settings as written to ``meta.json`` (sizes resolved)."""
     d = asdict(cfg)
     d["cardinalities"] = list(cfg.cardinalities)
     d["zipf_range"] = list(cfg.zipf_range)

@@ -23,7 +23,10 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):

@@ -143,6 +143,14 @@ def evaluate(
     )
 
 
+def _step_of(line: str) -> int | None:
+    """The step of a metrics.jsonl line; ``None`` for a line cut short by a crash."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 class _Log:
     """metrics.jsonl (+ optional TensorBoard) writer."""
 
@@ -152,7 +160,7 @@ class _Log:
             kept = [
                 ln
                 for ln in self.path.read_text().splitlines()
-                if ln and json.loads(ln)["step"] <= keep_until
+                if (s := _step_of(ln)) is not None and s <= keep_until
             ]
             with atomic_open(self.path) as f:
                 f.write("".join(ln + "\n" for ln in kept))
@@ -230,6 +238,8 @@ def train(
     step, elapsed, loss_sum, loss_n = 0, 0.0, 0.0, 0
     if resume:
         ck = load_checkpoint(run / "checkpoint.pt")
+        if ck.get("config") != json.dumps(cfg.to_dict(), sort_keys=True):
+            raise UserError(f"{run}/checkpoint.pt belongs to other settings than {run}/config.json")
         model.load_state_dict(ck["model"])
         for o, st in zip(opts, ck["optims"]):
             o.load_state_dict(st)
@@ -238,13 +248,16 @@ def train(
         step, elapsed = int(ck["step"]), float(ck["elapsed"])
         loss_sum, loss_n = float(ck["loss_sum"]), int(ck["loss_n"])
     else:
-        write_json(run / "config.json", cfg.to_dict())
+        # A fresh start: nothing of an earlier run in this folder may be resumed or read.
         (run / "metrics.json").unlink(missing_ok=True)
+        (run / "checkpoint.pt").unlink(missing_ok=True)
+        write_json(run / "config.json", cfg.to_dict())
     log = _Log(run, cfg.tensorboard, step if resume else None)
 
     def checkpoint() -> None:
         save_checkpoint(run / "checkpoint.pt", {
             "step": step, "elapsed": elapsed + time.perf_counter() - t0,
+            "config": json.dumps(cfg.to_dict(), sort_keys=True),
             "loss_sum": loss_sum, "loss_n": loss_n,
             "model": model.state_dict(), "optims": [o.state_dict() for o in opts],
             "fused_optim": fused.state_dict() if fused is not None else None,
