@@ -155,3 +155,9 @@ def test_checkpoint_of_other_settings_is_refused(tmp_path, synth_dir):
     (tmp_path / "a" / "checkpoint.pt").replace(tmp_path / "b" / "checkpoint.pt")
     with pytest.raises(UserError, match="other settings"):
         resume_run(tmp_path / "b", show_progress=False)
+
+
+def test_tensorboard_events_written(tmp_path, synth_dir):
+    pytest.importorskip("tensorboard")
+    train(cfg(synth_dir, max_steps=10, tensorboard=True), tmp_path, show_progress=False)
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))

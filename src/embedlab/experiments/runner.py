@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from embedlab import __version__
 from embedlab.errors import UserError
 from embedlab.experiments.registry import ExperimentContext, ExperimentResult, select
 from embedlab.io import ensure_dir, read_json, write_json
@@ -29,7 +30,7 @@ def reproduce(
     """Run the experiments (all, or ``only``) and write ``results.json`` and ``index.html``.
 
     A finished experiment's ``result.json`` is reused unless ``rerun`` (or the ``quick``
-    flag differs), so a crashed ``reproduce`` resumes where it stopped. A failing experiment
+    flag, the seeds or the embedlab version differ), so a crashed ``reproduce`` resumes where it stopped. A failing experiment
     is recorded as failed and the others still run.
     """
     exps = select(only)
@@ -65,7 +66,7 @@ def reproduce(
             entry.update(
                 status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()
             )
-        entry.update(wall_time_s=time.perf_counter() - t0, quick=quick, seeds=list(seeds))
+        entry.update(wall_time_s=time.perf_counter() - t0, quick=quick, seeds=list(seeds), version=__version__)
         write_json(cached, entry)
         results[exp.name] = entry
         if on_event:
