@@ -55,22 +55,6 @@ class CTRSchema:
     def table_sizes(self) -> list[int]:
         return [f.num_embeddings for f in self.sparse]
 
-    def to_dict(self) -> dict:
-        return {
-            "dense_names": list(self.dense_names),
-            "sparse": [
-                {"name": f.name, "num_embeddings": f.num_embeddings, "multi_hot": f.multi_hot}
-                for f in self.sparse
-            ],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> CTRSchema:
-        return cls(
-            dense_names=tuple(d["dense_names"]),
-            sparse=tuple(SparseFeature(**s) for s in d["sparse"]),
-        )
-
 
 @dataclass
 class CTRArrays:
