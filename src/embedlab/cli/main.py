@@ -21,9 +21,10 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from embedlab.cli import data, reproduce, train
+    from embedlab.cli import data, reproduce, shard, train
 
     app.add_typer(data.app, name="data")
+    app.add_typer(shard.app, name="shard")
     app.command("train")(train.train_cmd)
     app.command("reproduce")(reproduce.reproduce_cmd)
 

@@ -66,7 +66,12 @@ def reproduce(
             entry.update(
                 status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()
             )
-        entry.update(wall_time_s=time.perf_counter() - t0, quick=quick, seeds=list(seeds), version=__version__)
+        entry.update(
+            wall_time_s=time.perf_counter() - t0,
+            quick=quick,
+            seeds=list(seeds),
+            version=__version__,
+        )
         write_json(cached, entry)
         results[exp.name] = entry
         if on_event:

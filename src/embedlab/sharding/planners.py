@@ -1,0 +1,167 @@
+"""Baseline planners behind one Protocol, registered by name.
+
+Greedy planners follow the reference repositories' rule (DreamShard / AutoShard /
+NeuroShard baselines): tables sorted in descending order of ``(key, size in bytes)``,
+equal ones in task order (what the reference's stable ``sorted(..., reverse=True)``
+gives); each table goes to the device with the smallest running total
+of the key among the devices with memory room; ties go to the device with less memory
+used, then to the lowest index. Unlike the reference code, which silently overflows the
+last device, a table that fits nowhere makes the task infeasible: :class:`Infeasible`
+names the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Protocol
+
+import numpy as np
+
+from embedlab.errors import UserError, unknown_name
+from embedlab.sharding.types import Plan, Shard, Table, Task
+
+
+class Infeasible(UserError):
+    """No device has memory room for a table."""
+
+
+class Planner(Protocol):
+    """Places a task's tables: ``plan(task) -> Plan``."""
+
+    name: str
+
+    def plan(self, task: Task) -> Plan: ...
+
+
+def _infeasible(task: Task, table: Table, used: list[int]) -> Infeasible:
+    return Infeasible(
+        f"task {task.name!r} is infeasible: table {table.name!r} ({table.size_bytes} bytes) fits on no device "
+        f"(free: {min(task.device_memory_bytes - u for u in used)} to {max(task.device_memory_bytes - u for u in used)} bytes)"
+    )
+
+
+def _table_wise(task: Task, planner: str, devices: list[int], t0: float) -> Plan:
+    shards = tuple(Shard(t.name, d, 0, t.dim) for t, d in zip(task.tables, devices))
+    return Plan(task.name, planner, shards, planning_seconds=time.perf_counter() - t0)
+
+
+class GreedyPlanner:
+    """Greedy balance of a per-table key (see the module docstring)."""
+
+    def __init__(self, name: str, key: Callable[[Table], float]) -> None:
+        self.name = name
+        self.key = key
+
+    def plan(self, task: Task) -> Plan:
+        t0 = time.perf_counter()
+        # descending key, then descending size; equal tables keep task order, as a stable
+        # ``sorted(..., reverse=True)`` over (key, size) does in the reference code
+        order = sorted(
+            range(len(task.tables)),
+            key=lambda i: (-self.key(task.tables[i]), -task.tables[i].size_bytes, i),
+        )
+        load = [0.0] * task.num_devices
+        used = [0] * task.num_devices
+        devices = [0] * len(task.tables)
+        for i in order:
+            t = task.tables[i]
+            fits = [
+                d
+                for d in range(task.num_devices)
+                if used[d] + t.size_bytes <= task.device_memory_bytes
+            ]
+            if not fits:
+                raise _infeasible(task, t, used)
+            d = min(fits, key=lambda d: (load[d], used[d], d))
+            devices[i] = d
+            load[d] += self.key(t)
+            used[d] += t.size_bytes
+        return _table_wise(task, self.name, devices, t0)
+
+
+class RandomPlanner:
+    """Each table to a uniformly random device with room (seeded by the task name)."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def plan(self, task: Task) -> Plan:
+        t0 = time.perf_counter()
+        h = int(hashlib.sha1(task.name.encode()).hexdigest()[:8], 16)
+        rng = np.random.default_rng([self.seed, h])
+        used = [0] * task.num_devices
+        devices = []
+        for t in task.tables:
+            fits = [
+                d
+                for d in range(task.num_devices)
+                if used[d] + t.size_bytes <= task.device_memory_bytes
+            ]
+            if not fits:
+                raise _infeasible(task, t, used)
+            d = int(rng.choice(fits))
+            used[d] += t.size_bytes
+            devices.append(d)
+        return _table_wise(task, self.name, devices, t0)
+
+
+class RoundRobinPlanner:
+    """Table ``i`` to device ``i mod D``, moving on to the next device with room."""
+
+    name = "round_robin"
+
+    def plan(self, task: Task) -> Plan:
+        t0 = time.perf_counter()
+        used = [0] * task.num_devices
+        devices = []
+        for i, t in enumerate(task.tables):
+            for k in range(task.num_devices):
+                d = (i + k) % task.num_devices
+                if used[d] + t.size_bytes <= task.device_memory_bytes:
+                    break
+            else:
+                raise _infeasible(task, t, used)
+            used[d] += t.size_bytes
+            devices.append(d)
+        return _table_wise(task, self.name, devices, t0)
+
+
+PLANNERS: dict[str, Callable[[], Planner]] = {
+    "random": RandomPlanner,
+    "round_robin": RoundRobinPlanner,
+    "dim_greedy": lambda: GreedyPlanner("dim_greedy", lambda t: float(t.dim)),
+    "size_greedy": lambda: GreedyPlanner("size_greedy", lambda t: float(t.size_bytes)),
+    "lookup_greedy": lambda: GreedyPlanner("lookup_greedy", lambda t: t.dim * t.pooling_factor),
+    "size_lookup_greedy": lambda: GreedyPlanner(
+        "size_lookup_greedy", lambda t: t.dim * t.pooling_factor * math.log10(max(t.rows, 1))
+    ),
+}
+
+
+def register_planner(name: str, factory: Callable[[], Planner]) -> None:
+    """Make a planner available by name (learned planners register theirs)."""
+    PLANNERS[name] = factory
+
+
+def get_planner(name: str) -> Planner:
+    """A fresh planner called ``name`` (the error lists the valid names)."""
+    if name not in PLANNERS:
+        raise unknown_name("planner", name, list(PLANNERS))
+    return PLANNERS[name]()
+
+
+def plan_all(tasks: list[Task], name: str) -> list[Plan]:
+    """One plan per task, each validated against its task."""
+    planner = get_planner(name)
+    plans = []
+    for task in tasks:
+        p = planner.plan(task)
+        p.validate(task)
+        plans.append(replace(p, planner=name))
+    return plans
