@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from embedlab.errors import UserError
+from embedlab.sharding.cost import CostMeter, DeviceCost, MeterSettings, lower_bound_from
+from embedlab.sharding.types import Plan, Shard, Table, Task
+
+FAST = MeterSettings(batch_size=256, warmup=1, repeats=3, seed=7)
+
+
+def _task(num_devices: int = 2) -> Task:
+    tables = (
+        Table("a", 2000, 16, 4.0),
+        Table("b", 1000, 8, 2.0, 2),  # fp16 weights
+        Table("c", 3000, 16, 4.0, index_distribution={"kind": "uniform"}),
+        Table("d", 2000, 16, 4.0),  # same spec as "a"
+    )
+    return Task("tiny", num_devices, 10**9, 4096, tables)
+
+
+@pytest.fixture(scope="module")
+def meter() -> CostMeter:
+    return CostMeter(FAST)
+
+
+def test_costs_positive(meter: CostMeter) -> None:
+    task = _task()
+    c = meter.measure_device(task, [Shard("a", 0, 0, 16), Shard("b", 0, 0, 8)])
+    assert c.fwd_ms > 0 and c.bwd_ms > 0
+    assert c.n == FAST.repeats
+    assert c.cv >= 0
+    for name, sc in meter.single_table_costs(task).items():
+        assert sc.fwd_ms > 0 and sc.bwd_ms > 0, name
+
+
+def test_empty_device_is_zero(meter: CostMeter) -> None:
+    assert meter.measure_device(_task(), []) == DeviceCost(0.0, 0.0, 0.0, 0)
+
+
+def test_cache_hit_does_not_retime() -> None:
+    m = CostMeter(FAST)
+    task = _task()
+    first = m.measure_device(task, [Shard("a", 0, 0, 16), Shard("c", 0, 0, 8)])
+    builds = m.builds
+    assert builds == 1
+    # same multiset in another order, on another device, with "d" standing in for "a"
+    again = m.measure_device(task, [Shard("c", 1, 8, 8), Shard("d", 1, 0, 16)])
+    assert again is first
+    assert m.builds == builds
+    # a mixed-precision device builds one kernel per precision
+    m.measure_device(task, [Shard("a", 0, 0, 16), Shard("b", 0, 0, 8)])
+    assert m.builds == builds + 2
+    # other settings: a different key, timed again
+    m2 = CostMeter(MeterSettings(batch_size=128, warmup=0, repeats=2))
+    m2.measure_device(task, [Shard("a", 0, 0, 16)])
+    assert m2.builds == 1
+
+
+def test_plan_cost_is_max_over_devices(meter: CostMeter) -> None:
+    task = _task(num_devices=3)
+    plan = Plan(
+        "tiny",
+        "manual",
+        (
+            Shard("a", 0, 0, 16),
+            Shard("b", 1, 0, 8),
+            Shard("c", 1, 0, 8),
+            Shard("c", 0, 8, 8),
+            Shard("d", 0, 0, 16),
+        ),
+    )
+    pc = meter.measure_plan(task, plan)
+    assert len(pc.devices) == 3
+    assert pc.backend == "cpu" and pc.settings == FAST and pc.batch_size == 256
+    assert pc.task_batch_size == 4096
+    totals = [d.total_ms for d in pc.devices]
+    assert pc.total_ms == max(totals)
+    assert pc.straggler == totals.index(max(totals))
+    for d in pc.devices:
+        assert d.fwd_comm_ms == 0.0 and d.bwd_comm_ms == 0.0
+        assert d.total_ms == d.fwd_ms + d.bwd_ms
+    # the empty device 2 costs nothing; the others match measure_device (cached)
+    assert pc.devices[2].total_ms == 0.0 and pc.devices[2].n == 0
+    dev0 = meter.measure_device(task, [s for s in plan.shards if s.device == 0])
+    assert pc.devices[0].fwd_ms == dev0.fwd_ms and pc.devices[0].bwd_ms == dev0.bwd_ms
+    assert pc.to_json()["straggler"] == pc.straggler
+
+
+def test_measure_plan_validates(meter: CostMeter) -> None:
+    task = _task()
+    bad = Plan("tiny", "manual", (Shard("a", 0, 0, 8),))
+    with pytest.raises(UserError):
+        meter.measure_plan(task, bad)
+
+
+def test_lower_bound_below_any_table_wise_plan_from_single_costs(meter: CostMeter) -> None:
+    task = _task(num_devices=2)
+    single = {k: v.total_ms for k, v in meter.single_table_costs(task).items()}
+    lb = meter.lower_bound(task)
+    assert lb == lower_bound_from(single.values(), task.num_devices)
+    assert lb >= max(single.values())
+    names = [t.name for t in task.tables]
+    for assign in itertools.product(range(task.num_devices), repeat=len(names)):
+        loads = [0.0] * task.num_devices
+        for n, d in zip(names, assign):
+            loads[d] += single[n]
+        assert lb <= max(loads) + 1e-9
+
+
+def test_lower_bound_from() -> None:
+    assert lower_bound_from([], 4) == 0.0
+    assert lower_bound_from([1.0, 1.0, 1.0, 1.0], 2) == 2.0
+    assert lower_bound_from([5.0, 1.0, 1.0], 2) == 5.0
+
+
+def test_settings_validated() -> None:
+    with pytest.raises(UserError, match="backend"):
+        MeterSettings(backend="tpu")
+    with pytest.raises(UserError, match="statistic"):
+        MeterSettings(statistic="mean")
+    with pytest.raises(UserError, match="repeats"):
+        MeterSettings(repeats=0)
+
+
+def test_median_statistic() -> None:
+    m = CostMeter(MeterSettings(batch_size=64, warmup=0, repeats=3, statistic="median"))
+    c = m.measure_device(_task(), [Shard("a", 0, 0, 16)])
+    assert c.fwd_ms > 0 and c.bwd_ms > 0 and c.n == 3
