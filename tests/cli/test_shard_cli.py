@@ -59,3 +59,24 @@ def test_unknown_planner_and_missing_file(tmp_path, capsys):
     code, _, err = run(["shard", "plan", "--tasks", str(tmp_path / "t.json"), "--planner", "smart", "--out",
                         str(tmp_path / "p.json")], capsys)  # fmt: skip
     assert code == 2 and "unknown planner 'smart'" in err
+
+
+def test_eval_measures_plans_and_reports_ratios(tmp_path, capsys):
+    tasks = [
+        Task("e", 2, 10**8, 64, tuple(Table(f"x{i}", 1000 * (i + 1), 8, 2.0) for i in range(4)))
+    ]
+    save_tasks(tmp_path / "tasks.json", tasks)
+    run(["shard", "plan", "--tasks", str(tmp_path / "tasks.json"), "--planner", "size_greedy",
+         "--out", str(tmp_path / "plans.json")], capsys)  # fmt: skip
+    code, out, _ = run(["shard", "eval", "--tasks", str(tmp_path / "tasks.json"), "--plans", str(tmp_path / "plans.json"),
+                        "--batch-size", "64", "--repeats", "2", "--out", str(tmp_path / "costs.json")], capsys)  # fmt: skip
+    assert code in (0, None) and "of bound" in out
+    (row,) = json.loads((tmp_path / "costs.json").read_text())["costs"]
+    assert (
+        row["ratio_to_best"] == 1.0
+        and row["ratio_to_bound"] >= 1.0 - 1e-9
+        or row["ratio_to_bound"] > 0
+    )
+    assert row["total_ms"] == max(
+        d["fwd_ms"] + d["fwd_comm_ms"] + d["bwd_comm_ms"] + d["bwd_ms"] for d in row["devices"]
+    )

@@ -58,3 +58,54 @@ def gen_tasks_cmd(
     ensure_dir(out.parent if str(out.parent) else Path("."))
     save_tasks(out, ts)
     typer.echo(f"{len(ts)} {family} tasks ({tables} tables, {devices} devices) -> {out}")
+
+
+@app.command("eval")
+def eval_cmd(
+    tasks: Path = typer.Option(..., "--tasks", help="Task file (embedlab.sharding-tasks/v1)."),
+    plans: Path = typer.Option(
+        ..., "--plans", help="Plan file(s) (embedlab.sharding-plans/v1).", exists=False
+    ),
+    out: Path = typer.Option(..., "--out", help="Costs JSON to write."),
+    backend: str = typer.Option("cpu", "--backend"),
+    batch_size: int = typer.Option(
+        2048, "--batch-size", help="Batch the CPU backend times (recorded)."
+    ),
+    repeats: int = typer.Option(15, "--repeats"),
+    statistic: str = typer.Option("min", "--statistic", help="min or median of the timed repeats."),
+) -> None:
+    """Measure plans with the CostMeter: cost, parts, straggler, ratio to best and to the bound."""
+    from embedlab.io import ensure_dir, write_json
+    from embedlab.sharding.cost import CostMeter, MeterSettings
+    from embedlab.sharding.types import load_plans, load_tasks
+
+    by_name = {t.name: t for t in load_tasks(tasks)}
+    all_plans = load_plans(plans)
+    meter = CostMeter(
+        MeterSettings(backend=backend, batch_size=batch_size, repeats=repeats, statistic=statistic)
+    )
+    rows = []
+    for p in all_plans:
+        if p.task not in by_name:
+            from embedlab.errors import UserError
+
+            raise UserError(f"{plans}: plan for task {p.task!r}, which is not in {tasks}")
+    for name, task in by_name.items():
+        mine = [p for p in all_plans if p.task == name]
+        if not mine:
+            continue
+        bound = meter.lower_bound(task)
+        costs = [meter.measure_plan(task, p) for p in mine]
+        best = min(c.total_ms for c in costs)
+        typer.echo(f"task {name} (bound {bound:.2f} ms at batch {batch_size}):")
+        for c in costs:
+            s = c.devices[c.straggler]
+            typer.echo(
+                f"  {c.planner:20s} {c.total_ms:8.2f} ms  x{c.total_ms / best:5.2f} of best  x{c.total_ms / bound:5.2f} of bound"
+                f"  straggler {c.straggler} (fwd {s.fwd_ms:.2f} + bwd {s.bwd_ms:.2f}, cv {s.cv:.3f})"
+            )
+            rows.append({**c.to_json(), "ratio_to_best": c.total_ms / best, "lower_bound_ms": bound,
+                         "ratio_to_bound": c.total_ms / bound})  # fmt: skip
+    ensure_dir(out.parent if str(out.parent) else Path("."))
+    write_json(out, {"format": "embedlab.sharding-costs/v1", "costs": rows})
+    typer.echo(f"{len(rows)} plan costs -> {out}")
