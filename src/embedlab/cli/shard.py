@@ -73,6 +73,9 @@ def eval_cmd(
     ),
     repeats: int = typer.Option(15, "--repeats"),
     statistic: str = typer.Option("min", "--statistic", help="min or median of the timed repeats."),
+    comm: Path | None = typer.Option(
+        None, "--comm", help="Communication model from `shard calibrate-comm`."
+    ),
 ) -> None:
     """Measure plans with the CostMeter: cost, parts, straggler, ratio to best and to the bound."""
     from embedlab.io import ensure_dir, write_json
@@ -109,3 +112,25 @@ def eval_cmd(
     ensure_dir(out.parent if str(out.parent) else Path("."))
     write_json(out, {"format": "embedlab.sharding-costs/v1", "costs": rows})
     typer.echo(f"{len(rows)} plan costs -> {out}")
+
+
+@app.command("calibrate-comm")
+def calibrate_comm_cmd(
+    nproc: int = typer.Option(2, "--nproc", help="Processes taking part in the all-to-all."),
+    repeats: int = typer.Option(10, "--repeats"),
+    out: Path = typer.Option(..., "--out", help="JSON of the fitted alpha-beta model."),
+) -> None:
+    """Time real gloo all_to_all_single calls among local processes and fit alpha/beta."""
+    from embedlab.io import ensure_dir
+    from embedlab.sharding.comm import calibrate
+
+    if nproc < 2:
+        from embedlab.errors import UserError
+
+        raise UserError(f"--nproc must be at least 2, got {nproc}")
+    ensure_dir(out.parent if str(out.parent) else Path("."))
+    model = calibrate(nproc, repeats=repeats)
+    model.save(out)
+    typer.echo(
+        f"alpha {model.alpha_ms:.3f} ms, beta {model.beta_ms_per_byte * 1e6:.3f} ms/MB ({model.backend}, {nproc} processes) -> {out}"
+    )

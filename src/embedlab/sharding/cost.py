@@ -22,8 +22,9 @@ coefficient of variation of the per-iteration totals. Results are cached per met
 (backend, settings, sorted multiset of (table spec, columns)), so shard sets that repeat
 (across devices or plans) are timed once.
 
-Communication (the forward and backward all-to-all) comes from the calibrated alpha-beta
-model, which is not built yet: its fields are 0.0 for now.
+Communication (the forward and backward all-to-all) comes from the meter's ``comm``, a
+:class:`~embedlab.sharding.comm.CommModel` calibrated on real ``all_to_all_single`` timings,
+evaluated at the timed batch; without one, those fields are 0.0 (compute only).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import numpy as np
 import torch
 
 from embedlab.errors import UserError
+from embedlab.sharding.comm import CommModel
 from embedlab.sharding.types import Plan, Shard, Table, Task
 from embedlab.sharding.workload import draw_bags
 
@@ -95,8 +97,8 @@ class DeviceCost:
 class DevicePart:
     """One device's share of a plan's cost.
 
-    ``fwd_comm_ms`` and ``bwd_comm_ms`` (the all-to-alls) will come from the calibrated
-    alpha-beta communication model, which is not built yet; they are 0.0 for now.
+    ``fwd_comm_ms`` and ``bwd_comm_ms`` (the all-to-alls) come from the meter's calibrated
+    alpha-beta model; every device waits for the slowest, so they are equal across devices.
     """
 
     device: int
@@ -125,13 +127,14 @@ class PlanCost:
     settings: MeterSettings
     batch_size: int  # the batch actually timed (settings.batch_size)
     task_batch_size: int
+    comm: dict[str, Any] | None = None  # the communication model used (None: compute only)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "task": self.task, "planner": self.planner, "total_ms": self.total_ms,
             "straggler": self.straggler, "backend": self.backend, "batch_size": self.batch_size,
             "task_batch_size": self.task_batch_size, "settings": asdict(self.settings),
-            "devices": [asdict(d) for d in self.devices],
+            "devices": [asdict(d) for d in self.devices], "comm": self.comm,
         }  # fmt: skip
 
 
@@ -156,6 +159,7 @@ class CostMeter:
     """Times devices' shard sets with FBGEMM's fused TBE kernel and caches the results."""
 
     settings: MeterSettings = field(default_factory=MeterSettings)
+    comm: CommModel | None = None  # all-to-all model; None: communication not counted
     builds: int = 0  # TBE kernels built (one per precision per uncached device)
     _cache: dict[DeviceKey, DeviceCost] = field(default_factory=dict, repr=False)
 
@@ -180,17 +184,21 @@ class CostMeter:
     def measure_plan(self, task: Task, plan: Plan) -> PlanCost:
         """Cost of ``plan``: per-device parts, the max over devices and its straggler.
 
-        Communication fields are 0.0: they come from the calibrated alpha-beta model,
-        not yet built.
+        Communication comes from :attr:`comm` (the calibrated alpha-beta model of
+        :mod:`embedlab.sharding.comm`) at the timed batch; without one it is 0.0.
         """
         plan.validate(task)
         by_dev: list[list[Shard]] = [[] for _ in range(task.num_devices)]
         for s in plan.shards:
             by_dev[s.device].append(s)
+        fwd_comm = bwd_comm = 0.0
+        if self.comm is not None:
+            cols = [sum(s.columns for s in shards) for shards in by_dev]
+            fwd_comm, bwd_comm = self.comm.all_to_all_ms(cols, self.settings.batch_size)
         parts = []
         for d, shards in enumerate(by_dev):
             c = self.measure_device(task, shards)
-            parts.append(DevicePart(d, c.fwd_ms, 0.0, 0.0, c.bwd_ms, c.cv, c.n))
+            parts.append(DevicePart(d, c.fwd_ms, fwd_comm, bwd_comm, c.bwd_ms, c.cv, c.n))
         straggler = max(range(len(parts)), key=lambda i: parts[i].total_ms)
         return PlanCost(
             task=task.name,
@@ -202,6 +210,9 @@ class CostMeter:
             settings=self.settings,
             batch_size=self.settings.batch_size,
             task_batch_size=task.batch_size,
+            comm=None
+            if self.comm is None
+            else {k: v for k, v in self.comm.to_json().items() if k != "settings"},
         )
 
     def single_table_costs(self, task: Task) -> dict[str, DeviceCost]:

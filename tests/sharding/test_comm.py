@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from embedlab.errors import UserError
+from embedlab.sharding.comm import CommModel, calibrate, fit_alpha_beta
+from embedlab.sharding.cost import CostMeter, MeterSettings
+from embedlab.sharding.types import Plan, Shard, Table, Task
+
+
+def test_fit_recovers_a_line():
+    a, b = fit_alpha_beta([0, 1000, 5000], [0.5, 0.5 + 2e-3, 0.5 + 1e-2])
+    assert a == pytest.approx(0.5) and b == pytest.approx(2e-6)
+    with pytest.raises(ValueError):
+        fit_alpha_beta([10, 10], [1, 2])
+
+
+def test_all_to_all_volumes_by_hand():
+    m = CommModel(alpha_ms=1.0, beta_ms_per_byte=1e-3)
+    # 2 devices with 16 and 48 columns, batch 100, fp32: device 1 sends 100*48*4/2 = 9600 bytes
+    fwd, bwd = m.all_to_all_ms([16, 48], 100)
+    assert fwd == pytest.approx(1.0 + 9.6) and bwd == pytest.approx(1.0 + 9.6)
+    assert m.all_to_all_ms([64], 100) == (0.0, 0.0)
+
+
+def test_round_trip_and_bad_file(tmp_path):
+    m = CommModel(0.2, 1e-6, "gloo-cpu", {"world_size": 2})
+    m.save(tmp_path / "c.json")
+    assert CommModel.load(tmp_path / "c.json") == m
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(UserError, match="not a communication model"):
+        CommModel.load(tmp_path / "bad.json")
+
+
+def test_meter_adds_communication_to_every_device():
+    task = Task("c", 2, 10**8, 64, (Table("a", 500, 8, 2.0), Table("b", 500, 8, 2.0)))
+    plan = Plan("c", "x", (Shard("a", 0, 0, 8), Shard("b", 1, 0, 8)))
+    meter = CostMeter(MeterSettings(batch_size=64, repeats=2, warmup=1), comm=CommModel(1.0, 0.0))
+    cost = meter.measure_plan(task, plan)
+    assert all(d.fwd_comm_ms == 1.0 and d.bwd_comm_ms == 1.0 for d in cost.devices)
+    assert cost.total_ms == max(d.fwd_ms + d.bwd_ms for d in cost.devices) + 2.0
+
+
+def test_calibrate_with_two_gloo_processes():
+    m = calibrate(2, sizes=(2**12, 2**18), repeats=3)
+    assert m.backend == "gloo-cpu" and m.alpha_ms >= 0 and m.beta_ms_per_byte >= 0
+    assert len(m.settings["points"]) == 2
