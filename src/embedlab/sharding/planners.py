@@ -165,3 +165,10 @@ def plan_all(tasks: list[Task], name: str) -> list[Plan]:
         p.validate(task)
         plans.append(replace(p, planner=name))
     return plans
+
+
+# TorchRec's planner (table-wise); imported on first use so that importing this module
+# never imports TorchRec.
+PLANNERS["torchrec"] = lambda: __import__(
+    "embedlab.sharding.torchrec_adapter", fromlist=["TorchRecPlanner"]
+).TorchRecPlanner()
