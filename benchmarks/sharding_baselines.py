@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> dict:
         meter = CostMeter(settings, comm=comms.get(d))
         for n in args.tables:
             tasks = gen_tasks("dreamshard", n, d, args.count, seed=args.seed, split="test")
-            per: dict[str, dict[str, list[float]]] = {p: {"cost": [], "ratio_bound": [], "ratio_best": [], "plan_s": []} for p in planners}
+            per: dict[str, dict[str, list[float]]] = {
+                p: {"cost": [], "ratio_bound": [], "ratio_best": [], "plan_s": []} for p in planners
+            }
             infeasible: dict[str, int] = {p: 0 for p in planners}
             for task in tasks:
                 bound = meter.lower_bound(task)
@@ -86,7 +88,9 @@ def main(argv: list[str] | None = None) -> dict:
             totals: dict[str, list[float]] = {p: [] for p in plans}
             for _ in range(args.repeat_checks):
                 for name, plan in plans.items():
-                    totals[name].append(CostMeter(settings, comm=comms.get(d)).measure_plan(task, plan).total_ms)
+                    totals[name].append(
+                        CostMeter(settings, comm=comms.get(d)).measure_plan(task, plan).total_ms
+                    )
             for name, ts in totals.items():
                 checks.append({"tables": n, "devices": d, "planner": name, "task": task.name, "totals_ms": ts,
                                "cv": statistics.pstdev(ts) / statistics.fmean(ts)})  # fmt: skip
@@ -101,22 +105,36 @@ def main(argv: list[str] | None = None) -> dict:
                 })  # fmt: skip
                 print(f"DLRM-{n} d{d} {name:20s} cost {results[-1]['mean_cost_ms']:8.2f} ms  "
                       f"x{results[-1]['mean_ratio_to_bound']:.3f} bound  x{results[-1]['mean_ratio_to_best']:.3f} best", flush=True)  # fmt: skip
+            write_json(
+                args.out, _doc(args, settings, comms, results, checks, t_start, complete=False)
+            )
+    doc = _doc(args, settings, comms, results, checks, t_start, complete=True)
+    write_json(args.out, doc)
+    print(
+        f"repeatability: median CV {doc['repeatability']['median_cv']:.4f}, max {doc['repeatability']['max_cv']:.4f}"
+    )
+    return doc
+
+
+def _doc(args, settings, comms, results, checks, t_start, complete):  # noqa: ANN001, ANN202
     cvs = [c["cv"] for c in checks]
-    doc = {
+    return {
+        "complete": complete,
         "benchmark": "sharding baselines on DreamShard-style test tasks",
         "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": describe(),
         "settings": {**vars(args), "meter": settings.__dict__},
         "comm_models": {d: m.to_json() for d, m in comms.items()},
         "results": results,
-        "repeatability": {"checks": checks, "median_cv": statistics.median(cvs) if cvs else None,
-                          "max_cv": max(cvs) if cvs else None, "goal": "CV below 0.03"},  # fmt: skip
+        "repeatability": {
+            "checks": checks,
+            "median_cv": statistics.median(cvs) if cvs else None,
+            "max_cv": max(cvs) if cvs else None,
+            "goal": "CV below 0.03",
+        },  # fmt: skip
         "wall_s": time.perf_counter() - t_start,
     }
-    write_json(args.out, doc)
-    print(f"repeatability: median CV {doc['repeatability']['median_cv']:.4f}, max {doc['repeatability']['max_cv']:.4f}")
-    return doc
 
 
 if __name__ == "__main__":
