@@ -18,16 +18,14 @@ from embedlab.experiments.registry import (
 )
 from embedlab.io import read_json
 from embedlab.report.plots import bar_plot, line_plot
-from embedlab.train.trainer import TrainConfig, train
+from embedlab.train.trainer import TrainConfig, saved_config_matches, train
 
 
 def run_or_load(
     cfg: TrainConfig, out: Path, data: CTRData, show_progress: bool = False
 ) -> dict[str, Any]:
     """Train unless ``out/metrics.json`` already holds this run's result (resume-friendly)."""
-    same = (out / "config.json").is_file() and _jsonable(
-        TrainConfig.from_dict(read_json(out / "config.json")).to_dict()
-    ) == _jsonable(cfg.to_dict())
+    same = saved_config_matches(out, cfg)
     if same and (out / "metrics.json").is_file():
         return read_json(out / "metrics.json")
     resume = same and (out / "checkpoint.pt").is_file()

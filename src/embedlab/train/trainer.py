@@ -143,6 +143,15 @@ def evaluate(
     )
 
 
+def saved_config_matches(run: str | Path, cfg: TrainConfig) -> bool:
+    """Whether ``run/config.json`` holds ``cfg`` (settings added since are taken at their defaults)."""
+    p = Path(run) / "config.json"
+    if not p.is_file():
+        return False
+    saved = TrainConfig.from_dict(read_json(p)).to_dict()
+    return json.loads(json.dumps(saved)) == json.loads(json.dumps(cfg.to_dict()))
+
+
 def _step_of(line: str) -> int | None:
     """The step of a metrics.jsonl line; ``None`` for a line cut short by a crash."""
     try:
@@ -209,8 +218,7 @@ def train(
     cfg.validate()
     run = ensure_dir(out)
     if resume:
-        saved = TrainConfig.from_dict(read_json(run / "config.json"))
-        if saved.to_dict() != json.loads(json.dumps(cfg.to_dict())):
+        if not saved_config_matches(run, cfg):
             raise UserError(
                 f"{run}/config.json differs from the requested settings; resume with the saved ones"
             )
