@@ -3,13 +3,18 @@
 For DLRM-{20, 40, 80} tasks on {2, 4, 8} devices (tables from the *test* half of the
 synthetic pool, dim 16, fp16; ``--count`` tasks each), every registered baseline planner
 (and TorchRec's planner when available) plans every task; the :class:`CostMeter` (CPU
-backend, single thread, ``--batch`` samples timed, min of ``--repeats``) measures each plan
+backend, single thread, ``--batch`` samples timed, ``--repeats`` iterations in ``--rounds``
+interleaved rounds, summarized by ``--statistic``) measures all plans of a task in one
+interleaved pass
 with communication from an alpha-beta model calibrated per device count on real gloo
 ``all_to_all_single`` timings. Reported per configuration: mean measured cost, mean ratio
-to the task's lower value ``max(largest single-table cost, sum of single costs / D)``,
-mean ratio to the best plan of the task, and planning time. Repeatability: one plan per
-configuration is re-measured ``--repeat-checks`` times with fresh meters (no cache),
-interleaved with the other planners' plans of that task, and the CV of its cost reported.
+to the task's lower value ``max(largest single-table cost, sum of single costs / D)`` plus
+the least all-to-all time of any plan (columns spread evenly),
+mean ratio to the best plan of the task, and planning time; how far a device's fused kernel
+is from the sum of its tables timed alone. Repeatability: the first task's plans of each
+configuration are re-measured ``--repeat-checks`` times with fresh meters (no cache), all
+planners' plans interleaved, and the CV of each plan's cost reported under every statistic
+(all computed from the same samples).
 
 Usage::
 
@@ -31,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from embedlab.io import write_json  # noqa: E402
 from embedlab.machine import describe  # noqa: E402
 from embedlab.sharding.comm import calibrate  # noqa: E402
-from embedlab.sharding.cost import CostMeter, MeterSettings  # noqa: E402
+from embedlab.sharding.cost import STATISTICS, CostMeter, MeterSettings, lower_bound_from  # noqa: E402
 from embedlab.sharding.generator import gen_tasks  # noqa: E402
 from embedlab.sharding.planners import PLANNERS, Infeasible, get_planner  # noqa: E402
 
@@ -45,14 +50,22 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--repeat-checks", type=int, default=5)
     ap.add_argument("--planners", nargs="+", default=None)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--statistic", default="round_min_median", choices=STATISTICS)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/sharding_baselines.json")
     args = ap.parse_args(argv)
     planners = args.planners or list(PLANNERS)
-    settings = MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=args.seed)
+    settings = MeterSettings(
+        batch_size=args.batch,
+        repeats=args.repeats,
+        seed=args.seed,
+        rounds=args.rounds,
+        statistic=args.statistic,
+    )
     t_start = time.perf_counter()
     comms = {d: calibrate(d) for d in sorted(set(args.devices)) if d > 1}
-    results, checks = [], []
+    results, checks, fused = [], [], []
     for d in args.devices:
         meter = CostMeter(settings, comm=comms.get(d))
         for n in args.tables:
@@ -61,23 +74,41 @@ def main(argv: list[str] | None = None) -> dict:
                 p: {"cost": [], "ratio_bound": [], "ratio_best": [], "plan_s": []} for p in planners
             }
             infeasible: dict[str, int] = {p: 0 for p in planners}
+            fused_ratios: list[float] = []
             for task in tasks:
-                bound = meter.lower_bound(task)
-                costs = {}
+                singles = meter.single_table_costs(task)
+                bound = lower_bound_from(
+                    [c.total_ms for c in singles.values()], d
+                ) + meter.comm_lower_bound(task)
+                plans = {}
                 for name in planners:
                     try:
-                        plan = get_planner(name).plan(task)
+                        plans[name] = get_planner(name).plan(task)
                     except Infeasible:
                         infeasible[name] += 1
-                        continue
-                    costs[name] = (meter.measure_plan(task, plan).total_ms, plan.planning_seconds)
+                measured = meter.measure_plans(task, list(plans.values()))  # interleaved
+                costs = {
+                    name: (pc.total_ms, plans[name].planning_seconds)
+                    for name, pc in zip(plans, measured)
+                }
                 best = min(c for c, _ in costs.values())
                 for name, (c, ps) in costs.items():
                     per[name]["cost"].append(c)
                     per[name]["ratio_bound"].append(c / bound)
                     per[name]["ratio_best"].append(c / best)
                     per[name]["plan_s"].append(ps)
-            # repeatability: the first task's plans, re-measured with fresh meters, interleaved
+                # non-additivity: a device's fused kernel vs the sum of its tables alone
+                for pc, plan in zip(measured, plans.values()):
+                    for part in pc.devices:
+                        names = [s.table for s in plan.shards if s.device == part.device]
+                        if len(names) > 1:
+                            alone = sum(singles[t].total_ms for t in names)
+                            fused_ratios.append((part.fwd_ms + part.bwd_ms) / alone)
+            fused.append({"tables": n, "devices": d, "devices_measured": len(fused_ratios),
+                          "mean_fused_over_sum": statistics.fmean(fused_ratios) if fused_ratios else None,
+                          "min": min(fused_ratios, default=None), "max": max(fused_ratios, default=None)})  # fmt: skip
+            # repeatability: the first task's plans re-measured with fresh meters (no cache),
+            # all planners' plans interleaved in each re-measurement
             task = tasks[0]
             plans = {}
             for name in planners:
@@ -85,15 +116,19 @@ def main(argv: list[str] | None = None) -> dict:
                     plans[name] = get_planner(name).plan(task)
                 except Infeasible:
                     pass
-            totals: dict[str, list[float]] = {p: [] for p in plans}
+            totals: dict[str, dict[str, list[float]]] = {
+                p: {st: [] for st in STATISTICS} for p in plans
+            }
             for _ in range(args.repeat_checks):
-                for name, plan in plans.items():
-                    totals[name].append(
-                        CostMeter(settings, comm=comms.get(d)).measure_plan(task, plan).total_ms
-                    )
-            for name, ts in totals.items():
-                checks.append({"tables": n, "devices": d, "planner": name, "task": task.name, "totals_ms": ts,
-                               "cv": statistics.pstdev(ts) / statistics.fmean(ts)})  # fmt: skip
+                fresh = CostMeter(settings, comm=comms.get(d))
+                for name, pc in zip(plans, fresh.measure_plans(task, list(plans.values()))):
+                    for st in STATISTICS:
+                        totals[name][st].append(pc.total_by_statistic[st])
+            for name, by in totals.items():
+                checks.append({"tables": n, "devices": d, "planner": name, "task": task.name,
+                               "totals_ms": by[settings.statistic],
+                               "cv": statistics.pstdev(by[settings.statistic]) / statistics.fmean(by[settings.statistic]),
+                               "cv_by_statistic": {st: statistics.pstdev(v) / statistics.fmean(v) for st, v in by.items()}})  # fmt: skip
             for name in planners:
                 v = per[name]
                 if not v["cost"]:
@@ -106,17 +141,18 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"DLRM-{n} d{d} {name:20s} cost {results[-1]['mean_cost_ms']:8.2f} ms  "
                       f"x{results[-1]['mean_ratio_to_bound']:.3f} bound  x{results[-1]['mean_ratio_to_best']:.3f} best", flush=True)  # fmt: skip
             write_json(
-                args.out, _doc(args, settings, comms, results, checks, t_start, complete=False)
+                args.out,
+                _doc(args, settings, comms, results, checks, fused, t_start, complete=False),
             )
-    doc = _doc(args, settings, comms, results, checks, t_start, complete=True)
+    doc = _doc(args, settings, comms, results, checks, fused, t_start, complete=True)
     write_json(args.out, doc)
-    print(
-        f"repeatability: median CV {doc['repeatability']['median_cv']:.4f}, max {doc['repeatability']['max_cv']:.4f}"
-    )
+    rep = doc["repeatability"]
+    print(f"repeatability ({settings.statistic}): median CV {rep['median_cv']:.4f}, max {rep['max_cv']:.4f}; "
+          f"by statistic {rep['median_cv_by_statistic']}")  # fmt: skip
     return doc
 
 
-def _doc(args, settings, comms, results, checks, t_start, complete):  # noqa: ANN001, ANN202
+def _doc(args, settings, comms, results, checks, fused, t_start, complete):  # noqa: ANN001, ANN202
     cvs = [c["cv"] for c in checks]
     return {
         "complete": complete,
@@ -127,8 +163,17 @@ def _doc(args, settings, comms, results, checks, t_start, complete):  # noqa: AN
         "settings": {**vars(args), "meter": settings.__dict__},
         "comm_models": {d: m.to_json() for d, m in comms.items()},
         "results": results,
+        "fused_vs_sum_of_single_tables": fused,
         "repeatability": {
             "checks": checks,
+            "median_cv_by_statistic": {
+                st: statistics.median(c["cv_by_statistic"][st] for c in checks) for st in STATISTICS
+            }
+            if checks
+            else None,
+            "share_below_0.03": sum(c["cv"] < 0.03 for c in checks) / len(checks)
+            if checks
+            else None,
             "median_cv": statistics.median(cvs) if cvs else None,
             "max_cv": max(cvs) if cvs else None,
             "goal": "CV below 0.03",

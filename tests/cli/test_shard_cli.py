@@ -77,3 +77,24 @@ def test_eval_measures_plans_and_reports_ratios(tmp_path, capsys):
     assert row["total_ms"] == max(
         d["fwd_ms"] + d["fwd_comm_ms"] + d["bwd_comm_ms"] + d["bwd_ms"] for d in row["devices"]
     )
+
+
+def test_eval_with_comm_model_and_budget(tmp_path, capsys):
+    from embedlab.sharding.comm import CommModel
+
+    tasks = [Task("e", 2, 10**8, 64, tuple(Table(f"x{i}", 500, 8, 2.0) for i in range(3)))]
+    save_tasks(tmp_path / "tasks.json", tasks)
+    run(["shard", "plan", "--tasks", str(tmp_path / "tasks.json"), "--planner", "round_robin",
+         "--out", str(tmp_path / "plans.json")], capsys)  # fmt: skip
+    CommModel(0.25, 1e-6, "test").save(tmp_path / "comm.json")
+    base = ["shard", "eval", "--tasks", str(tmp_path / "tasks.json"), "--plans", str(tmp_path / "plans.json"),
+            "--batch-size", "32", "--repeats", "2", "--out", str(tmp_path / "costs.json")]  # fmt: skip
+    code, out, _ = run([*base, "--comm", str(tmp_path / "comm.json")], capsys)
+    assert code in (0, None), out
+    (row,) = json.loads((tmp_path / "costs.json").read_text())["costs"]
+    assert all(d["fwd_comm_ms"] > 0.25 and d["bwd_comm_ms"] > 0.25 for d in row["devices"])
+    assert row["comm"]["alpha_ms"] == 0.25
+    assert row["lower_bound_ms"] > 0.5  # the bound counts the least comm (2 alpha at least)
+    assert set(row["total_by_statistic"]) == {"round_min_median", "min", "median"}
+    code, _, err = run([*base, "--budget-s", "0"], capsys)
+    assert code == 2 and "measurement budget" in err

@@ -45,3 +45,21 @@ def test_calibrate_with_two_gloo_processes():
     m = calibrate(2, sizes=(2**12, 2**18), repeats=3)
     assert m.backend == "gloo-cpu" and m.alpha_ms >= 0 and m.beta_ms_per_byte >= 0
     assert len(m.settings["points"]) == 2
+
+
+def test_comm_lower_bound_is_below_every_plans_comm() -> None:
+    import itertools
+
+    from embedlab.sharding.types import Table, Task
+
+    tables = tuple(Table(f"t{i}", 100, dim, 1.0) for i, dim in enumerate((4, 8, 16, 32, 64)))
+    task = Task("c", 3, 10**9, 1024, tables)
+    meter = CostMeter(MeterSettings(batch_size=256), comm=CommModel(0.5, 1e-6))
+    lb = meter.comm_lower_bound(task)
+    assert lb > 0
+    seen = []
+    for devs in itertools.product(range(3), repeat=len(tables)):
+        cols = [sum(t.dim for t, d in zip(tables, devs) if d == k) for k in range(3)]
+        seen.append(sum(meter.comm.all_to_all_ms(cols, 256)))
+    assert lb <= min(seen) + 1e-12
+    assert CostMeter(MeterSettings()).comm_lower_bound(task) == 0.0

@@ -129,3 +129,70 @@ def test_median_statistic() -> None:
     m = CostMeter(MeterSettings(batch_size=64, warmup=0, repeats=3, statistic="median"))
     c = m.measure_device(_task(), [Shard("a", 0, 0, 16)])
     assert c.fwd_ms > 0 and c.bwd_ms > 0 and c.n == 3
+
+
+def test_round_sizes_sum_to_repeats() -> None:
+    assert MeterSettings(repeats=15, rounds=5).round_sizes() == [3, 3, 3, 3, 3]
+    assert MeterSettings(repeats=7, rounds=3).round_sizes() == [3, 2, 2]
+    assert MeterSettings(repeats=2, rounds=5).round_sizes() == [1, 1]
+    with pytest.raises(UserError, match="rounds"):
+        MeterSettings(rounds=0)
+
+
+def test_summarize_statistics_on_known_samples() -> None:
+    import numpy as np
+
+    from embedlab.sharding.cost import summarize
+
+    # three rounds of two iterations; round 1 hit by a slow burst
+    fwd = np.array([1.0, 1.2, 5.0, 6.0, 1.1, 1.0])
+    bwd = np.array([2.0, 2.2, 9.0, 9.0, 2.1, 2.4])
+    rounds = np.array([0, 0, 1, 1, 2, 2])
+    c = summarize(fwd, bwd, rounds, "round_min_median")
+    # per-round minima: fwd 1.0, 5.0, 1.0 -> median 1.0; bwd 2.0, 9.0, 2.1 -> median 2.1
+    assert c.fwd_ms == pytest.approx(1.0) and c.bwd_ms == pytest.approx(2.1)
+    assert c.by_statistic["min"] == pytest.approx(3.0)
+    assert c.by_statistic["median"] == pytest.approx(1.15 + 2.3)
+    assert c.by_statistic["round_min_median"] == pytest.approx(3.1)
+    assert summarize(fwd, bwd, rounds, "median").total_ms == pytest.approx(3.45)
+    assert c.n == 6 and c.cv > 0.5
+
+
+def test_measure_plans_interleaves_and_matches_single_plan_costs() -> None:
+    task = _task(num_devices=2)
+    p1 = Plan("tiny", "x", (Shard("a", 0, 0, 16), Shard("b", 0, 0, 8), Shard("c", 1, 0, 16), Shard("d", 1, 0, 16)))  # fmt: skip
+    p2 = Plan("tiny", "y", (Shard("a", 0, 0, 16), Shard("c", 0, 0, 16), Shard("d", 0, 0, 16), Shard("b", 1, 0, 8)))  # fmt: skip
+    m = CostMeter(MeterSettings(batch_size=128, warmup=1, repeats=4, rounds=2))
+    c1, c2 = m.measure_plans(task, [p1, p2])
+    assert m.measurements == 4  # four distinct shard sets, one pass
+    assert (c1.planner, c2.planner) == ("x", "y")
+    again = m.measure_plan(task, p1)  # all cached: identical numbers, nothing re-timed
+    assert again.total_ms == c1.total_ms and m.measurements == 4
+    for c in (c1, c2):
+        assert set(c.total_by_statistic) == {"min", "median", "round_min_median"}
+        assert c.total_by_statistic["min"] <= c.total_by_statistic["median"] + 1e-9
+        assert c.total_by_statistic["round_min_median"] == pytest.approx(c.total_ms)
+        assert all(d.n == 4 for d in c.devices)
+
+
+def test_max_live_bytes_splits_passes_but_measures_everything() -> None:
+    task = _task(num_devices=2)
+    m = CostMeter(MeterSettings(batch_size=64, warmup=0, repeats=2), max_live_bytes=1)
+    costs = m.single_table_costs(task)
+    assert set(costs) == {"a", "b", "c", "d"}
+    assert m.measurements == 3  # "a" and "d" share a spec
+
+
+def test_budget_exceeded_is_a_clear_error() -> None:
+    from embedlab.sharding.cost import MeasurementBudgetExceeded
+
+    task = _task(num_devices=2)
+    m = CostMeter(MeterSettings(batch_size=64, warmup=0, repeats=2), budget_s=0.0)
+    with pytest.raises(MeasurementBudgetExceeded, match="budget of 0 s spent"):
+        m.measure_device(task, [Shard("a", 0, 0, 16)])
+    m.budget_s = 1e9
+    m.measure_device(task, [Shard("a", 0, 0, 16)])
+    m.budget_s = 0.0  # spent now; cached results are still served
+    assert m.measure_device(task, [Shard("d", 1, 0, 16)]).total_ms > 0
+    with pytest.raises(MeasurementBudgetExceeded):
+        m.measure_device(task, [Shard("c", 0, 0, 16)])

@@ -71,8 +71,16 @@ def eval_cmd(
     batch_size: int = typer.Option(
         2048, "--batch-size", help="Batch the CPU backend times (recorded)."
     ),
-    repeats: int = typer.Option(15, "--repeats"),
-    statistic: str = typer.Option("min", "--statistic", help="min or median of the timed repeats."),
+    repeats: int = typer.Option(15, "--repeats", help="Timed iterations per device kernel."),
+    rounds: int = typer.Option(
+        5, "--rounds", help="Interleaved rounds the repeats are split into."
+    ),
+    statistic: str = typer.Option(
+        "round_min_median", "--statistic", help="round_min_median, min or median of the repeats."
+    ),
+    budget_s: float | None = typer.Option(
+        None, "--budget-s", help="Stop with an error after this many seconds of measuring."
+    ),
     comm: Path | None = typer.Option(
         None, "--comm", help="Communication model from `shard calibrate-comm`."
     ),
@@ -84,9 +92,12 @@ def eval_cmd(
 
     by_name = {t.name: t for t in load_tasks(tasks)}
     all_plans = load_plans(plans)
-    meter = CostMeter(
-        MeterSettings(backend=backend, batch_size=batch_size, repeats=repeats, statistic=statistic)
+    from embedlab.sharding.comm import CommModel
+
+    settings = MeterSettings(
+        backend=backend, batch_size=batch_size, repeats=repeats, rounds=rounds, statistic=statistic
     )
+    meter = CostMeter(settings, comm=CommModel.load(comm) if comm else None, budget_s=budget_s)
     rows = []
     for p in all_plans:
         if p.task not in by_name:
@@ -98,14 +109,15 @@ def eval_cmd(
         if not mine:
             continue
         bound = meter.lower_bound(task)
-        costs = [meter.measure_plan(task, p) for p in mine]
+        costs = meter.measure_plans(task, mine)  # all plans of the task timed interleaved
         best = min(c.total_ms for c in costs)
         typer.echo(f"task {name} (bound {bound:.2f} ms at batch {batch_size}):")
         for c in costs:
             s = c.devices[c.straggler]
             typer.echo(
                 f"  {c.planner:20s} {c.total_ms:8.2f} ms  x{c.total_ms / best:5.2f} of best  x{c.total_ms / bound:5.2f} of bound"
-                f"  straggler {c.straggler} (fwd {s.fwd_ms:.2f} + bwd {s.bwd_ms:.2f}, cv {s.cv:.3f})"
+                f"  straggler {c.straggler} (fwd {s.fwd_ms:.2f} + comm {s.fwd_comm_ms + s.bwd_comm_ms:.2f}"
+                f" + bwd {s.bwd_ms:.2f}, cv {s.cv:.3f})"
             )
             rows.append({**c.to_json(), "ratio_to_best": c.total_ms / best, "lower_bound_ms": bound,
                          "ratio_to_bound": c.total_ms / bound})  # fmt: skip
