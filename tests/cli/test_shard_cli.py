@@ -98,3 +98,66 @@ def test_eval_with_comm_model_and_budget(tmp_path, capsys):
     assert set(row["total_by_statistic"]) == {"round_min_median", "min", "median"}
     code, _, err = run([*base, "--budget-s", "0"], capsys)
     assert code == 2 and "measurement budget" in err
+
+
+def test_shard_run_two_processes_with_a_column_wise_plan(tmp_path):
+    """`shard run` launches torchrun, trains the sharded DLRM and reports measured vs predicted."""
+    import os
+    import subprocess
+    import sys
+
+    from embedlab.sharding.types import Plan, Shard, save_plans
+
+    task = Task(
+        "r",
+        2,
+        10**8,
+        64,
+        (Table("a", 500, 8, 3.0), Table("b", 800, 16, 1.0, 2), Table("c", 300, 8, 2.0)),
+    )
+    save_tasks(tmp_path / "tasks.json", [task])
+    plan = Plan(
+        "r",
+        "manual",
+        (Shard("a", 0, 0, 8), Shard("b", 1, 0, 8), Shard("b", 0, 8, 8), Shard("c", 1, 0, 8)),
+    )
+    save_plans(tmp_path / "plans.json", [plan])
+    r = subprocess.run([sys.executable, "-m", "embedlab", "shard", "run", "--task", str(tmp_path / "tasks.json"),
+                        "--plan", str(tmp_path / "plans.json"), "--steps", "3", "--warmup", "1", "--batch-size", "64",
+                        "--repeats", "2", "--out", str(tmp_path / "run.json")],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "measured plan cost" in r.stdout and "CostMeter prediction" in r.stdout
+    doc = json.loads((tmp_path / "run.json").read_text())
+    assert (
+        doc["nproc"] == 2
+        and doc["backend"] == "gloo"
+        and [x["rank"] for x in doc["ranks"]] == [0, 1]
+    )
+    for rank in doc["ranks"]:
+        assert rank["fwd_compute_ms"] > 0 and rank["bwd_compute_ms"] > 0 and rank["fwd_comm_ms"] > 0
+        assert rank["embedding_ms"] == pytest.approx(
+            rank["fwd_compute_ms"]
+            + rank["fwd_comm_ms"]
+            + rank["bwd_comm_ms"]
+            + rank["bwd_compute_ms"]
+        )
+    assert doc["measured_embedding_ms"] == max(x["embedding_ms"] for x in doc["ranks"])
+    assert doc["predicted"]["total_ms"] > 0 and doc["comm_model"]["backend"] == "gloo-cpu"
+
+
+def test_shard_run_argument_errors(tmp_path, capsys):
+    task = Task("r", 2, 10**8, 64, (Table("a", 500, 8, 3.0), Table("c", 300, 8, 2.0)))
+    save_tasks(tmp_path / "tasks.json", [task])
+    run(["shard", "plan", "--tasks", str(tmp_path / "tasks.json"), "--planner", "round_robin", "--out",
+         str(tmp_path / "p.json")], capsys)  # fmt: skip
+    base = ["shard", "run", "--task", str(tmp_path / "tasks.json"), "--plan", str(tmp_path / "p.json"),
+            "--out", str(tmp_path / "o.json")]  # fmt: skip
+    code, _, err = run([*base, "--nproc", "3"], capsys)
+    assert code == 2 and "run it with --nproc 2" in err
+    code, _, err = run([*base, "--batch-size", "63"], capsys)
+    assert code == 2 and "does not split evenly" in err
+    code, _, err = run([*base, "--name", "nope"], capsys)
+    assert code == 2 and "no task 'nope'" in err
+    code, _, err = run([*base, "--planner", "torchrec"], capsys)
+    assert code == 2 and "no plan for task 'r' by 'torchrec'" in err

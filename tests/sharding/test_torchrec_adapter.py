@@ -175,8 +175,6 @@ def _dmp_worker(rank: int, world: int, port: int) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("RUN_SLOW") != "1", reason="slow: set RUN_SLOW=1")
 @pytest.mark.skipif(sys.platform == "win32", reason="gloo spawn test on POSIX only")
 def test_dmp_two_processes_column_wise():
     import torch.multiprocessing as mp

@@ -31,9 +31,14 @@ def _register() -> None:
 
 _register()
 
+#: The arguments of this invocation (commands that relaunch themselves under torchrun).
+ARGV: list[str] = []
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
+    global ARGV
+    ARGV = list(sys.argv[1:] if argv is None else argv)
     try:
         app(args=argv, standalone_mode=True)
     except UserError as e:

@@ -146,3 +146,180 @@ def calibrate_comm_cmd(
     typer.echo(
         f"alpha {model.alpha_ms:.3f} ms, beta {model.beta_ms_per_byte * 1e6:.3f} ms/MB ({model.backend}, {nproc} processes) -> {out}"
     )
+
+
+def _task_and_plan(tasks: Path, name: str | None, plans: Path, planner: str | None):  # noqa: ANN202
+    """The task named ``name`` (or the only one) and its plan (by ``planner`` if several)."""
+    from embedlab.errors import UserError
+    from embedlab.sharding.types import load_plans, load_tasks
+
+    ts = load_tasks(tasks)
+    if name is None:
+        if len(ts) != 1:
+            raise UserError(f"{tasks} holds {len(ts)} tasks; choose one with --name")
+        task = ts[0]
+    else:
+        found = [t for t in ts if t.name == name]
+        if not found:
+            raise UserError(f"no task {name!r} in {tasks}")
+        task = found[0]
+    mine = [p for p in load_plans(plans) if p.task == task.name]
+    if planner is not None:
+        mine = [p for p in mine if p.planner == planner]
+    if not mine:
+        raise UserError(
+            f"{plans} holds no plan for task {task.name!r}"
+            + (f" by {planner!r}" if planner else "")
+        )
+    if len(mine) > 1:
+        raise UserError(f"{plans} holds {len(mine)} plans for task {task.name!r} (planners "
+                        f"{', '.join(p.planner for p in mine)}); choose one with --planner")  # fmt: skip
+    mine[0].validate(task)
+    return task, mine[0]
+
+
+@app.command("run")
+def run_cmd(
+    task_file: Path = typer.Option(..., "--task", help="Task file (embedlab.sharding-tasks/v1)."),
+    name: str | None = typer.Option(
+        None, "--name", help="Task name (needed if the file holds several)."
+    ),
+    plan_file: Path = typer.Option(..., "--plan", help="Plan file (embedlab.sharding-plans/v1)."),
+    planner: str | None = typer.Option(
+        None, "--planner", help="Which plan, if the file holds several for the task."
+    ),
+    nproc: int | None = typer.Option(
+        None, "--nproc", help="Processes to launch (default: the task's devices)."
+    ),
+    steps: int = typer.Option(20, "--steps", help="Timed training steps."),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed steps first."),
+    batch_size: int = typer.Option(
+        512, "--batch-size", help="Global batch (split evenly over the processes)."
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    comm: Path | None = typer.Option(
+        None, "--comm", help="Comm model for the prediction (default: calibrated in the run)."
+    ),
+    repeats: int = typer.Option(15, "--repeats", help="CostMeter repeats for the prediction."),
+    predict: bool = typer.Option(
+        True, "--predict/--no-predict", help="Measure the CostMeter prediction too."
+    ),
+    threads: int = typer.Option(1, "--threads", help="Intra-op threads per process."),
+    out: Path = typer.Option(..., "--out", help="Run report JSON to write."),
+) -> None:
+    """Train a few steps of the task's DLRM sharded by the plan under DistributedModelParallel
+    (torchrun; gloo on CPU, NCCL on GPU) and report per-rank phase times next to the
+    CostMeter prediction."""
+    from embedlab.distributed import under_torchrun
+    from embedlab.errors import UserError
+
+    task, plan = _task_and_plan(task_file, name, plan_file, planner)
+    world = nproc or task.num_devices
+    for k, v in (
+        ("steps", steps),
+        ("batch-size", batch_size),
+        ("threads", threads),
+        ("repeats", repeats),
+    ):
+        if v < 1:
+            raise UserError(f"--{k} must be >= 1, got {v}")
+    if warmup < 0:
+        raise UserError(f"--warmup must be >= 0, got {warmup}")
+    if world != task.num_devices:
+        raise UserError(
+            f"task {task.name!r} has {task.num_devices} devices; run it with --nproc {task.num_devices}"
+        )
+    if batch_size % world:
+        raise UserError(f"--batch-size {batch_size} does not split evenly over {world} processes")
+    if not under_torchrun():
+        from embedlab.distributed import launch
+
+        argv = ["shard", "run", "--task", str(task_file), "--name", task.name, "--plan", str(plan_file),
+                "--planner", plan.planner, "--steps", str(steps), "--warmup", str(warmup),
+                "--batch-size", str(batch_size), "--seed", str(seed), "--repeats", str(repeats),
+                "--threads", str(threads), "--out", str(out), "--predict" if predict else "--no-predict"]  # fmt: skip
+        if comm is not None:
+            argv += ["--comm", str(comm)]
+        code = launch(world, argv)
+        if code != 0:
+            raise typer.Exit(code)
+        return
+    _run_worker(task, plan, steps, warmup, batch_size, seed, comm, repeats, predict, threads, out)
+
+
+def _run_worker(
+    task, plan, steps, warmup, batch_size, seed, comm, repeats, predict, threads, out
+) -> None:  # noqa: ANN001
+    import torch.distributed as dist
+
+    from embedlab.distributed import finish, init_distributed
+    from embedlab.errors import UserError
+    from embedlab.io import ensure_dir, write_json
+    from embedlab.machine import describe
+    from embedlab.sharding.comm import CommModel, model_from_points, time_all_to_all
+    from embedlab.sharding.cost import CostMeter, MeterSettings
+    from embedlab.sharding.run import run_plan
+
+    env = init_distributed(threads)
+    try:
+        if env.world_size != task.num_devices:
+            raise UserError(
+                f"task {task.name!r} has {task.num_devices} devices, torchrun started {env.world_size} processes"
+            )
+        sizes = (2**14, 2**17, 2**20, 2**22)
+        if comm is not None:
+            model = CommModel.load(comm)
+        elif env.world_size > 1:
+            pts = time_all_to_all(sizes, repeats=10)
+            model = model_from_points(
+                pts, f"{env.backend}-{env.device.type}", env.world_size, sizes, 10, threads
+            )
+        else:
+            model = None
+        ranks = run_plan(task, plan, steps=steps, warmup=warmup, batch_size=batch_size, seed=seed)
+        if env.is_main:
+            predicted = None
+            if predict and env.device.type == "cpu":
+                meter = CostMeter(
+                    MeterSettings(batch_size=batch_size, repeats=repeats, seed=seed), comm=model
+                )
+                predicted = meter.measure_plan(task, plan)
+            straggler = max(ranks, key=lambda r: r.embedding_ms)
+            doc = {
+                "format": "embedlab.sharding-run/v1", "task": task.name, "planner": plan.planner,
+                "nproc": env.world_size, "backend": env.backend, "device": env.device.type,
+                "batch_size": batch_size, "steps": steps, "warmup": warmup, "seed": seed,
+                "threads_per_process": threads, "machine": describe(),
+                "ranks": [r.to_json() for r in ranks],
+                "measured_embedding_ms": straggler.embedding_ms, "measured_straggler": straggler.rank,
+                "measured_step_ms": max(r.step_ms for r in ranks),
+                "comm_model": None if model is None else model.to_json(),
+                "predicted": None if predicted is None else predicted.to_json(),
+                "measured_over_predicted": None if predicted is None else straggler.embedding_ms / predicted.total_ms,
+            }  # fmt: skip
+            ensure_dir(out.parent if str(out.parent) else Path("."))
+            write_json(out, doc)
+            _print_run(doc)
+        dist.barrier()
+    finally:
+        finish()
+
+
+def _print_run(doc: dict) -> None:
+    pred = doc["predicted"]
+    typer.echo(f"task {doc['task']} plan {doc['planner']}: {doc['nproc']} processes ({doc['backend']}), "
+               f"batch {doc['batch_size']}, median of {doc['steps']} steps (ms)")  # fmt: skip
+    typer.echo(
+        "  rank  input_dist  fwd_compute  fwd_comm   dense  bwd_comm  bwd_compute  embedding | predicted compute  comm"
+    )
+    for r in doc["ranks"]:
+        p = ""
+        if pred is not None:
+            d = pred["devices"][r["rank"]]
+            p = f" | {d['fwd_ms'] + d['bwd_ms']:17.2f} {d['fwd_comm_ms'] + d['bwd_comm_ms']:5.2f}"
+        typer.echo(f"  {r['rank']:4d} {r['input_dist_ms']:11.2f} {r['fwd_compute_ms']:12.2f} {r['fwd_comm_ms']:9.2f} "
+                   f"{r['dense_ms']:7.2f} {r['bwd_comm_ms']:9.2f} {r['bwd_compute_ms']:12.2f} {r['embedding_ms']:10.2f}{p}")  # fmt: skip
+    line = f"  measured plan cost {doc['measured_embedding_ms']:.2f} ms (straggler rank {doc['measured_straggler']})"
+    if pred is not None:
+        line += f"; CostMeter prediction {pred['total_ms']:.2f} ms (straggler {pred['straggler']}), ratio {doc['measured_over_predicted']:.2f}"
+    typer.echo(line)

@@ -63,17 +63,87 @@ def train_cmd(
         help="Continue the killed run in this folder with its saved settings (other options are ignored).",
     ),
     no_progress: bool = typer.Option(False, "--no-progress"),
+    planner: str | None = typer.Option(
+        None,
+        "--planner",
+        help="Shard the tables with this planner under DistributedModelParallel (run under torchrun, or give --nproc).",
+    ),
+    nproc: int | None = typer.Option(
+        None, "--nproc", help="With --planner: launch torchrun with this many local processes."
+    ),
+    device_memory_gb: float = typer.Option(
+        16.0, "--device-memory-gb", help="With --planner: memory per device the plan must respect."
+    ),
 ) -> None:
     """Train a DLRM (TorchRec embeddings) and report valid/test AUC, logloss and NE."""
+    from embedlab.distributed import under_torchrun
     from embedlab.train.trainer import TrainConfig, resume_run
     from embedlab.train.trainer import train as run_train
 
+    saved = None
+    if resume is not None:
+        from embedlab.io import read_json
+
+        cfg_path = resume / "config.json"
+        if not cfg_path.is_file():
+            raise UserError(f"{resume} is not a run folder (no config.json)")
+        saved = read_json(cfg_path)
+    if planner is not None or (saved is not None and saved.get("planner")):
+        if not under_torchrun():
+            from embedlab.cli.main import ARGV
+            from embedlab.distributed import launch
+
+            n = nproc or (saved or {}).get("nproc")
+            if n is None:
+                raise UserError(
+                    "--planner needs torchrun (torchrun --nproc_per_node D -m embedlab train ...) or --nproc D"
+                )
+            code = launch(int(n), ARGV)
+            if code != 0:
+                raise typer.Exit(code)
+            return
+        from embedlab.distributed import finish
+        from embedlab.train.distributed import train_distributed
+
+        try:
+            if saved is not None:
+                cfg = TrainConfig.from_dict(saved)
+                m = train_distributed(cfg, resume, planner=saved["planner"], device_memory_gb=float(saved.get("device_memory_gb", 16.0)),
+                                      resume=True, show_progress=not no_progress)  # fmt: skip
+                run_dir = resume
+            else:
+                if out is None:
+                    raise UserError("missing --out RUN_DIR")
+                cfg = _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel,
+                              optimizer, lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed,
+                              checkpoint_every, eval_every, tensorboard, threads, compile_dense)  # fmt: skip
+                m = train_distributed(cfg, out, planner=planner, device_memory_gb=device_memory_gb,
+                                      show_progress=not no_progress)  # fmt: skip
+                run_dir = out
+        finally:
+            finish()
+        if m is not None:
+            _summary(m, run_dir)
+        return
     if resume is not None:
         metrics = resume_run(resume, show_progress=not no_progress)
         _summary(metrics, resume)
         return
     if out is None:
         raise UserError("missing --out RUN_DIR")
+    cfg = _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel, optimizer,
+                  lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed, checkpoint_every,
+                  eval_every, tensorboard, threads, compile_dense)  # fmt: skip
+    cfg.validate()
+    metrics = run_train(cfg, out, show_progress=not no_progress)
+    _summary(metrics, out)
+
+
+def _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel, optimizer, lr,  # noqa: ANN001, ANN202
+            embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed, checkpoint_every, eval_every,
+            tensorboard, threads, compile_dense):  # fmt: skip
+    from embedlab.train.trainer import TrainConfig
+
     opts: dict = {}
     if data == "synth":
         opts = {"data_dir": str(data_dir)} if data_dir else {}
@@ -98,8 +168,7 @@ def train_cmd(
         tensorboard=tensorboard, threads=threads, compile_dense=compile_dense,
     )  # fmt: skip
     cfg.validate()
-    metrics = run_train(cfg, out, show_progress=not no_progress)
-    _summary(metrics, out)
+    return cfg
 
 
 def _summary(m: dict, out: Path) -> None:

@@ -22,6 +22,10 @@ The sparse part is one of two TorchRec modules (``embedding_kernel``):
   rows of the batch), for optimizers FBGEMM cannot fuse on this device (Adam on CPU) and
   for custom embedding optimizers that must see each row's gradient.
 * ``"dense"``: ``EmbeddingBagCollection`` with dense gradients (small tables only).
+* ``"sharded"`` (:data:`SHARDED`, for :mod:`embedlab.train.distributed`): an
+  ``EmbeddingBagCollection`` on the meta device that ``DistributedModelParallel`` shards
+  and initializes (uniform in ``±sqrt(1/rows)``, from the table configs), with the
+  embedding optimizer fused by TorchRec's sharder.
 
 Throughput (``benchmarks/throughput.py``, results in ``benchmarks/results/throughput.json``;
 Kaggle sizes, batch 2048, SGD, 26 tables capped at 1M rows, on a shared 2-core AVX-512
@@ -84,6 +88,9 @@ from torch import nn
 from embedlab.errors import UserError, unknown_name
 
 KERNELS = ("fused", "sparse", "dense")
+#: For ``DistributedModelParallel``: the collection is built on the meta device and sharded
+#: (and initialized) by TorchRec; not a choice of the single-process trainer.
+SHARDED = "sharded"
 
 
 @dataclass(frozen=True)
@@ -261,7 +268,7 @@ class DLRM(nn.Module):
         from torchrec.modules.embedding_configs import EmbeddingBagConfig
 
         cfg = config or DLRMConfig()
-        if embedding_kernel not in KERNELS:
+        if embedding_kernel not in (*KERNELS, SHARDED):
             raise unknown_name("embedding kernel", embedding_kernel, KERNELS)
         if num_dense < 0:
             raise UserError(f"num_dense must be >= 0, got {num_dense}")
@@ -270,6 +277,7 @@ class DLRM(nn.Module):
         self.config = cfg
         self.num_dense = num_dense
         self.feature_names = list(feature_names)
+        self.table_sizes = [int(n) for n in table_sizes]
         self.embedding_kernel = embedding_kernel
         d = cfg.embedding_dim
         tables = [
@@ -297,6 +305,10 @@ class DLRM(nn.Module):
             self.sparse = FusedEmbeddingBagCollection(
                 tables=tables, optimizer_type=spec.cls, optimizer_kwargs=dict(spec.kwargs)
             )
+        elif embedding_kernel == SHARDED:
+            from torchrec import EmbeddingBagCollection
+
+            self.sparse = EmbeddingBagCollection(tables=tables, device=torch.device("meta"))
         else:
             from torchrec import EmbeddingBagCollection
 
@@ -350,7 +362,11 @@ class DLRM(nn.Module):
         ):
             # The same int32 casts as FusedEmbeddingBagCollection.forward.
             return self._tbe[0](sparse.values().int(), sparse.offsets().int(), None)
-        return self.sparse(sparse).values()
+        kt = self.sparse(sparse)  # a KeyedTensor (a lazy awaitable of one when sharded)
+        if list(kt.keys()) == self.feature_names:
+            return kt.values()
+        d = kt.to_dict()  # a sharded collection may order its outputs by sharding type
+        return torch.cat([d[f] for f in self.feature_names], dim=1)
 
     def _dense_forward(self, dense: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
         """Bottom MLP, dot interaction and top MLP: everything but the embedding lookup."""
@@ -405,13 +421,10 @@ class DLRM(nn.Module):
 
     def embedding_parameters(self) -> list[nn.Parameter]:
         """Embedding weights of an unfused kernel (empty when fused: FBGEMM owns them)."""
-        return [] if self.embedding_kernel == "fused" else list(self.sparse.parameters())
+        return [] if self.embedding_kernel in ("fused", SHARDED) else list(self.sparse.parameters())
 
     def parameter_counts(self) -> dict[str, int]:
         """Embedding, dense (MLP) and total parameter counts."""
         dense = sum(p.numel() for p in [*self.bottom.parameters(), *self.top.parameters()])
-        emb = sum(
-            self.config.embedding_dim * c.num_embeddings
-            for c in self.sparse.embedding_bag_configs()
-        )
+        emb = self.config.embedding_dim * sum(self.table_sizes)
         return {"embedding": emb, "dense": dense, "total": emb + dense}

@@ -98,6 +98,54 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def time_all_to_all(
+    sizes: Sequence[int], repeats: int = 10, group: Any = None
+) -> list[tuple[float, float]]:
+    """``(bytes sent to peers, ms)`` per size, timed with ``all_to_all_single`` in the current
+    process group (every rank must call it; the time is the median over ``repeats`` after
+    two warm-ups, then the max over ranks, since the collective ends with its slowest rank).
+    ``sizes`` are the bytes each rank sends in total. Tensors live on the current device."""
+    import torch
+    import torch.distributed as dist
+
+    world = dist.get_world_size(group)
+    device = (
+        torch.device("cuda", torch.cuda.current_device())
+        if dist.get_backend(group) == "nccl"
+        else torch.device("cpu")
+    )
+    res = []
+    for n_bytes in sizes:
+        per_peer = max(n_bytes // (4 * world), 1)
+        x = torch.ones(per_peer * world, dtype=torch.float32, device=device)
+        y = torch.empty_like(x)
+        times = []
+        for i in range(repeats + 2):
+            dist.barrier(group)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            dist.all_to_all_single(y, x, group=group)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            dt = (time.perf_counter() - t0) * 1000
+            if i >= 2:
+                times.append(dt)
+        t = torch.tensor([statistics.median(times)], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
+        res.append((per_peer * world * 4 * (world - 1) / world, float(t)))
+    return res
+
+
+def model_from_points(points: Sequence[tuple[float, float]], backend: str, world_size: int, sizes: Sequence[int],
+                      repeats: int, threads: int | None = 1) -> CommModel:  # fmt: skip
+    """The alpha-beta model fitted to :func:`time_all_to_all` points, with its settings."""
+    alpha, beta = fit_alpha_beta([p[0] for p in points], [p[1] for p in points])
+    settings = {"world_size": world_size, "sizes": list(sizes), "repeats": repeats, "statistic": "median, max over ranks",
+                "points": [list(p) for p in points], "threads_per_process": threads}  # fmt: skip
+    return CommModel(alpha, beta, backend=backend, settings=settings)
+
+
 def _worker(
     rank: int, world: int, port: int, sizes: list[int], repeats: int, backend: str, out: str
 ) -> None:
@@ -108,23 +156,7 @@ def _worker(
     torch.set_num_threads(1)
     dist.init_process_group(backend, rank=rank, world_size=world)
     try:
-        res = []
-        for n_bytes in sizes:
-            per_peer = max(n_bytes // (4 * world), 1)
-            x = torch.ones(per_peer * world, dtype=torch.float32)
-            y = torch.empty_like(x)
-            times = []
-            for i in range(repeats + 2):
-                dist.barrier()
-                t0 = time.perf_counter()
-                dist.all_to_all_single(y, x)
-                dt = (time.perf_counter() - t0) * 1000
-                if i >= 2:
-                    times.append(dt)
-            # the collective ends with its slowest rank: gather the max over ranks
-            t = torch.tensor([statistics.median(times)])
-            dist.all_reduce(t, op=dist.ReduceOp.MAX)
-            res.append((per_peer * world * 4 * (world - 1) / world, float(t)))
+        res = time_all_to_all(sizes, repeats)
         if rank == 0:
             write_json(out, res)
     finally:
@@ -149,7 +181,4 @@ def calibrate(world_size: int = 2, sizes: Sequence[int] = (2**14, 2**17, 2**20, 
         mp.start_processes(_worker, args=(world_size, _free_port(), list(sizes), repeats, backend, out),
                            nprocs=world_size, join=True, start_method="spawn")  # fmt: skip
         pts = read_json(out)
-    alpha, beta = fit_alpha_beta([p[0] for p in pts], [p[1] for p in pts])
-    settings = {"world_size": world_size, "sizes": list(sizes), "repeats": repeats, "statistic": "median, max over ranks",
-                "points": pts, "threads_per_process": 1}  # fmt: skip
-    return CommModel(alpha, beta, backend=f"{backend}-cpu", settings=settings)
+    return model_from_points(pts, f"{backend}-cpu", world_size, sizes, repeats)

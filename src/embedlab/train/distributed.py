@@ -1,0 +1,383 @@
+"""DLRM training on several processes: tables sharded by a planner, dense part data-parallel.
+
+``torchrun --nproc_per_node D -m embedlab train ... --planner NAME`` (or ``embedlab train
+... --planner NAME --nproc D``, which launches torchrun itself) runs :func:`train_distributed`
+on every process:
+
+1. every rank loads the same data (the synthetic generator and the readers are
+   deterministic) and measures each sparse feature's mean pooling factor on the training
+   split (at most 100,000 rows);
+2. the DLRM is built with its ``EmbeddingBagCollection`` on the meta device, the embedding
+   optimizer attached with TorchRec's ``apply_optimizer_in_backward`` (the registry's fused
+   optimizer: SGD, Adagrad, row-wise Adagrad or Adam), and the embedlab planner ``NAME``
+   plans the tables (:class:`~embedlab.sharding.torchrec_adapter.EmbedlabPlanner`, planned
+   on rank 0 and broadcast) on ``D`` devices of ``--device-memory-gb`` each;
+3. ``DistributedModelParallel`` shards the tables as planned (FBGEMM's fused kernel) and
+   wraps the dense part in ``DistributedDataParallel``; the dense optimizer (the registry's
+   dense optimizer) steps the parameters outside the fused tables;
+4. each global batch of ``--batch-size`` rows (the single-process order: a pure function of
+   ``(seed, epoch)``) is split into ``D`` equal contiguous parts, one per rank;
+5. evaluation runs on all ranks (the sharded lookups are collective), each on its slice of
+   the split, predictions gathered on rank 0, which writes the run folder
+   (``config.json``, ``plan.json``, ``metrics.jsonl``, ``metrics.json``).
+
+Checkpoints: every rank writes ``checkpoint.rank{R}.pt`` (its shards of the tables and of the
+optimizer state, the dense part and the step); rank 0 then records the step in
+``checkpoint.json``. ``--resume RUN_DIR`` under the same number of processes reloads them
+(the plan is recomputed and must equal the saved ``plan.json``) and continues with the
+batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from embedlab.data.registry import CTRData, load_data
+from embedlab.data.schema import CTRArrays, CTRSchema, epoch_order, make_batch, num_batches
+from embedlab.errors import UserError
+from embedlab.io import ensure_dir, read_json, write_json
+from embedlab.models.dlrm import DLRM, SHARDED, model_config
+from embedlab.optim.registry import get_optimizer, set_lr
+from embedlab.seed import set_seed
+from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
+from embedlab.train.metrics import ctr_metrics
+from embedlab.train.schedule import lr_at
+from embedlab.train.trainer import TrainConfig, _flat, saved_config_matches
+
+POOLING_SAMPLE_ROWS = 100_000
+
+
+def pooling_factors(
+    arrays: CTRArrays, names: list[str], max_rows: int = POOLING_SAMPLE_ROWS
+) -> dict[str, float]:
+    """Mean ids per sample of each sparse feature (first ``max_rows`` rows; -1 is padding)."""
+    n = min(len(arrays), max_rows)
+    out = {}
+    for name, col in zip(names, arrays.sparse):
+        ids = np.asarray(col[:n])
+        present = ids >= 0
+        out[name] = (
+            float(present.sum(axis=1).mean() if ids.ndim == 2 else present.mean()) if n else 1.0
+        )
+    return out
+
+
+def _rank_rows(order: np.ndarray, b: int, batch_size: int, rank: int, world: int) -> np.ndarray:
+    local = batch_size // world
+    start = b * batch_size + rank * local
+    return order[start : start + local]
+
+
+def build_sharded(cfg: TrainConfig, data: CTRData, planner: str, device: torch.device,
+                  device_memory_bytes: int, local_size: int) -> tuple[Any, Any, Any, Any]:  # fmt: skip
+    """``(DistributedModelParallel DLRM, dense optimizer, fused optimizer, EmbedlabPlanner)``."""
+    import torch.distributed as dist
+    from torchrec.distributed.model_parallel import DistributedModelParallel
+    from torchrec.distributed.types import ShardingEnv
+    from torchrec.optim.apply_optimizer_in_backward import apply_optimizer_in_backward
+    from torchrec.optim.keyed import KeyedOptimizerWrapper
+    from torchrec.optim.optimizers import in_backward_optimizer_filter
+
+    from embedlab.sharding.torchrec_adapter import EmbedlabPlanner
+
+    schema = data.schema
+    spec = get_optimizer(cfg.optimizer)
+    if spec.fused is None:
+        raise UserError(
+            f"optimizer {cfg.optimizer!r} cannot be fused into sharded tables; use sgd, adagrad, rowwise_adagrad or adam"
+        )
+    lr = cfg.lr if cfg.lr is not None else spec.default_lr
+    elr = cfg.embedding_lr if cfg.embedding_lr is not None else lr
+    model = DLRM(schema.num_dense, schema.table_sizes, schema.sparse_names, model_config(cfg.model_size),
+                 embedding_kernel=SHARDED)  # fmt: skip
+    emb = spec.fused(elr)
+    apply_optimizer_in_backward(emb.cls, model.sparse.parameters(), dict(emb.kwargs))
+    pfs = pooling_factors(data.train, schema.sparse_names)
+    planner_obj = EmbedlabPlanner(
+        planner,
+        dist.get_world_size(),
+        device_memory_bytes=device_memory_bytes,
+        batch_size=cfg.batch_size,
+        pooling_factors={f"t_{k}": v for k, v in pfs.items()},
+        device_type=device.type,
+        local_size=local_size,
+        task_name="train",
+    )
+    plan = planner_obj.collective_plan(model, None, dist.GroupMember.WORLD)
+    dmp = DistributedModelParallel(model, device=device, plan=plan,
+                                   env=ShardingEnv.from_process_group(dist.GroupMember.WORLD))  # fmt: skip
+    dense = KeyedOptimizerWrapper(
+        dict(in_backward_optimizer_filter(dmp.named_parameters())),
+        lambda params: spec.dense(params, lr),
+    )
+    return dmp, dense, dmp.fused_optimizer, planner_obj
+
+
+@torch.no_grad()
+def predict_distributed(dmp: Any, arrays: CTRArrays, schema: CTRSchema, cfg: TrainConfig, rank: int,
+                        world: int, device: torch.device) -> np.ndarray | None:  # fmt: skip
+    """Click probabilities of every row of ``arrays`` (on rank 0; None elsewhere)."""
+    import torch.distributed as dist
+
+    n = len(arrays)
+    local = max(cfg.eval_batch_size // world, 1)
+    steps = -(-n // (local * world))
+    mine: list[np.ndarray] = []
+    dmp.eval()
+    for s in range(steps):
+        start = s * local * world + rank * local
+        rows = np.arange(start, start + local)
+        valid = int(np.clip(n - start, 0, local))
+        rows[valid:] = 0  # padding (dropped below): every rank runs the same collectives
+        b = make_batch(arrays, rows, schema)
+        p = torch.sigmoid(dmp(b.dense.to(device), b.sparse.to(device))).double().cpu().numpy()
+        mine.append(p[:valid])
+    dmp.train()
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, mine)
+    if rank != 0:
+        return None
+    ordered = [parts[r][s] for s in range(steps) for r in range(world)]
+    return np.concatenate(ordered) if ordered else np.zeros(0)
+
+
+def _is_sharded(x: Any) -> bool:
+    from torch.distributed._shard.sharded_tensor import ShardedTensor
+
+    return isinstance(x, ShardedTensor)
+
+
+def to_local(obj: Any) -> Any:
+    """A state dict with every ``ShardedTensor`` replaced by its local shards' tensors, so a
+    rank's checkpoint holds plain tensors (loadable with ``weights_only=True``)."""
+    if _is_sharded(obj):
+        return {"__local_shards__": [s.tensor.detach().clone() for s in obj.local_shards()]}
+    if isinstance(obj, dict):
+        return {k: to_local(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_local(v) for v in obj)
+    return obj
+
+
+def from_local(current: Any, saved: Any) -> Any:
+    """``current`` (a fresh state dict of the same sharded model) with ``saved``'s values
+    (from :func:`to_local`) copied into its local shards; ready for ``load_state_dict``."""
+    if _is_sharded(current):
+        shards = current.local_shards()
+        if not isinstance(saved, dict) or len(saved.get("__local_shards__", ())) != len(shards):
+            raise UserError(
+                "checkpoint does not match this rank's shards (another plan or process count?)"
+            )
+        for s, t in zip(shards, saved["__local_shards__"]):
+            s.tensor.detach().copy_(t)
+        return current
+    if isinstance(current, dict):
+        if not isinstance(saved, dict):
+            raise UserError("checkpoint does not match the model's state")
+        return {k: from_local(current[k], saved[k]) if k in current else saved[k] for k in saved}
+    return saved
+
+
+def _ckpt_paths(run: Path, rank: int) -> tuple[Path, Path]:
+    return run / f"checkpoint.rank{rank}.pt", run / "checkpoint.json"
+
+
+def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device_memory_gb: float = 16.0,
+                      resume: bool = False, show_progress: bool = True, threads: int | None = None,
+                      stop_after: int | None = None) -> dict[str, Any] | None:  # fmt: skip
+    """Train as the module doc says (call on every rank under torchrun); final metrics on rank 0.
+
+    ``stop_after`` ends the process group's work after that many steps without finishing the
+    run (the last checkpoint stays), as a crash would (tests use it).
+    """
+    import torch.distributed as dist
+
+    from embedlab.distributed import init_distributed
+
+    cfg.validate()
+    env = init_distributed(threads or cfg.threads)
+    rank, world, device = env.rank, env.world_size, env.device
+    if cfg.batch_size % world:
+        raise UserError(
+            f"--batch-size {cfg.batch_size} does not split evenly over {world} processes"
+        )
+    run = Path(out)
+    if env.is_main:
+        ensure_dir(run)
+    dist.barrier()
+    saved = {
+        **cfg.to_dict(),
+        "planner": planner,
+        "nproc": world,
+        "device_memory_gb": device_memory_gb,
+    }
+    if resume and not (
+        saved_config_matches(run, cfg) and read_json(run / "config.json").get("nproc") == world
+    ):
+        raise UserError(f"{run}/config.json differs from the requested settings or process count")
+    data = load_data(cfg.data, **cfg.data_options)
+    set_seed(cfg.seed)
+    dmp, dense_opt, fused_opt, planner_obj = build_sharded(
+        cfg, data, planner, device, int(device_memory_gb * 2**30), env.local_world_size
+    )
+    plan_json = planner_obj.last_plan.to_json() if planner_obj.last_plan is not None else None
+    spec = get_optimizer(cfg.optimizer)
+    base_lr = cfg.lr if cfg.lr is not None else spec.default_lr
+    base_elr = cfg.embedding_lr if cfg.embedding_lr is not None else base_lr
+    per_epoch = num_batches(len(data.train), cfg.batch_size)
+    if per_epoch == 0:
+        raise UserError(
+            f"training split has {len(data.train)} rows, fewer than one batch of {cfg.batch_size}"
+        )
+    total = (
+        per_epoch * cfg.epochs
+        if cfg.max_steps is None
+        else min(per_epoch * cfg.epochs, cfg.max_steps)
+    )
+
+    step, elapsed = 0, 0.0
+    ck_path, ck_json = _ckpt_paths(run, rank)
+    if resume:
+        if not ck_json.is_file():
+            raise UserError(f"{run} has no finished checkpoint (checkpoint.json) to resume")
+        saved_step = int(read_json(ck_json)["step"])
+        ck = load_checkpoint(ck_path)
+        if int(ck["step"]) != saved_step:
+            raise UserError(f"{ck_path} is at step {ck['step']}, checkpoint.json at {saved_step}")
+        saved_shards = read_json(run / "plan.json").get("shards")
+        if plan_json is not None and json.loads(json.dumps(plan_json["shards"])) != saved_shards:
+            raise UserError(
+                f"the planner's plan differs from {run}/plan.json; resume needs the same plan"
+            )
+        dmp.load_state_dict(from_local(dmp.state_dict(), ck["model"]))
+        dense_opt.load_state_dict(ck["dense_optim"])
+        fused_opt.load_state_dict(from_local(fused_opt.state_dict(), ck["fused_optim"]))
+        step, elapsed = saved_step, float(ck["elapsed"])
+    elif env.is_main:
+        for p in run.glob("checkpoint.*"):
+            p.unlink()
+        (run / "metrics.json").unlink(missing_ok=True)
+        write_json(run / "config.json", saved)
+        if plan_json is not None:
+            write_json(run / "plan.json", plan_json)
+        (run / "metrics.jsonl").write_text("")
+    dist.barrier()
+
+    def checkpoint() -> None:
+        save_checkpoint(ck_path, {
+            "step": step, "elapsed": elapsed + time.perf_counter() - t0,
+            "model": to_local(dmp.state_dict()), "dense_optim": dense_opt.state_dict(),
+            "fused_optim": to_local(fused_opt.state_dict()),
+        })  # fmt: skip
+        dist.barrier()  # every rank's shard is on disk before the step is recorded
+        if env.is_main:
+            write_json(ck_json, {"step": step, "world_size": world})
+        dist.barrier()
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=step, disable=not (show_progress and env.is_main), unit="step",
+               dynamic_ncols=True, mininterval=1.0)  # fmt: skip
+    log = open(run / "metrics.jsonl", "a") if env.is_main else None
+    t0 = time.perf_counter()
+    loss_sum, loss_n = 0.0, 0
+    dmp.train()
+    try:
+        while step < total:
+            epoch, start = divmod(step, per_epoch)
+            order = epoch_order(len(data.train), cfg.seed, epoch)
+            for b in range(start, per_epoch):
+                lr = lr_at(step, base_lr, total, cfg.schedule, cfg.warmup_steps)
+                set_lr(dense_opt, lr)
+                if cfg.schedule != "constant" or cfg.warmup_steps:
+                    set_lr(fused_opt, lr * base_elr / base_lr)
+                    fused_opt.step()  # pushes the learning rate into the FBGEMM kernels
+                batch = make_batch(
+                    data.train, _rank_rows(order, b, cfg.batch_size, rank, world), data.schema
+                )
+                logits = dmp(batch.dense.to(device), batch.sparse.to(device))
+                loss = F.binary_cross_entropy_with_logits(logits, batch.labels.to(device))
+                dense_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                dense_opt.step()
+                step += 1
+                loss_sum += float(loss.detach())
+                loss_n += 1
+                bar.update(1)
+                if step % cfg.log_every == 0 or step == total:
+                    t = torch.tensor([loss_sum, loss_n], dtype=torch.float64, device=device)
+                    dist.all_reduce(t)
+                    if log is not None:
+                        log.write(
+                            json.dumps(
+                                {
+                                    "step": step,
+                                    "epoch": epoch,
+                                    "train_loss": float(t[0] / t[1]),
+                                    "lr": lr,
+                                }
+                            )
+                            + "\n"
+                        )
+                        log.flush()
+                        bar.set_postfix(loss=f"{float(t[0] / t[1]):.4f}")
+                    loss_sum, loss_n = 0.0, 0
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
+                    checkpoint()
+                if stop_after is not None and step >= stop_after:
+                    return None
+                if step >= total:
+                    break
+        checkpoint()
+        wall = elapsed + time.perf_counter() - t0
+        bar.close()
+        final: dict[str, Any] = {}
+        for split in ("valid", "test"):
+            arr = data.split(split)
+            p = predict_distributed(dmp, arr, data.schema, cfg, rank, world, device)
+            if p is not None:
+                for k, v in ctr_metrics(np.asarray(arr.labels, dtype=np.float64), p).items():
+                    final[f"{split}_{k}"] = v
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    if not env.is_main:
+        return None
+    counts = dmp.module.parameter_counts() if hasattr(dmp.module, "parameter_counts") else {}
+    final.update({
+        "steps": step, "train_samples": step * cfg.batch_size, "wall_time_s": wall,
+        "train_samples_per_s": step * cfg.batch_size / max(wall, 1e-9), "nproc": world,
+        "backend": env.backend, "planner": planner, "data_name": data.name, **_flat(data.info, "data_"),
+        **{f"params_{k}": v for k, v in counts.items()},
+        **{f"cfg_{k}": v for k, v in cfg.to_dict().items() if not isinstance(v, dict)},
+    })  # fmt: skip
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(
+            json.dumps(
+                {
+                    "step": step,
+                    **{k: v for k, v in final.items() if k.startswith(("valid_", "test_"))},
+                }
+            )
+            + "\n"
+        )
+    write_json(run / "metrics.json", final)
+    return final
+
+
+__all__ = [
+    "build_sharded",
+    "from_local",
+    "to_local",
+    "pooling_factors",
+    "predict_distributed",
+    "train_distributed",
+]

@@ -1,0 +1,138 @@
+"""Sharded DLRM training under torchrun (2 CPU processes, gloo): smoke test, resume, helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedlab.data.schema import CTRArrays
+from embedlab.distributed import strip_option
+from embedlab.train.distributed import pooling_factors
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="gloo process groups on POSIX only")
+
+
+def test_pooling_factors_count_present_ids():
+    arrays = CTRArrays(
+        dense=np.zeros((4, 1), dtype=np.float32),
+        sparse=[
+            np.array([1, 2, -1, 3]),
+            np.array([[1, 2, -1], [3, -1, -1], [-1, -1, -1], [4, 5, 6]]),
+        ],
+        labels=np.zeros(4, dtype=np.float32),
+    )
+    pf = pooling_factors(arrays, ["a", "b"])
+    assert pf == {"a": 0.75, "b": 1.5}
+    assert pooling_factors(arrays, ["a", "b"], max_rows=1) == {"a": 1.0, "b": 2.0}
+
+
+def test_strip_option():
+    assert strip_option(["x", "--nproc", "2", "--out", "o"], "--nproc") == ["x", "--out", "o"]
+    assert strip_option(["--nproc=4", "y"], "--nproc") == ["y"]
+    assert strip_option(["--nprocs", "3"], "--nproc") == ["--nprocs", "3"]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    from embedlab.data.synth import SynthConfig, default_cardinalities, generate
+
+    out = tmp_path_factory.mktemp("synth")
+    generate(SynthConfig(rows=6000, seed=1, cardinalities=default_cardinalities(2000)), out)
+    return out
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "embedlab", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+def test_train_with_planner_on_two_processes(synth: Path, tmp_path: Path):
+    """The CI smoke test: `embedlab train --planner NAME --nproc 2` launches torchrun."""
+    r = _cli("train", "--data", "synth", "--data-dir", str(synth), "--model-size", "tiny", "--optimizer", "adagrad",
+             "--batch-size", "128", "--max-steps", "30", "--planner", "size_lookup_greedy", "--nproc", "2",
+             "--out", str(tmp_path / "run"), "--no-progress", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["nproc"] == 2 and m["backend"] == "gloo" and m["steps"] == 30
+    assert 0.5 < m["test_auc"] <= 1.0 and np.isfinite(m["test_logloss"])
+    plan = json.loads((tmp_path / "run" / "plan.json").read_text())
+    assert {s["device"] for s in plan["shards"]} == {0, 1}
+    assert len(plan["shards"]) == 26  # every table of the synthetic Criteo layout, once
+
+
+def test_planner_with_unfusable_optimizer_is_a_clear_error(synth: Path, tmp_path: Path):
+    base = [
+        "train",
+        "--data",
+        "synth",
+        "--data-dir",
+        str(synth),
+        "--planner",
+        "round_robin",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    r = _cli(*base, "--optimizer", "adagrad", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 2 and "--nproc" in r.stderr  # no torchrun and no --nproc
+    r = _cli(*base, "--optimizer", "adam", "--nproc", "2", cwd=tmp_path)
+    assert r.returncode != 0 and "cannot be fused into sharded tables" in r.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, synth: str, out: str, mode: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))  # fmt: skip
+    from embedlab.distributed import finish
+    from embedlab.io import write_json
+    from embedlab.train.distributed import train_distributed
+    from embedlab.train.trainer import TrainConfig
+
+    cfg = TrainConfig(data="synth", data_options={"data_dir": synth}, model_size="tiny", optimizer="adagrad",
+                      batch_size=128, max_steps=24, checkpoint_every=8, log_every=4, seed=3)  # fmt: skip
+    try:
+        kw = {"planner": "lookup_greedy", "show_progress": False, "threads": 1}
+        if mode == "crash":
+            m = train_distributed(cfg, out, stop_after=16, **kw)
+        elif mode == "resume":
+            m = train_distributed(cfg, out, resume=True, **kw)
+        else:
+            m = train_distributed(cfg, out, **kw)
+        if m is not None:
+            write_json(Path(out) / f"final_{mode}.json", m)
+    finally:
+        finish()
+
+
+def test_resume_after_a_crash_ends_like_an_uninterrupted_run(synth: Path, tmp_path: Path):
+    import torch.multiprocessing as mp
+
+    def go(out: Path, mode: str) -> None:
+        mp.start_processes(_worker, args=(2, _free_port(), str(synth), str(out), mode), nprocs=2, join=True,
+                           start_method="spawn")  # fmt: skip
+
+    go(tmp_path / "full", "full")
+    go(tmp_path / "cut", "crash")
+    assert json.loads((tmp_path / "cut" / "checkpoint.json").read_text())["step"] == 16
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    go(tmp_path / "cut", "resume")
+    full = json.loads((tmp_path / "full" / "final_full.json").read_text())
+    resumed = json.loads((tmp_path / "cut" / "final_resume.json").read_text())
+    assert resumed["steps"] == full["steps"] == 24
+    for k in ("valid_auc", "test_auc", "test_logloss"):
+        assert resumed[k] == pytest.approx(full[k], rel=1e-6, abs=1e-9), k
+    full_log = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
+    cut_log = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in cut_log] == [json.loads(x)["step"] for x in full_log]
