@@ -181,3 +181,20 @@ def test_count_ids_over_a_dataset():
     assert smp[1].tolist() == [1, 2, 1, 0]
     with pytest.raises(ValueError, match="batch"):
         count_ids(cols, [3, 4], unit="batch")
+
+
+def test_registry_names_options_and_kernels():
+    from embedlab.errors import UserError
+    from embedlab.optim.registry import get_optimizer, parse_options
+
+    assert parse_options("exponent=0.5, unit=batch,max_lr=1") == {"exponent": 0.5, "unit": "batch", "max_lr": 1.0}
+    assert parse_options(None) == {} and parse_options("") == {}
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        parse_options("exponent")
+    cf = get_optimizer("cf-sgd")
+    assert cf.kernel("auto", {}) == "fused"
+    assert cf.kernel("auto", {"unit": "occurrence"}) == "sparse"
+    assert cf.kernel("auto", {"exponent": 1.0}) == "sparse"
+    assert get_optimizer("fa-sgd").kernel("auto", {}) == "sparse"
+    with pytest.raises(UserError, match="unknown optimizer 'cfsgd'"):
+        get_optimizer("cfsgd")

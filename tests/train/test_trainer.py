@@ -106,6 +106,20 @@ def test_resume_refuses_changed_settings(tmp_path, synth_dir):
         ({"lr": -1.0}, "lr must be positive"),
         ({"embedding_kernel": "gpu"}, "valid: auto"),
         ({"optimizer": "adam", "embedding_kernel": "fused"}, "cannot be fused"),
+        ({"optimizer": "sgd", "optimizer_options": {"unit": "batch"}}, "takes no option 'unit'"),
+        ({"optimizer": "cf-sgd", "optimizer_options": {"unit": "epoch"}}, "unknown unit 'epoch'"),
+        ({"optimizer": "fa-sgd", "optimizer_options": {"unit": "batch"}}, "unknown unit 'batch'"),
+        ({"optimizer": "cf-sgd", "optimizer_options": {"floor": 0.0}}, "floor must be a positive"),
+        (
+            {
+                "optimizer": "cf-sgd",
+                "optimizer_options": {"unit": "sample"},
+                "embedding_kernel": "fused",
+            },
+            "cannot be fused",
+        ),
+        ({"optimizer": "fa-sgd", "embedding_kernel": "fused"}, "cannot be fused"),
+        ({"optimizer": "cf-sgd", "dense_optimizer": "lamb"}, "unknown optimizer 'lamb'"),
     ],
 )
 def test_bad_settings(kw, msg, synth_dir):
@@ -161,3 +175,31 @@ def test_tensorboard_events_written(tmp_path, synth_dir):
     pytest.importorskip("tensorboard")
     train(cfg(synth_dir, max_steps=10, tensorboard=True), tmp_path, show_progress=False)
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"optimizer": "cf-sgd"},  # fused: FBGEMM's counter mode; its row counter is checkpointed
+        {"optimizer": "cf-sgd", "optimizer_options": {"unit": "occurrence", "max_lr": 0.5}},
+        {"optimizer": "fa-sgd", "dense_optimizer": "adam"},
+    ],
+)
+def test_frequency_optimizers_resume_exactly_and_report_state(tmp_path, synth_dir, kw):
+    c = cfg(synth_dir, max_steps=40, lr=0.05, **kw)
+    a = train(c, tmp_path / "a", show_progress=False)
+
+    def boom(step: int) -> None:
+        if step == 25:
+            raise Kill
+
+    with pytest.raises(Kill):
+        train(c, tmp_path / "b", show_progress=False, on_step=boom)
+    b = resume_run(tmp_path / "b", show_progress=False)
+    for k in ("test_auc", "test_logloss", "valid_auc"):
+        assert a[k] == b[k], k
+    rows = sum(load_data("synth", data_dir=str(synth_dir)).schema.table_sizes)
+    per_row = {"cf-sgd": 12 if "optimizer_options" not in kw else 4, "fa-sgd": 4}[kw["optimizer"]]
+    assert a["optimizer_state_bytes_embedding"] == rows * per_row
+    assert a["embedding_kernel"] == ("fused" if kw == {"optimizer": "cf-sgd"} else "sparse")
+    assert (a["optimizer_state_bytes_dense"] > 0) == (kw.get("dense_optimizer") == "adam")

@@ -29,7 +29,17 @@ def train_cmd(
         "kaggle", "--model-size", help="kaggle, small, tiny, terabyte or DIM:BOTTOM:TOP."
     ),
     optimizer: str = typer.Option(
-        "adam", "--optimizer", help="sgd, adagrad, rowwise_adagrad or adam."
+        "adam", "--optimizer", help="sgd, adagrad, rowwise_adagrad, adam, cf-sgd or fa-sgd."
+    ),
+    optimizer_options: str | None = typer.Option(
+        None,
+        "--optimizer-options",
+        help="KEY=VALUE,... e.g. cf-sgd: exponent=0.5,floor=1,unit=batch,max_lr=1.",
+    ),
+    dense_optimizer: str | None = typer.Option(
+        None,
+        "--dense-optimizer",
+        help="Optimizer of the MLPs (default: the optimizer's own companion).",
     ),
     lr: float | None = typer.Option(None, "--lr"),
     embedding_lr: float | None = typer.Option(None, "--embedding-lr"),
@@ -116,7 +126,8 @@ def train_cmd(
                     raise UserError("missing --out RUN_DIR")
                 cfg = _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel,
                               optimizer, lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed,
-                              checkpoint_every, eval_every, tensorboard, threads, compile_dense)  # fmt: skip
+                              checkpoint_every, eval_every, tensorboard, threads, compile_dense,
+                              optimizer_options, dense_optimizer)  # fmt: skip
                 m = train_distributed(cfg, out, planner=planner, device_memory_gb=device_memory_gb,
                                       show_progress=not no_progress)  # fmt: skip
                 run_dir = out
@@ -133,7 +144,7 @@ def train_cmd(
         raise UserError("missing --out RUN_DIR")
     cfg = _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel, optimizer,
                   lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed, checkpoint_every,
-                  eval_every, tensorboard, threads, compile_dense)  # fmt: skip
+                  eval_every, tensorboard, threads, compile_dense, optimizer_options, dense_optimizer)  # fmt: skip
     cfg.validate()
     metrics = run_train(cfg, out, show_progress=not no_progress)
     _summary(metrics, out)
@@ -141,7 +152,8 @@ def train_cmd(
 
 def _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel, optimizer, lr,  # noqa: ANN001, ANN202
             embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed, checkpoint_every, eval_every,
-            tensorboard, threads, compile_dense):  # fmt: skip
+            tensorboard, threads, compile_dense, optimizer_options=None, dense_optimizer=None):  # fmt: skip
+    from embedlab.optim.registry import parse_options
     from embedlab.train.trainer import TrainConfig
 
     opts: dict = {}
@@ -166,6 +178,7 @@ def _config(data, data_dir, train, valid, test, max_ind_range, strict, model_siz
         warmup_steps=warmup_steps, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         seed=seed, checkpoint_every=checkpoint_every, eval_every=eval_every,
         tensorboard=tensorboard, threads=threads, compile_dense=compile_dense,
+        optimizer_options=parse_options(optimizer_options), dense_optimizer=dense_optimizer,
     )  # fmt: skip
     cfg.validate()
     return cfg

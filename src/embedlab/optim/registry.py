@@ -12,6 +12,13 @@ gave +0.005 valid AUC at 500k and 1M training rows (4 seeds each) and -0.003 at 
 (1 seed); learning-rate decay (cosine, warm-up/decay) was worse at every size.
 Row-wise Adagrad is an embedding-only idea (one accumulator per row); its dense companion
 is element-wise Adagrad.
+
+``cf-sgd`` and ``fa-sgd`` (:mod:`embedlab.optim.frequency`) are embedding optimizers; their
+dense companion is plain SGD unless the trainer's ``dense_optimizer`` names another. They
+take options (``--optimizer-options exponent=0.5,floor=1,unit=batch,max_lr=1``). CF-SGD
+runs fused in FBGEMM (``COUNTER_SGD`` mode) when its options are FBGEMM's (unit ``batch``,
+exponent 0.5, floor 1, no maximum step); otherwise, and always for FA-SGD (it needs the
+frequencies counted on the training data), on the sparse-gradient kernel.
 """
 
 from __future__ import annotations
@@ -41,17 +48,49 @@ class OptimizerSpec:
     name: str
     default_lr: float
     dense: Callable[[Iterable[torch.nn.Parameter], float], torch.optim.Optimizer]
-    sparse: Callable[[Iterable[torch.nn.Parameter], float], torch.optim.Optimizer]
-    fused: Callable[[float], EmbeddingOptimizerSpec] | None
+    sparse: Callable[..., torch.optim.Optimizer]  # (params, lr, **options)
+    fused: Callable[..., EmbeddingOptimizerSpec] | None  # (lr, **options)
+    options: tuple[str, ...] = ()  # option names this optimizer takes
+    fusable: Callable[[dict[str, Any]], bool] | None = None  # which options FBGEMM can run
+    needs_frequencies: bool = False  # sparse(...) takes frequencies= (counted on the training data)
+    units: tuple[str, ...] = ()  # valid values of the "unit" option
 
-    def kernel(self, requested: str = "auto") -> str:
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Raise :class:`UserError` for options this optimizer does not take."""
+        bad = sorted(set(options) - set(self.options))
+        if bad:
+            valid = ", ".join(self.options) if self.options else "none"
+            raise UserError(f"optimizer {self.name!r} takes no option {bad[0]!r}; valid: {valid}")
+        if "unit" in options and str(options["unit"]) not in self.units:
+            raise UserError(
+                f"optimizer {self.name!r}: unknown unit {options['unit']!r}; valid: {', '.join(self.units)}"
+            )
+        for k in ("exponent", "floor", "max_lr"):
+            v = options.get(k)
+            if v is not None and (
+                not isinstance(v, float) or v < 0 or (k != "exponent" and v == 0)
+            ):
+                raise UserError(
+                    f"optimizer {self.name!r}: option {k} must be a {'non-negative' if k == 'exponent' else 'positive'} number, got {v!r}"
+                )
+
+    def can_fuse(self, options: dict[str, Any] | None = None) -> bool:
+        if self.fused is None:
+            return False
+        return self.fusable is None or self.fusable(options or {})
+
+    def kernel(self, requested: str = "auto", options: dict[str, Any] | None = None) -> str:
         """Resolve ``auto`` to ``fused`` when FBGEMM can fuse this optimizer, else ``sparse``."""
         if requested == "auto":
-            return "fused" if self.fused is not None else "sparse"
-        if requested == "fused" and self.fused is None:
+            return "fused" if self.can_fuse(options) else "sparse"
+        if requested == "fused" and not self.can_fuse(options):
             raise UserError(
-                f"optimizer {self.name!r} cannot be fused into FBGEMM's CPU kernels; "
-                "use --embedding-kernel sparse (or auto)"
+                f"optimizer {self.name!r} (with these options) cannot be fused into FBGEMM's CPU "
+                "kernels; use --embedding-kernel sparse (or auto)"
+            )
+        if requested == "dense" and self.needs_frequencies:
+            raise UserError(
+                f"optimizer {self.name!r} runs on the sparse kernel; use --embedding-kernel sparse (or auto)"
             )
         return requested
 
@@ -88,6 +127,84 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         None,
     ),
 }  # fmt: skip
+
+
+def _freq_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in ("exponent", "floor", "max_lr"):
+        if options.get(k) is not None:
+            out[k] = float(options[k])
+    return out
+
+
+def _cf_fusable(options: dict[str, Any]) -> bool:
+    return (
+        str(options.get("unit", "batch")) == "batch"
+        and float(options.get("exponent", 0.5)) == 0.5
+        and float(options.get("floor", 1.0)) == 1.0
+        and options.get("max_lr") is None
+    )
+
+
+def _cf_sparse(p: Iterable[torch.nn.Parameter], lr: float, **options: Any) -> torch.optim.Optimizer:
+    from embedlab.optim.frequency import CFSGD
+
+    return CFSGD(p, lr=lr, unit=str(options.get("unit", "batch")), **_freq_kwargs(options))
+
+
+def _cf_fused(lr: float, **options: Any) -> EmbeddingOptimizerSpec:
+    from embedlab.optim.frequency import fbgemm_counter_sgd_params
+
+    params = fbgemm_counter_sgd_params(lr)
+    params.pop("optimizer")
+    params.pop("learning_rate")
+    return EmbeddingOptimizerSpec(_rowwise_cls(), {"lr": lr, **params})
+
+
+def _fa_sparse(
+    p: Iterable[torch.nn.Parameter], lr: float, *, frequencies: Any, **options: Any
+) -> torch.optim.Optimizer:
+    from embedlab.optim.frequency import FASGD
+
+    return FASGD(p, frequencies, lr=lr, **_freq_kwargs(options))
+
+
+OPTIMIZERS["cf-sgd"] = OptimizerSpec(
+    "cf-sgd", 0.1, lambda p, lr: torch.optim.SGD(p, lr=lr), _cf_sparse, _cf_fused,
+    options=("exponent", "floor", "max_lr", "unit"), fusable=_cf_fusable, units=("batch", "occurrence", "sample"),
+)  # fmt: skip
+OPTIMIZERS["fa-sgd"] = OptimizerSpec(
+    "fa-sgd", 0.1, lambda p, lr: torch.optim.SGD(p, lr=lr), _fa_sparse, None,
+    options=("exponent", "floor", "max_lr", "unit"), needs_frequencies=True, units=("occurrence", "sample"),
+)  # fmt: skip
+
+
+def parse_options(text: str | None) -> dict[str, Any]:
+    """``"a=1,b=x"`` → ``{"a": 1.0, "b": "x"}`` (numbers as floats; empty → ``{}``)."""
+    out: dict[str, Any] = {}
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" not in part:
+            raise UserError(f"optimizer option {part!r} is not KEY=VALUE")
+        k, v = (x.strip() for x in part.split("=", 1))
+        try:
+            out[k] = float(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def state_bytes(optimizer: Any) -> int:
+    """Bytes of tensors in an optimizer's state (``optimizer.state``)."""
+    total = 0
+    for st in getattr(optimizer, "state", {}).values():
+        if isinstance(st, dict):
+            for t in st.values():
+                if isinstance(t, torch.Tensor) and not t.is_meta:
+                    total += t.numel() * t.element_size()
+    return total
 
 
 def get_optimizer(name: str) -> OptimizerSpec:

@@ -89,7 +89,7 @@ def build_sharded(cfg: TrainConfig, data: CTRData, planner: str, device: torch.d
 
     schema = data.schema
     spec = get_optimizer(cfg.optimizer)
-    if spec.fused is None:
+    if not spec.can_fuse(cfg.optimizer_options):
         raise UserError(
             f"optimizer {cfg.optimizer!r} cannot be fused into sharded tables; use sgd, adagrad, rowwise_adagrad or adam"
         )
@@ -97,7 +97,7 @@ def build_sharded(cfg: TrainConfig, data: CTRData, planner: str, device: torch.d
     elr = cfg.embedding_lr if cfg.embedding_lr is not None else lr
     model = DLRM(schema.num_dense, schema.table_sizes, schema.sparse_names, model_config(cfg.model_size),
                  embedding_kernel=SHARDED)  # fmt: skip
-    emb = spec.fused(elr)
+    emb = spec.fused(elr, **cfg.optimizer_options)
     apply_optimizer_in_backward(emb.cls, model.sparse.parameters(), dict(emb.kwargs))
     pfs = pooling_factors(data.train, schema.sparse_names)
     planner_obj = EmbedlabPlanner(
@@ -115,7 +115,9 @@ def build_sharded(cfg: TrainConfig, data: CTRData, planner: str, device: torch.d
                                    env=ShardingEnv.from_process_group(dist.GroupMember.WORLD))  # fmt: skip
     dense = KeyedOptimizerWrapper(
         dict(in_backward_optimizer_filter(dmp.named_parameters())),
-        lambda params: spec.dense(params, lr),
+        lambda params: (get_optimizer(cfg.dense_optimizer) if cfg.dense_optimizer else spec).dense(
+            params, lr
+        ),
     )
     return dmp, dense, dmp.fused_optimizer, planner_obj
 

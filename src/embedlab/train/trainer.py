@@ -26,7 +26,7 @@ from embedlab.data.schema import CTRArrays, CTRSchema, iter_batches, num_batches
 from embedlab.errors import UserError
 from embedlab.io import atomic_open, ensure_dir, read_json, write_json
 from embedlab.models.dlrm import DLRM, KERNELS, model_config
-from embedlab.optim.registry import get_optimizer, set_lr
+from embedlab.optim.registry import get_optimizer, set_lr, state_bytes
 from embedlab.seed import set_seed
 from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
 from embedlab.train.metrics import ctr_metrics
@@ -57,6 +57,8 @@ class TrainConfig:
     tensorboard: bool = False
     threads: int | None = None
     compile_dense: bool = False
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
+    dense_optimizer: str | None = None  # None: the optimizer's own dense companion
 
     def validate(self) -> None:
         """Raise :class:`UserError` for impossible settings (names are checked on use)."""
@@ -82,7 +84,11 @@ class TrainConfig:
             )
         if self.threads is not None and self.threads <= 0:
             raise UserError(f"threads must be positive, got {self.threads}")
-        get_optimizer(self.optimizer).kernel(self.embedding_kernel)
+        spec = get_optimizer(self.optimizer)
+        spec.check_options(self.optimizer_options)
+        spec.kernel(self.embedding_kernel, self.optimizer_options)
+        if self.dense_optimizer is not None:
+            get_optimizer(self.dense_optimizer)
         model_config(self.model_size)
         check_data_name(self.data)
 
@@ -95,30 +101,69 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def build_model(cfg: TrainConfig, schema: CTRSchema) -> tuple[DLRM, list[torch.optim.Optimizer]]:
+def build_model(
+    cfg: TrainConfig, schema: CTRSchema, frequencies: list[torch.Tensor] | None = None
+) -> tuple[DLRM, list[torch.optim.Optimizer]]:
     """The DLRM and the torch optimizers the loop steps: dense, then (unfused) embeddings.
 
     With the fused kernel the embedding optimizer lives inside FBGEMM and is reached through
-    :meth:`DLRM.fused_optimizer`.
+    :meth:`DLRM.fused_optimizer`. ``frequencies`` (per table) for optimizers that need them
+    (FA-SGD).
     """
     spec = get_optimizer(cfg.optimizer)
+    opts_kw = dict(cfg.optimizer_options)
     lr = cfg.lr if cfg.lr is not None else spec.default_lr
     elr = cfg.embedding_lr if cfg.embedding_lr is not None else lr
-    kernel = spec.kernel(cfg.embedding_kernel)
+    kernel = spec.kernel(cfg.embedding_kernel, opts_kw)
     model = DLRM(
         schema.num_dense,
         schema.table_sizes,
         schema.sparse_names,
         model_config(cfg.model_size),
         embedding_kernel=kernel,
-        embedding_optimizer=spec.fused(elr) if kernel == "fused" and spec.fused else None,
+        embedding_optimizer=spec.fused(elr, **opts_kw)
+        if kernel == "fused" and spec.fused
+        else None,
         compile_dense=cfg.compile_dense,
     )
-    opts = [spec.dense(model.dense_parameters(), lr)]
+    dense_spec = get_optimizer(cfg.dense_optimizer) if cfg.dense_optimizer else spec
+    opts = [dense_spec.dense(model.dense_parameters(), lr)]
     if kernel != "fused":
         emb = model.embedding_parameters()
-        opts.append(spec.sparse(emb, elr) if kernel == "sparse" else spec.dense(emb, elr))
+        if spec.needs_frequencies:
+            if frequencies is None:
+                raise UserError(
+                    f"optimizer {spec.name!r} needs per-row frequencies of the training data"
+                )
+            opts.append(spec.sparse(emb, elr, frequencies=frequencies, **opts_kw))
+        elif kernel == "sparse":
+            opts.append(spec.sparse(emb, elr, **opts_kw))
+        else:
+            opts.append(spec.dense(emb, elr))
     return model, opts
+
+
+def embedding_state_bytes(model: DLRM, opts: list[torch.optim.Optimizer]) -> int:
+    """Bytes of the embedding optimizer's state (FBGEMM's per-row states when fused)."""
+    if model.embedding_kernel == "fused":
+        return sum(
+            t.numel() * t.element_size()
+            for m in getattr(model.sparse, "_emb_modules", [])
+            for states in m._emb_module.split_optimizer_states()
+            for t in states
+        )
+    return state_bytes(opts[1]) if len(opts) > 1 else 0
+
+
+def _fused_states(model: DLRM) -> list[torch.Tensor]:
+    """FBGEMM's per-row optimizer states of the fused tables (TorchRec's fused optimizer
+    state dict exposes only the first two, so e.g. CF-SGD's row counter is saved from here)."""
+    return [
+        t
+        for m in getattr(model.sparse, "_emb_modules", [])
+        for states in m._emb_module.split_optimizer_states()
+        for t in states
+    ]
 
 
 @torch.no_grad()
@@ -228,7 +273,15 @@ def train(
         data = load_data(cfg.data, **cfg.data_options)
     schema = data.schema
     set_seed(cfg.seed)
-    model, opts = build_model(cfg, schema)
+    frequencies = None
+    if get_optimizer(cfg.optimizer).needs_frequencies:
+        from embedlab.optim.frequency import count_ids
+
+        unit = str(cfg.optimizer_options.get("unit", "occurrence"))
+        frequencies = count_ids(data.train.sparse, schema.table_sizes, unit=unit)
+    model, opts = build_model(cfg, schema, frequencies)
+    observe = getattr(opts[1], "observe", None) if len(opts) > 1 else None
+    emb_params = model.embedding_parameters() if observe is not None else []
     fused = model.fused_optimizer()
     spec = get_optimizer(cfg.optimizer)
     base_lr = cfg.lr if cfg.lr is not None else spec.default_lr
@@ -253,6 +306,8 @@ def train(
             o.load_state_dict(st)
         if fused is not None:
             fused.load_state_dict(ck["fused_optim"])
+            for t, saved in zip(_fused_states(model), ck.get("fused_states") or []):
+                t.copy_(saved)
         step, elapsed = int(ck["step"]), float(ck["elapsed"])
         loss_sum, loss_n = float(ck["loss_sum"]), int(ck["loss_n"])
     else:
@@ -269,6 +324,7 @@ def train(
             "loss_sum": loss_sum, "loss_n": loss_n,
             "model": model.state_dict(), "optims": [o.state_dict() for o in opts],
             "fused_optim": fused.state_dict() if fused is not None else None,
+            "fused_states": [t.clone() for t in _fused_states(model)] if fused is not None else None,
         })  # fmt: skip
 
     from tqdm.auto import tqdm
@@ -298,6 +354,10 @@ def train(
                     fused.step()  # pushes the learning rate into the FBGEMM kernel
                 else:
                     set_lr(opts[1], elr)
+                if observe is not None:  # CF-SGD counting per occurrence or per sample
+                    per_key = batch.sparse.to_dict()
+                    for name, w in zip(schema.sparse_names, emb_params):
+                        observe(w, per_key[name].values(), per_key[name].offsets())
                 logits = model(batch.dense, batch.sparse)
                 loss = F.binary_cross_entropy_with_logits(logits, batch.labels)
                 for o in opts:
@@ -349,6 +409,8 @@ def train(
         "train_samples_per_s": step * cfg.batch_size / max(wall, 1e-9),
         "data_name": data.name, **_flat(data.info, "data_"),
         **{f"params_{k}": v for k, v in model.parameter_counts().items()},
+        "optimizer_state_bytes_embedding": embedding_state_bytes(model, opts),
+        "optimizer_state_bytes_dense": state_bytes(opts[0]), "embedding_kernel": model.embedding_kernel,
         **{f"cfg_{k}": v for k, v in cfg.to_dict().items() if not isinstance(v, dict)},
     })  # fmt: skip
     write_json(run / "metrics.json", final)
