@@ -187,7 +187,11 @@ def test_registry_names_options_and_kernels():
     from embedlab.errors import UserError
     from embedlab.optim.registry import get_optimizer, parse_options
 
-    assert parse_options("exponent=0.5, unit=batch,max_lr=1") == {"exponent": 0.5, "unit": "batch", "max_lr": 1.0}
+    assert parse_options("exponent=0.5, unit=batch,max_lr=1") == {
+        "exponent": 0.5,
+        "unit": "batch",
+        "max_lr": 1.0,
+    }
     assert parse_options(None) == {} and parse_options("") == {}
     with pytest.raises(UserError, match="KEY=VALUE"):
         parse_options("exponent")

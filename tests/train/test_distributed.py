@@ -92,7 +92,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, synth: str, out: str, mode: str) -> None:
+def _worker(
+    rank: int, world: int, port: int, synth: str, out: str, mode: str, optimizer: str
+) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))  # fmt: skip
     from embedlab.distributed import finish
@@ -100,7 +102,7 @@ def _worker(rank: int, world: int, port: int, synth: str, out: str, mode: str) -
     from embedlab.train.distributed import train_distributed
     from embedlab.train.trainer import TrainConfig
 
-    cfg = TrainConfig(data="synth", data_options={"data_dir": synth}, model_size="tiny", optimizer="adagrad",
+    cfg = TrainConfig(data="synth", data_options={"data_dir": synth}, model_size="tiny", optimizer=optimizer,
                       batch_size=128, max_steps=24, checkpoint_every=8, log_every=4, seed=3)  # fmt: skip
     try:
         kw = {"planner": "lookup_greedy", "show_progress": False, "threads": 1}
@@ -116,11 +118,16 @@ def _worker(rank: int, world: int, port: int, synth: str, out: str, mode: str) -
         finish()
 
 
-def test_resume_after_a_crash_ends_like_an_uninterrupted_run(synth: Path, tmp_path: Path):
+@pytest.mark.parametrize("optimizer", ["adagrad", "cf-sgd"])
+def test_resume_after_a_crash_ends_like_an_uninterrupted_run(
+    synth: Path, tmp_path: Path, optimizer: str
+):
+    """Sharded tables and their optimizer state (CF-SGD: FBGEMM's per-row counters, sharded
+    with their table) survive a crash."""
     import torch.multiprocessing as mp
 
     def go(out: Path, mode: str) -> None:
-        mp.start_processes(_worker, args=(2, _free_port(), str(synth), str(out), mode), nprocs=2, join=True,
+        mp.start_processes(_worker, args=(2, _free_port(), str(synth), str(out), mode, optimizer), nprocs=2, join=True,
                            start_method="spawn")  # fmt: skip
 
     go(tmp_path / "full", "full")
