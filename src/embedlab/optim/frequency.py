@@ -56,19 +56,21 @@ UNITS = ("batch", "occurrence", "sample")
 
 def row_learning_rate(lr: float, counts: torch.Tensor, exponent: float = 0.5, floor: float = 1.0,
                       max_lr: float | None = None) -> torch.Tensor:  # fmt: skip
-    """``min(lr / max(counts, floor) ** exponent, max_lr)`` per row (float tensor)."""
-    c = counts.to(torch.float64).clamp_min(floor)
-    out = lr / c.pow(exponent)
+    """``min(lr / max(counts, floor) ** exponent, max_lr)`` per row (float32 tensor)."""
+    c = counts.to(torch.float32).clamp_min(floor)
+    out = c.rsqrt().mul_(lr) if exponent == 0.5 else c.pow(-exponent).mul_(lr)
     if max_lr is not None:
         out = out.clamp_max(max_lr)
-    return out.to(torch.float32)
+    return out
 
 
 def _touched(grad: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows, values [n, dim]) of a sparse or dense embedding gradient, rows unique."""
+    """(rows, values [n, dim]) of a sparse or dense embedding gradient. A sparse gradient is
+    not coalesced: a row may appear several times, each entry scaled alike and summed by
+    ``index_add_`` (the same result as coalescing first, without the sort)."""
     if grad.is_sparse:
-        g = grad.coalesce()
-        return g.indices()[0], g.values().reshape(g.indices().shape[1], -1)
+        idx = grad._indices()[0]
+        return idx, grad._values().reshape(idx.shape[0], -1)
     g = grad.reshape(rows, -1)
     idx = torch.nonzero(g.abs().sum(dim=1) > 0).flatten()
     return idx, g[idx]
@@ -171,7 +173,8 @@ class CFSGD(_FrequencySGD):
     def _counts(self, p: torch.Tensor, rows: torch.Tensor, state: dict[str, Any]) -> torch.Tensor:
         count = self._counter(p)
         if self.unit == "batch":
-            count.index_add_(0, rows, torch.ones_like(rows, dtype=count.dtype))
+            # +1 per row present; repeated rows write the same value (no accumulation)
+            count.index_put_((rows,), count[rows] + 1)
         else:
             c = self._pending.pop(p, None)
             if c is None:
