@@ -1,7 +1,7 @@
 """Image data for PU learning and the PU splits of the reference.
 
 * **Fashion-MNIST** from IDX files (``train-images-idx3-ubyte[.gz]`` and the three others),
-  read from ``folder``, else ``$EMBEDLAB_FASHION_MNIST``, else Debian's
+  read from ``folder`` when given (only there), else ``$EMBEDLAB_FASHION_MNIST``, else Debian's
   ``dataset-fashion-mnist`` package folder ``/usr/share/datasets/fashion-mnist`` (``make
   setup-data`` installs it). Missing files raise a :class:`~embedlab.errors.UserError` naming
   every folder looked in.
@@ -76,10 +76,15 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 def load_fashion_mnist(folder: str | Path | None = None) -> ImageData:
     """Fashion-MNIST's 60,000 training and 10,000 test images (see the module doc)."""
-    candidates = [Path(folder)] if folder else []
-    if os.environ.get("EMBEDLAB_FASHION_MNIST"):
-        candidates.append(Path(os.environ["EMBEDLAB_FASHION_MNIST"]))
-    candidates.append(DEBIAN_FASHION_MNIST)
+    if folder:  # an explicit folder is the only place looked in
+        candidates = [Path(folder)]
+    else:
+        candidates = (
+            [Path(os.environ["EMBEDLAB_FASHION_MNIST"])]
+            if os.environ.get("EMBEDLAB_FASHION_MNIST")
+            else []
+        )
+        candidates.append(DEBIAN_FASHION_MNIST)
     for c in candidates:
         found = {k: _find(c, stem) for k, stem in _FILES.items()}
         if all(found.values()):

@@ -1,0 +1,98 @@
+"""PUClassifier: scikit-learn conventions, input errors, and that each method learns."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from embedlab.errors import UserError
+from embedlab.pu.classifier import PUClassifier, binary_metrics
+from embedlab.pu.data import load_fashion_mnist, pu_split, read_idx
+
+
+def _tabular(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(int)
+    x = rng.normal(0, 1, (n, 6)) + 2.5 * y[:, None] * np.r_[1, 1, 0, 0, 0, 0]
+    lab = np.zeros(n, dtype=int)
+    lab[rng.choice(np.flatnonzero(y == 1), 60, replace=False)] = 1
+    return x.astype(np.float32), y, lab
+
+
+def test_sklearn_conventions():
+    clf = PUClassifier(method="nnpu", prior=0.3, epochs=2)
+    params = clf.get_params()
+    assert params["method"] == "nnpu" and params["prior"] == 0.3
+    c2 = clone(clf)
+    assert c2.get_params() == params and not hasattr(c2, "encoder_")
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        clf.predict(np.zeros((2, 6), dtype=np.float32))
+
+
+@pytest.mark.parametrize("method", ["pucl", "punce", "nnpu", "upu", "pn"])
+def test_methods_learn_a_separable_tabular_problem(method):
+    x, y, lab = _tabular()
+    clf = PUClassifier(method=method, prior=0.35, epochs=15, batch_size=128, probe_epochs=50)
+    clf.fit(x, y if method == "pn" else lab)
+    m = binary_metrics(y, clf.decision_function(x))
+    assert m["auc"] > 0.85, m
+    proba = clf.predict_proba(x)
+    assert proba.shape == (len(x), 2) and np.allclose(proba.sum(1), 1)
+    assert set(np.unique(clf.predict(x))) <= {0, 1}
+    if method in ("pucl", "punce"):
+        assert clf.pseudo_labels_.shape == (len(x),)
+
+
+def test_input_errors():
+    x, y, lab = _tabular(300)
+    with pytest.raises(ValueError, match="no labeled positive"):
+        PUClassifier(epochs=1).fit(x, np.zeros(300))
+    with pytest.raises(ValueError, match="one label per sample"):
+        PUClassifier(epochs=1).fit(x, lab[:50])
+    bad = x.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        PUClassifier(epochs=1).fit(bad, lab)
+    with pytest.raises(ValueError, match="needs prior"):
+        PUClassifier(method="nnpu").fit(x, lab)
+    with pytest.raises(ValueError, match="unknown method"):
+        PUClassifier(method="vpu").fit(x, lab)
+    with pytest.raises(ValueError, match="1 \\(labeled positive\\) or 0"):
+        PUClassifier(epochs=1).fit(x, np.full(300, 2))
+    clf = PUClassifier(method="nnpu", prior=0.3, epochs=1).fit(x, lab)
+    with pytest.raises(ValueError, match="sample shape"):
+        clf.predict(np.zeros((3, 5), dtype=np.float32))
+
+
+def test_images_run_through_lenet():
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 28, 28)).astype(np.float32)
+    lab = np.zeros(64, dtype=int)
+    lab[:8] = 1
+    clf = PUClassifier(method="pucl", epochs=1, batch_size=32, probe_epochs=2).fit(x, lab)
+    assert clf.decision_function(x).shape == (64,)
+
+
+def test_pu_split_is_balanced_over_positive_classes():
+    y = np.repeat(np.arange(10), 100)
+    s = pu_split(y, (1, 4, 7), 31, seed=0)
+    assert s.labeled.sum() == 31
+    assert sorted(np.bincount(y[s.labeled], minlength=10)[[1, 4, 7]].tolist()) == [10, 10, 11]
+    assert s.prior == pytest.approx((300 - 31) / (1000 - 31))
+    with pytest.raises(UserError, match="--labeled"):
+        pu_split(y, (1,), 101)
+
+
+def test_idx_reader_and_missing_fashion_mnist(tmp_path):
+    imgs = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    header = bytes([0, 0, 0x08, 3]) + b"".join(int(d).to_bytes(4, "big") for d in imgs.shape)
+    with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(header + imgs.tobytes())
+    assert np.array_equal(read_idx(tmp_path / "train-images-idx3-ubyte.gz"), imgs)
+    with pytest.raises(UserError, match=f"looked in: {tmp_path}"):
+        load_fashion_mnist(tmp_path)
