@@ -8,9 +8,14 @@ TORCH := torch==2.13.0
 FBGEMM := fbgemm-gpu-cpu==1.8.0
 TORCHREC := torchrec==1.8.0
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup-data setup demo test bench lint clean
 
 setup: $(STAMP)
+
+# Fashion-MNIST for `embedlab pu` (Debian package; files under /usr/share/datasets/fashion-mnist).
+setup-data:
+	test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
+	  (apt-get install -y dataset-fashion-mnist || sudo apt-get install -y dataset-fashion-mnist)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)

@@ -70,7 +70,7 @@ class Experiment:
 EXPERIMENTS: dict[str, Experiment] = {}
 
 #: Modules that register experiments when imported (each capability appends its own).
-EXPERIMENT_MODULES = ["embedlab.experiments.training"]
+EXPERIMENT_MODULES = ["embedlab.experiments.training", "embedlab.experiments.pu"]
 
 
 def register_experiment(name: str, title: str, capability: str) -> Callable:
