@@ -182,6 +182,17 @@ def _doc(args, settings, comms, results, checks, fused, t_start, complete):  # n
             "share_below_0.03": sum(c["cv"] < 0.03 for c in checks) / len(checks)
             if checks
             else None,
+            "share_below_0.03_by_statistic": {
+                st: sum(c["cv_by_statistic"][st] < 0.03 for c in checks) / len(checks)
+                for st in STATISTICS
+            }
+            if checks
+            else None,
+            "median_cv_ratio_to_pass_best": statistics.median(
+                c["cv_ratio_to_pass_best"] for c in checks if "cv_ratio_to_pass_best" in c
+            )
+            if checks and "cv_ratio_to_pass_best" in checks[0]
+            else None,
             "median_cv": statistics.median(cvs) if cvs else None,
             "max_cv": max(cvs) if cvs else None,
             "goal": "CV below 0.03",
