@@ -48,6 +48,17 @@ def test_methods_learn_a_separable_tabular_problem(method):
         assert clf.pseudo_labels_.shape == (len(x),)
 
 
+@pytest.mark.parametrize("space", ["projection", "backbone"])
+def test_cluster_spaces(space):
+    x, y, lab = _tabular()
+    clf = PUClassifier(
+        method="pucl", epochs=10, batch_size=128, probe_epochs=30, cluster_space=space
+    ).fit(x, lab)
+    assert binary_metrics(y, clf.decision_function(x))["auc"] > 0.8
+    with pytest.raises(ValueError, match="cluster_space"):
+        PUClassifier(cluster_space="head").fit(x, lab)
+
+
 def test_input_errors():
     x, y, lab = _tabular(300)
     with pytest.raises(ValueError, match="no labeled positive"):

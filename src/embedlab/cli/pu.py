@@ -52,6 +52,9 @@ def fit_cmd(
     batch_size: int = typer.Option(512, "--batch-size"),
     lr: float = typer.Option(1e-3, "--lr"),
     cluster_init: str = typer.Option("reference", "--cluster-init", help="reference or kmeans++."),
+    cluster_space: str = typer.Option(
+        "projection", "--cluster-space", help="projection or backbone (the reference)."
+    ),
     seed: int = typer.Option(0, "--seed"),
     threads: int | None = typer.Option(None, "--threads"),
     out: Path = typer.Option(..., "--out", help="Run folder (metrics.json)."),
@@ -79,7 +82,7 @@ def fit_cmd(
     split = pu_split(data.y_train, pos, labeled, seed=seed)
     pi = prior if prior is not None else split.prior
     clf = PUClassifier(method=method, encoder=encoder, prior=pi, epochs=epochs, batch_size=batch_size, lr=lr,
-                       cluster_init=cluster_init, random_state=seed, verbose=True)  # fmt: skip
+                       cluster_init=cluster_init, cluster_space=cluster_space, random_state=seed, verbose=True)  # fmt: skip
     t0 = time.perf_counter()
     try:
         clf.fit(data.x_train, split.y_true if method == "pn" else split.pu_labels)
@@ -98,6 +101,7 @@ def fit_cmd(
         )
     m.update({"dataset": dataset, "positives": list(pos), "labeled": labeled, "method": method, "prior": pi,
               "prior_of_unlabeled": split.prior, "seed": seed, "epochs": epochs, "encoder": encoder,
+              "cluster_space": cluster_space, "cluster_init": cluster_init,
               "train_loss_per_epoch": clf.history_, "wall_time_s": wall})  # fmt: skip
     ensure_dir(out)
     write_json(out / "metrics.json", m)
