@@ -59,6 +59,16 @@ def test_cluster_spaces(space):
         PUClassifier(cluster_space="head").fit(x, lab)
 
 
+def test_nnpu_probe_on_contrastive_features():
+    x, y, lab = _tabular()
+    clf = PUClassifier(
+        method="pucl", probe="nnpu", prior=0.35, epochs=10, batch_size=128, probe_epochs=50
+    ).fit(x, lab)
+    assert binary_metrics(y, clf.decision_function(x))["auc"] > 0.85
+    with pytest.raises(ValueError, match="probe 'nnpu' needs prior"):
+        PUClassifier(method="pucl", probe="nnpu").fit(x, lab)
+
+
 def test_input_errors():
     x, y, lab = _tabular(300)
     with pytest.raises(ValueError, match="no labeled positive"):

@@ -19,7 +19,8 @@ Methods (``embedlab pu methods``):
   the reference clusters backbone features after 300 epochs of LARS pretraining, and
   after our 100 it split the classes poorly; then a linear
   probe (logistic regression by Adam on the frozen normalised features) fitted to the
-  pseudo-labels.
+  pseudo-labels (``probe="pupl"``), or with the nnPU risk on the PU labels themselves
+  (``probe="nnpu"``, needs ``prior``; the reference offers both).
 * ``nnpu`` / ``upu``: encoder and a linear output trained end to end with the non-negative
   (or unbiased) PU risk (:class:`~embedlab.pu.losses.PURiskLoss`); need ``prior``, the share
   of positives among the unlabeled samples.
@@ -106,7 +107,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, method: str = "pucl", encoder: str = "auto", prior: float | None = None, temperature: float = 0.5,
                  epochs: int = 20, batch_size: int = 512, lr: float = 1e-3, weight_decay: float = 1e-5,
                  cluster_init: str = "reference", clamp_labeled: bool = False, cluster_space: str = "projection",
-                 probe_epochs: int = 100,
+                 probe: str = "pupl", probe_epochs: int = 100,
                  augment_noise: float = 0.1, device: str = "cpu", random_state: int | None = 0,
                  verbose: bool = False) -> None:  # fmt: skip
         self.method = method
@@ -120,6 +121,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         self.cluster_init = cluster_init
         self.clamp_labeled = clamp_labeled
         self.cluster_space = cluster_space
+        self.probe = probe
         self.probe_epochs = probe_epochs
         self.augment_noise = augment_noise
         self.device = device
@@ -170,6 +172,14 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         spec = METHODS[self.method]
         if spec.needs_prior and (self.prior is None or not 0 < self.prior < 1):
             raise ValueError(f"method {self.method!r} needs prior in (0, 1), got {self.prior}")
+        if self.probe not in ("pupl", "nnpu"):
+            raise ValueError(f"probe must be 'pupl' or 'nnpu', got {self.probe!r}")
+        if (
+            spec.kind == "contrastive"
+            and self.probe == "nnpu"
+            and (self.prior is None or not 0 < self.prior < 1)
+        ):
+            raise ValueError(f"probe 'nnpu' needs prior in (0, 1), got {self.prior}")
         if self.cluster_space not in ("backbone", "projection"):
             raise ValueError(
                 f"cluster_space must be 'backbone' or 'projection', got {self.cluster_space!r}"
@@ -202,7 +212,10 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             cl = pu_kmeans(feats, yy.astype(bool), init=self.cluster_init, clamp_labeled=self.clamp_labeled,
                            normalize=False, seed=seed)  # fmt: skip
             self.pseudo_labels_ = cl.labels
-            self.head_ = self._fit_probe(feats, cl.labels, dev)
+            if self.probe == "nnpu":
+                self.head_ = self._fit_probe(feats, yy, dev, risk_prior=float(self.prior))
+            else:
+                self.head_ = self._fit_probe(feats, cl.labels, dev)
         else:
             self.head_ = nn.Linear(self.encoder_.feat_dim, 1).to(dev)
             self._train_end_to_end(x, yy, dev, spec)
@@ -275,7 +288,13 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             h = self.proj_(h)
         return F.normalize(h, dim=1)
 
-    def _fit_probe(self, feats: np.ndarray, labels: np.ndarray, dev: torch.device) -> nn.Module:
+    def _fit_probe(self, feats: np.ndarray, labels: np.ndarray, dev: torch.device,
+                   risk_prior: float | None = None) -> nn.Module:  # fmt: skip
+        """Linear probe on frozen features: logistic loss on ``labels`` (pseudo-labels), or
+        with ``risk_prior`` the nnPU risk on PU labels."""
+        from embedlab.pu.losses import PURiskLoss
+
+        risk = PURiskLoss(risk_prior) if risk_prior is not None else None
         head = nn.Linear(feats.shape[1], 1).to(dev)
         opt = torch.optim.Adam(head.parameters(), lr=1e-2)
         f = torch.from_numpy(feats).to(dev)
@@ -285,7 +304,11 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             perm = torch.randperm(len(f), generator=self._gen).to(dev)
             for i in range(0, len(f), bs):
                 b = perm[i : i + bs]
-                loss = F.binary_cross_entropy_with_logits(head(f[b]).squeeze(1), t[b])
+                logit = head(f[b]).squeeze(1)
+                if risk is not None:
+                    loss = risk(logit, t[b] > 0.5)
+                else:
+                    loss = F.binary_cross_entropy_with_logits(logit, t[b])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
