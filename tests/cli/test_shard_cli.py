@@ -161,3 +161,36 @@ def test_shard_run_argument_errors(tmp_path, capsys):
     assert code == 2 and "no task 'nope'" in err
     code, _, err = run([*base, "--planner", "torchrec"], capsys)
     assert code == 2 and "no plan for task 'r' by 'torchrec'" in err
+
+
+def test_shard_train_dreamshard_and_plan_with_model(tmp_path, capsys):
+    tasks = [
+        Task(
+            f"d{k}",
+            2,
+            10**8,
+            64,
+            tuple(Table(f"d{k}x{i}", 300 + 50 * i, 8, 2.0, 2) for i in range(5)),
+        )
+        for k in range(2)
+    ]
+    save_tasks(tmp_path / "tasks.json", tasks)
+    code, out, err = run(["shard", "train", "dreamshard", "--tasks", str(tmp_path / "tasks.json"), "--out", str(tmp_path / "ds"),
+                          "--iterations", "1", "--rollout-tasks", "2", "--batch-size", "32", "--repeats", "2"], capsys)  # fmt: skip
+    assert code in (0, None), err
+    code, out, _ = run(["shard", "plan", "--tasks", str(tmp_path / "tasks.json"), "--planner", "dreamshard", "--model",
+                        str(tmp_path / "ds" / "model"), "--out", str(tmp_path / "p.json")], capsys)  # fmt: skip
+    assert code in (0, None) and "2 plans by dreamshard" in out
+    code, _, err = run(
+        [
+            "shard",
+            "train",
+            "autoshard",
+            "--tasks",
+            str(tmp_path / "tasks.json"),
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capsys,
+    )
+    assert code == 2 and "unknown learned planner" in err

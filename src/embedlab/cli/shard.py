@@ -23,6 +23,9 @@ def plan_cmd(
     tasks: Path = typer.Option(..., "--tasks", help="Task file (embedlab.sharding-tasks/v1)."),
     planner: str = typer.Option(..., "--planner", help="A name from `embedlab shard planners`."),
     out: Path = typer.Option(..., "--out", help="Plan file to write (embedlab.sharding-plans/v1)."),
+    model: Path | None = typer.Option(
+        None, "--model", help="A learned planner's model folder (dreamshard)."
+    ),
 ) -> None:
     """One plan per task, with the planning time recorded; plans are validated."""
     from embedlab.io import ensure_dir
@@ -30,7 +33,7 @@ def plan_cmd(
     from embedlab.sharding.types import load_tasks, save_plans
 
     ts = load_tasks(tasks)
-    plans = plan_all(ts, planner)
+    plans = plan_all(ts, planner, str(model) if model is not None else None)
     ensure_dir(out.parent if str(out.parent) else Path("."))
     save_plans(out, plans)
     total = sum(p.planning_seconds for p in plans)
@@ -323,3 +326,46 @@ def _print_run(doc: dict) -> None:
     if pred is not None:
         line += f"; CostMeter prediction {pred['total_ms']:.2f} ms (straggler {pred['straggler']}), ratio {doc['measured_over_predicted']:.2f}"
     typer.echo(line)
+
+
+@app.command("train")
+def train_cmd(
+    algorithm: str = typer.Argument(..., help="dreamshard"),
+    tasks: Path = typer.Option(..., "--tasks", help="Training tasks (embedlab.sharding-tasks/v1)."),
+    out: Path = typer.Option(..., "--out", help="Run folder; the model is written to OUT/model."),
+    iterations: int = typer.Option(10, "--iterations"),
+    rollout_tasks: int = typer.Option(10, "--rollout-tasks", help="Plans measured per iteration."),
+    batch_size: int = typer.Option(512, "--batch-size", help="Batch the CostMeter times."),
+    repeats: int = typer.Option(15, "--repeats"),
+    comm: Path | None = typer.Option(
+        None, "--comm", help="Communication model (`shard calibrate-comm`)."
+    ),
+    budget_s: float | None = typer.Option(
+        None, "--budget-s", help="Seconds of measurement allowed."
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT."),
+) -> None:
+    """Train a learned planner on measured plans of the training tasks."""
+    import shlex
+    import sys
+
+    from embedlab.errors import UserError, unknown_name
+    from embedlab.sharding.comm import CommModel
+    from embedlab.sharding.cost import CostMeter, MeterSettings
+    from embedlab.sharding.dreamshard.train import TrainSettings, train_dreamshard
+    from embedlab.sharding.types import load_tasks
+
+    if algorithm != "dreamshard":
+        raise unknown_name("learned planner", algorithm, ("dreamshard",))
+    if iterations < 1 or rollout_tasks < 1:
+        raise UserError("--iterations and --rollout-tasks must be >= 1")
+    ts = load_tasks(tasks)
+    meter = CostMeter(MeterSettings(batch_size=batch_size, repeats=repeats, seed=seed),
+                      comm=CommModel.load(comm) if comm else None, budget_s=budget_s)  # fmt: skip
+    settings = TrainSettings(iterations=iterations, rollout_tasks=rollout_tasks, seed=seed)
+    meta = {"command": " ".join(["embedlab", *map(shlex.quote, sys.argv[1:])]), "seed": seed, "tasks": str(tasks),
+            "comm": None if comm is None else CommModel.load(comm).to_json()}  # fmt: skip
+    model = train_dreamshard(ts, out, meter, settings, resume=resume, meta=meta)
+    typer.echo(f"DreamShard trained ({model.meta.get('iterations')} iterations, {model.meta.get('samples')} measured plans, "
+               f"{model.meta.get('measure_s', 0):.0f}s measuring) -> {out}/model")  # fmt: skip

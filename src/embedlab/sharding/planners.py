@@ -132,7 +132,7 @@ class RoundRobinPlanner:
         return _table_wise(task, self.name, devices, t0)
 
 
-PLANNERS: dict[str, Callable[[], Planner]] = {
+PLANNERS: dict[str, Callable[..., Planner]] = {
     "random": RandomPlanner,
     "round_robin": RoundRobinPlanner,
     "dim_greedy": lambda: GreedyPlanner("dim_greedy", lambda t: float(t.dim)),
@@ -144,21 +144,30 @@ PLANNERS: dict[str, Callable[[], Planner]] = {
 }
 
 
-def register_planner(name: str, factory: Callable[[], Planner]) -> None:
+def register_planner(name: str, factory: Callable[..., Planner]) -> None:
     """Make a planner available by name (learned planners register theirs)."""
     PLANNERS[name] = factory
 
 
-def get_planner(name: str) -> Planner:
-    """A fresh planner called ``name`` (the error lists the valid names)."""
+#: Planners that take a trained model (``model=`` folder); the others take no options.
+MODEL_PLANNERS = {"dreamshard"}
+
+
+def get_planner(name: str, model: str | None = None) -> Planner:
+    """A fresh planner called ``name`` (the error lists the valid names); ``model`` is the
+    folder of a learned planner's trained model (None: its default)."""
     if name not in PLANNERS:
         raise unknown_name("planner", name, list(PLANNERS))
+    if model is not None:
+        if name not in MODEL_PLANNERS:
+            raise UserError(f"planner {name!r} takes no --model")
+        return PLANNERS[name](model=model)
     return PLANNERS[name]()
 
 
-def plan_all(tasks: list[Task], name: str) -> list[Plan]:
+def plan_all(tasks: list[Task], name: str, model: str | None = None) -> list[Plan]:
     """One plan per task, each validated against its task."""
-    planner = get_planner(name)
+    planner = get_planner(name, model)
     plans = []
     for task in tasks:
         p = planner.plan(task)
@@ -172,3 +181,9 @@ def plan_all(tasks: list[Task], name: str) -> list[Plan]:
 PLANNERS["torchrec"] = lambda: __import__(
     "embedlab.sharding.torchrec_adapter", fromlist=["TorchRecPlanner"]
 ).TorchRecPlanner()
+
+
+# DreamShard (learned; imports its networks on first use).
+PLANNERS["dreamshard"] = lambda model=None: __import__(
+    "embedlab.sharding.dreamshard.planner", fromlist=["DreamShardPlanner"]
+).DreamShardPlanner(model)

@@ -1,0 +1,207 @@
+"""DreamShard's estimated MDP, batched rollouts, REINFORCE, and the saved model.
+
+The MDP (``dreamshard/env.py`` of the reference): tables are placed one at a time, in
+descending order of the cost network's predicted single-table cost (forward + backward +
+communication); at each step the legal devices are those whose placed bytes plus the
+table's fit ``device_memory_bytes``; the reward is 0 until the last step, then minus the
+cost network's predicted plan cost. :func:`rollout` plays ``E`` episodes of one task at
+once (tensors ``[E, D, T]`` of which table is where), sampling from the policy's softmax or
+taking its argmax. :class:`EstimatedMDP` is the same MDP one step at a time with the
+``reset``/``step`` interface of ``gymnasium`` (observation: the per-device table mask).
+
+REINFORCE (``training.py`` of the reference): every step's return is the episode's final
+reward, z-normalised over the batch of episodes; loss ``mean(-log π(a) · R̂) - c · H(π)``
+with ``c = 0.001``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedlab.errors import UserError
+from embedlab.sharding.dreamshard.features import task_features
+from embedlab.sharding.dreamshard.model import CostNet, Policy
+from embedlab.sharding.types import Task
+
+MODEL_FORMAT = "embedlab.dreamshard-model/v1"
+
+
+@dataclass
+class DreamShardModel:
+    """The cost network, the policy and what they were trained on (``meta``)."""
+
+    cost: CostNet = field(default_factory=CostNet)
+    policy: Policy = field(default_factory=Policy)
+    scale_ms: float = 1.0  # cost targets are ms / scale_ms
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: str | Path) -> None:
+        """``weights.pt`` (a weights-only state dict) and ``model.json`` (format, scale, meta)."""
+        from embedlab.io import ensure_dir, write_json
+        from embedlab.train.checkpoint import save_checkpoint
+
+        out = ensure_dir(folder)
+        save_checkpoint(
+            out / "weights.pt", {"cost": self.cost.state_dict(), "policy": self.policy.state_dict()}
+        )
+        write_json(
+            out / "model.json",
+            {"format": MODEL_FORMAT, "scale_ms": self.scale_ms, "meta": self.meta},
+        )
+
+    @classmethod
+    def load(cls, folder: str | Path) -> DreamShardModel:
+        from embedlab.io import read_json
+        from embedlab.train.checkpoint import load_checkpoint
+
+        p = Path(folder)
+        if not (p / "model.json").is_file() or not (p / "weights.pt").is_file():
+            raise UserError(f"{p} is not a DreamShard model folder (model.json and weights.pt)")
+        info = read_json(p / "model.json")
+        if info.get("format") != MODEL_FORMAT:
+            raise UserError(f"{p}/model.json is not {MODEL_FORMAT}")
+        w = load_checkpoint(p / "weights.pt")
+        m = cls(scale_ms=float(info["scale_ms"]), meta=dict(info.get("meta", {})))
+        m.cost.load_state_dict(w["cost"])
+        m.policy.load_state_dict(w["policy"])
+        return m
+
+
+@dataclass
+class TaskTensors:
+    """A task as the networks see it."""
+
+    feats: torch.Tensor  # [T, 21]
+    sizes: torch.Tensor  # [T] bytes
+    memory: float
+    devices: int
+
+
+def task_tensors(task: Task) -> TaskTensors:
+    return TaskTensors(torch.from_numpy(task_features(task)),
+                       torch.tensor([float(t.size_bytes) for t in task.tables], dtype=torch.float64),
+                       float(task.device_memory_bytes), task.num_devices)  # fmt: skip
+
+
+def placement_order(cost: CostNet, tt: TaskTensors) -> torch.Tensor:
+    """Tables by descending predicted single-table cost (forward + backward + communication)."""
+    with torch.no_grad():
+        single = cost.parts(cost.table_fc(tt.feats)).sum(-1)
+    return torch.argsort(single, descending=True, stable=True)
+
+
+@dataclass
+class Rollout:
+    placement: torch.Tensor  # [E, T] device of each table (task order)
+    log_prob: torch.Tensor  # [E] sum over steps
+    entropy: torch.Tensor  # [E] mean over steps
+    predicted: torch.Tensor  # [E] predicted plan cost (scaled units)
+    feasible: torch.Tensor  # [E] bool: every step had a legal device
+
+
+def rollout(model: DreamShardModel, tt: TaskTensors, episodes: int = 1, greedy: bool = False,
+            generator: torch.Generator | None = None, grad: bool = False) -> Rollout:  # fmt: skip
+    """Play ``episodes`` episodes of the estimated MDP of one task (see the module doc)."""
+    cost, pol = model.cost, model.policy
+    T, D, E = tt.feats.shape[0], tt.devices, episodes
+    order = placement_order(cost, tt)
+    with torch.set_grad_enabled(grad):
+        enc_c = cost.table_fc(tt.feats).detach()  # [T, 32]
+        enc_p = pol.table_fc(tt.feats)  # [T, 32]
+        mask = torch.zeros(E, D, T)
+        used = torch.zeros(E, D, dtype=torch.float64)
+        placement = torch.zeros(E, T, dtype=torch.long)
+        logp = torch.zeros(E)
+        ent = torch.zeros(E)
+        feasible = torch.ones(E, dtype=torch.bool)
+        for t in order.tolist():
+            vec_c = mask @ enc_c  # [E, D, 32]
+            parts = cost.parts(vec_c).detach()
+            h = torch.cat([mask @ enc_p, pol.cost_fc(parts)], -1)
+            legal = used + tt.sizes[t] <= tt.memory
+            none = ~legal.any(1)
+            feasible &= ~none
+            legal = legal | none.unsqueeze(1)  # an episode with no room anywhere may go anywhere
+            logits = pol.out(h).squeeze(-1).masked_fill(~legal, float("-inf"))
+            lp = torch.log_softmax(logits, -1)
+            if greedy:
+                a = lp.argmax(-1)
+            else:
+                a = torch.multinomial(lp.exp().detach(), 1, generator=generator).squeeze(1)
+            logp = logp + lp.gather(1, a.unsqueeze(1)).squeeze(1)
+            p = lp.exp()
+            ent = ent - (p * lp.masked_fill(~legal, 0.0)).sum(-1) / T
+            placement[:, t] = a
+            step_mask = torch.zeros_like(mask)
+            step_mask[torch.arange(E), a, t] = 1.0
+            mask = mask + step_mask  # out of place: earlier steps' graphs still use mask
+            used[torch.arange(E), a] += tt.sizes[t]
+        with torch.no_grad():
+            pred = cost.overall(mask @ enc_c)
+    return Rollout(placement, logp, ent, pred, feasible)
+
+
+def reinforce_loss(r: Rollout, entropy_coef: float = 1e-3) -> torch.Tensor:
+    """``mean(-log π · R̂) - c · H`` with ``R = -predicted cost`` (infeasible: doubled cost)."""
+    reward = -(r.predicted * torch.where(r.feasible, 1.0, 2.0))
+    adv = (
+        (reward - reward.mean()) / (reward.std(unbiased=False) + 1e-8)
+        if len(reward) > 1
+        else reward * 0
+    )
+    return (-(r.log_prob * adv)).mean() - entropy_coef * r.entropy.mean()
+
+
+class EstimatedMDP:
+    """The estimated MDP of one task, one step at a time (``gymnasium``-style API)."""
+
+    def __init__(self, model: DreamShardModel, task: Task) -> None:
+        self.model, self.task = model, task
+        self.tt = task_tensors(task)
+        self.order = placement_order(model.cost, self.tt).tolist()
+        self.reset()
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        self.t = 0
+        self.mask = torch.zeros(self.tt.devices, len(self.order))
+        self.used = torch.zeros(self.tt.devices, dtype=torch.float64)
+        return self.mask.numpy().copy(), {"legal": self.legal(), "table": self.order[0]}
+
+    def legal(self) -> np.ndarray:
+        if self.t >= len(self.order):
+            return np.zeros(self.tt.devices, dtype=bool)
+        return (self.used + self.tt.sizes[self.order[self.t]] <= self.tt.memory).numpy()
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if not self.legal()[action]:
+            raise ValueError(f"device {action} has no room for table {self.order[self.t]}")
+        t = self.order[self.t]
+        self.mask[action, t] = 1.0
+        self.used[action] += self.tt.sizes[t]
+        self.t += 1
+        done = self.t == len(self.order)
+        reward = 0.0
+        if done:
+            with torch.no_grad():
+                vec = self.model.cost.shard_vectors(
+                    self.tt.feats.expand(self.tt.devices, -1, -1), self.mask
+                )
+                reward = -float(self.model.cost.overall(vec)) * self.model.scale_ms
+        info = {"legal": self.legal(), "table": self.order[self.t] if not done else None}
+        return self.mask.numpy().copy(), reward, done, False, info
+
+
+def model_summary(model: DreamShardModel) -> str:
+    return json.dumps(
+        {k: model.meta.get(k) for k in ("command", "seed", "backend", "iterations")}, sort_keys=True
+    )
+
+
+__all__ = ["DreamShardModel", "EstimatedMDP", "Rollout", "TaskTensors", "placement_order", "reinforce_loss",
+           "rollout", "task_tensors"]  # fmt: skip

@@ -1,0 +1,61 @@
+"""The 21 DreamShard table features and their normalisation.
+
+Features per table (the reference's order): ``dim``, ``rows``, ``pooling_factor``, ``size``
+and the 17 index-reuse bins (:func:`~embedlab.sharding.workload.reuse_histogram`).
+
+Normalisation (our choice): every feature is scaled the same way in every task --
+``dim / 128``, ``log10(rows) / 8``, ``log10(1 + pooling_factor) / 2``,
+``log10(size in bytes) / 10``, bins as fractions. The reference z-scores ``rows``, ``size``
+and ``pooling_factor`` *within each task*, so a table's features depend on the other tables
+of its task; with global scaling a table means the same thing in a 20-table and in a
+200-table task, which is what transfer to other task sizes needs.
+
+Reuse bins are computed once per table spec from a :data:`FEATURE_BATCH`-sample draw
+(2,048 samples, our choice for planning speed: about 5 ms per table; the dataset's bins describe 65,536-sample
+batches), or taken from ``Table.reuse_bins`` when the table carries measured ones.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+
+import numpy as np
+
+from embedlab.sharding.types import Table, Task
+from embedlab.sharding.workload import draw_bags, reuse_histogram
+
+NUM_FEATURES = 21
+FEATURE_BATCH = 2_048
+
+
+@functools.lru_cache(maxsize=65_536)
+def _bins(rows: int, dim: int, pf: float, bpe: int, dist: str) -> tuple[float, ...]:
+    t = Table("f", rows, dim, pf, bpe, json.loads(dist))
+    rng = np.random.default_rng([rows, int(pf * 1000), 17])
+    return reuse_histogram(draw_bags(t, FEATURE_BATCH, rng).indices)
+
+
+def reuse_bins(table: Table) -> tuple[float, ...]:
+    if table.reuse_bins is not None:
+        return table.reuse_bins
+    return _bins(table.rows, table.dim, float(table.pooling_factor), table.bytes_per_element,
+                 json.dumps(table.index_distribution, sort_keys=True))  # fmt: skip
+
+
+def table_features(table: Table, columns: int | None = None) -> np.ndarray:
+    """The normalised 21 features of ``table`` (or of a column shard of ``columns``)."""
+    dim = table.dim if columns is None else columns
+    size = table.rows * dim * table.bytes_per_element
+    head = [dim / 128.0, math.log10(max(table.rows, 1)) / 8.0, math.log10(1.0 + table.pooling_factor) / 2.0,
+            math.log10(max(size, 1)) / 10.0]  # fmt: skip
+    return np.asarray(head + list(reuse_bins(table)), dtype=np.float32)
+
+
+def task_features(task: Task) -> np.ndarray:
+    """``[num_tables, 21]`` features of a task's tables, in task order."""
+    return np.stack([table_features(t) for t in task.tables])
+
+
+__all__ = ["FEATURE_BATCH", "NUM_FEATURES", "reuse_bins", "table_features", "task_features"]

@@ -1,0 +1,241 @@
+"""DreamShard's training loop on CostMeter measurements.
+
+Each of ``iterations`` outer iterations (reference defaults in :class:`TrainSettings`):
+
+1. roll the sampling policy out on ``rollout_tasks`` random training tasks (one episode
+   each) and measure those plans with the :class:`~embedlab.sharding.cost.CostMeter`
+   (all plans of an iteration's task timed interleaved) → per device forward compute,
+   backward compute and backward all-to-all, and the plan cost, appended to the cost data;
+2. ``cost_steps`` Adam steps of the cost network on minibatches of ``cost_batch`` measured
+   plans (:func:`~embedlab.sharding.dreamshard.model.cost_loss`);
+3. ``rl_batches`` REINFORCE updates of the policy on the estimated MDP, each one random
+   training task × ``rl_episodes`` episodes -- no measurement in this inner loop.
+
+One Adam optimizer (lr 5e-4) for both networks, its rate decayed linearly to 0 over the
+iterations (as the reference). Targets are scaled by ``scale_ms``: the median plan cost of
+the first iteration's measurements. After every iteration the run folder gets the model
+(``model/``) and ``checkpoint.pt`` (networks, optimizer, cost data, iteration, RNG state,
+measurement seconds spent), so a killed run resumes at the next iteration; the meter's
+cache is not saved (a resumed run re-times shard sets it meets again).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedlab.errors import UserError
+from embedlab.io import ensure_dir, write_json
+from embedlab.sharding.cost import CostMeter
+from embedlab.sharding.dreamshard.agent import (
+    DreamShardModel,
+    reinforce_loss,
+    rollout,
+    task_tensors,
+)
+from embedlab.sharding.dreamshard.features import table_features
+from embedlab.sharding.dreamshard.model import cost_loss
+from embedlab.sharding.types import Plan, Shard, Task
+from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    iterations: int = 10
+    rollout_tasks: int = 10
+    cost_steps: int = 300
+    cost_batch: int = 64
+    rl_batches: int = 10
+    rl_episodes: int = 10
+    lr: float = 5e-4
+    entropy: float = 1e-3
+    seed: int = 0
+
+
+@dataclass
+class CostSample:
+    """One measured plan: per-device table features, per-device parts, plan cost (ms)."""
+
+    device_feats: list[np.ndarray]  # D arrays [n_d, 21]
+    parts: np.ndarray  # [D, 3] fwd, bwd, comm (ms)
+    overall: float
+
+    def to_state(self) -> dict[str, Any]:
+        return {"feats": [torch.from_numpy(f) for f in self.device_feats], "parts": torch.from_numpy(self.parts),
+                "overall": self.overall}  # fmt: skip
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any]) -> CostSample:
+        return cls([f.numpy() for f in d["feats"]], d["parts"].numpy(), float(d["overall"]))
+
+
+def plan_from_placement(task: Task, placement: list[int], planner: str = "dreamshard") -> Plan:
+    return Plan(
+        task.name,
+        planner,
+        tuple(Shard(t.name, int(d), 0, t.dim) for t, d in zip(task.tables, placement)),
+    )
+
+
+def sample_from_cost(task: Task, plan: Plan, pc: Any) -> CostSample:
+    by_dev: list[list[np.ndarray]] = [[] for _ in range(task.num_devices)]
+    for s in plan.shards:
+        by_dev[s.device].append(table_features(task.table(s.table), s.columns))
+    feats = [np.stack(f) if f else np.zeros((0, 21), np.float32) for f in by_dev]
+    parts = np.array([[d.fwd_ms, d.bwd_ms, d.bwd_comm_ms] for d in pc.devices], dtype=np.float32)
+    return CostSample(feats, parts, float(pc.total_ms))
+
+
+def batch_tensors(samples: list[CostSample], scale: float) -> tuple[torch.Tensor, ...]:
+    """Padded ``feats [B, D, T, 21]``, ``mask [B, D, T]``, ``parts [B, D, 3]``, ``overall [B]``, ``valid [B, D]``."""
+    B = len(samples)
+    D = max(len(s.device_feats) for s in samples)
+    T = max(max((len(f) for f in s.device_feats), default=0) for s in samples) or 1
+    feats = torch.zeros(B, D, T, 21)
+    mask = torch.zeros(B, D, T)
+    parts = torch.zeros(B, D, 3)
+    valid = torch.zeros(B, D)
+    overall = torch.zeros(B)
+    for i, s in enumerate(samples):
+        for d, f in enumerate(s.device_feats):
+            if len(f):
+                feats[i, d, : len(f)] = torch.from_numpy(f)
+                mask[i, d, : len(f)] = 1.0
+            valid[i, d] = 1.0
+        parts[i, : len(s.parts)] = torch.from_numpy(s.parts) / scale
+        overall[i] = s.overall / scale
+    return feats, mask, parts, overall, valid
+
+
+def cost_mape(model: DreamShardModel, samples: list[CostSample]) -> float:
+    """Mean absolute percentage error of the predicted plan cost on ``samples``."""
+    if not samples:
+        return float("nan")
+    feats, mask, _, overall, _ = batch_tensors(samples, model.scale_ms)
+    with torch.no_grad():
+        pred = model.cost.overall(model.cost.shard_vectors(feats, mask))
+    return float(((pred - overall).abs() / overall.clamp_min(1e-9)).mean())
+
+
+@dataclass
+class TrainState:
+    iteration: int = 0
+    samples: list[CostSample] = field(default_factory=list)
+    measure_s: float = 0.0
+    wall_s: float = 0.0
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, settings: TrainSettings = TrainSettings(),
+                     *, resume: bool = False, show_progress: bool = True, meta: dict[str, Any] | None = None) -> DreamShardModel:  # fmt: skip
+    """Train (or, with ``resume``, continue) DreamShard on ``tasks``; the run folder ``out``."""
+    if not tasks:
+        raise UserError("DreamShard needs at least one training task")
+    run = ensure_dir(out)
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    gen = torch.Generator().manual_seed(settings.seed)
+    model = DreamShardModel(meta=dict(meta or {}))
+    params = [*model.cost.parameters(), *model.policy.parameters()]
+    opt = torch.optim.Adam(params, lr=settings.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: max(0.0, 1.0 - i / settings.iterations)
+    )
+    st = TrainState()
+    ck = run / "checkpoint.pt"
+    if resume and ck.is_file():
+        c = load_checkpoint(ck)
+        if c.get("settings") != json.dumps(asdict(settings), sort_keys=True):
+            raise UserError(f"{ck} was written with other settings; resume with the same ones")
+        model.cost.load_state_dict(c["cost"])
+        model.policy.load_state_dict(c["policy"])
+        opt.load_state_dict(c["opt"])
+        sched.load_state_dict(c["sched"])
+        model.scale_ms = float(c["scale_ms"])
+        if (run / "model" / "model.json").is_file():
+            model.meta.update(DreamShardModel.load(run / "model").meta)
+        st = TrainState(int(c["iteration"]), [CostSample.from_state(s) for s in c["samples"]], float(c["measure_s"]),
+                        float(c["wall_s"]), json.loads(c["log"]))  # fmt: skip
+        rng = np.random.default_rng([settings.seed, st.iteration])
+        gen.manual_seed(settings.seed * 1000 + st.iteration)
+    tts = [task_tensors(t) for t in tasks]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=settings.iterations, initial=st.iteration, disable=not show_progress, unit="iter"
+    )
+    t_start = time.perf_counter()
+    while st.iteration < settings.iterations:
+        # 1. roll out on training tasks and measure
+        picks = rng.choice(len(tasks), size=min(settings.rollout_tasks, len(tasks)), replace=False)
+        t0 = time.perf_counter()
+        for i in picks:
+            r = rollout(model, tts[i], episodes=1, generator=gen)
+            if not bool(r.feasible[0]):
+                continue
+            plan = plan_from_placement(tasks[i], r.placement[0].tolist())
+            pc = meter.measure_plan(tasks[i], plan)
+            st.samples.append(sample_from_cost(tasks[i], plan, pc))
+        st.measure_s += time.perf_counter() - t0
+        if not st.samples:
+            raise UserError("no feasible plan was sampled; check the tasks' device memory")
+        if model.scale_ms == 1.0 and st.iteration == 0:
+            model.scale_ms = float(np.median([s.overall for s in st.samples]))
+        # 2. cost network
+        c_losses = []
+        for _ in range(settings.cost_steps):
+            idx = rng.choice(
+                len(st.samples), size=min(settings.cost_batch, len(st.samples)), replace=False
+            )
+            loss = cost_loss(
+                model.cost, *batch_tensors([st.samples[j] for j in idx], model.scale_ms)
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            c_losses.append(float(loss.detach()))
+        # 3. policy on the estimated MDP
+        r_losses, preds = [], []
+        for _ in range(settings.rl_batches):
+            i = int(rng.integers(len(tasks)))
+            r = rollout(model, tts[i], episodes=settings.rl_episodes, generator=gen, grad=True)
+            loss = reinforce_loss(r, settings.entropy)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            r_losses.append(float(loss.detach()))
+            preds.append(float(r.predicted.mean()) * model.scale_ms)
+        sched.step()
+        st.iteration += 1
+        st.wall_s += time.perf_counter() - t_start
+        t_start = time.perf_counter()
+        st.log.append({"iteration": st.iteration, "cost_loss": float(np.mean(c_losses[-50:])), "rl_loss": float(np.mean(r_losses)),
+                       "mean_predicted_ms": float(np.mean(preds)), "samples": len(st.samples),
+                       "train_mape": cost_mape(model, st.samples[-200:]), "measure_s": st.measure_s})  # fmt: skip
+        bar.set_postfix(
+            mape=f"{st.log[-1]['train_mape']:.3f}", pred_ms=f"{st.log[-1]['mean_predicted_ms']:.2f}"
+        )
+        bar.update(1)
+        model.meta.update({"iterations": st.iteration, "settings": asdict(settings), "measure_s": st.measure_s,
+                           "wall_s": st.wall_s, "samples": len(st.samples), "backend": meter.settings.backend,
+                           "meter": asdict(meter.settings)})  # fmt: skip
+        model.save(run / "model")
+        save_checkpoint(ck, {
+            "cost": model.cost.state_dict(), "policy": model.policy.state_dict(), "opt": opt.state_dict(),
+            "sched": sched.state_dict(), "scale_ms": model.scale_ms, "iteration": st.iteration,
+            "samples": [s.to_state() for s in st.samples], "measure_s": st.measure_s, "wall_s": st.wall_s,
+            "log": json.dumps(st.log), "settings": json.dumps(asdict(settings), sort_keys=True),
+        })  # fmt: skip
+        write_json(run / "log.json", st.log)
+    bar.close()
+    return model
+
+
+__all__ = ["CostSample", "TrainSettings", "batch_tensors", "cost_mape", "plan_from_placement", "sample_from_cost",
+           "train_dreamshard"]  # fmt: skip

@@ -1,0 +1,132 @@
+"""DreamShard: features, networks, the estimated MDP, training with resume, the planner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from embedlab.errors import UserError
+from embedlab.sharding.cost import CostMeter, MeterSettings
+from embedlab.sharding.dreamshard.agent import (
+    DreamShardModel,
+    EstimatedMDP,
+    reinforce_loss,
+    rollout,
+    task_tensors,
+)
+from embedlab.sharding.dreamshard.features import NUM_FEATURES, table_features, task_features
+from embedlab.sharding.dreamshard.model import cost_loss
+from embedlab.sharding.dreamshard.train import (
+    CostSample,
+    TrainSettings,
+    batch_tensors,
+    cost_mape,
+    train_dreamshard,
+)
+from embedlab.sharding.planners import get_planner
+from embedlab.sharding.types import Table, Task
+
+
+def _task(n=8, d=3, seed=0, memory=10**9, name="t"):
+    rng = np.random.default_rng(seed)
+    tables = tuple(
+        Table(f"{name}{i}", int(rng.integers(200, 3000)), 8, float(rng.uniform(1, 6)), 2)
+        for i in range(n)
+    )
+    return Task(name, d, memory, 256, tables)
+
+
+def test_features_are_global_and_deterministic():
+    t = _task()
+    f = task_features(t)
+    assert f.shape == (8, NUM_FEATURES) and np.isfinite(f).all()
+    assert np.array_equal(f, task_features(t))
+    # a table's features do not depend on the other tables of its task
+    assert np.array_equal(
+        table_features(t.tables[0]), task_features(Task("x", 2, 10**9, 1, t.tables[:1]))[0]
+    )
+
+
+def test_cost_net_learns_a_max_of_sums():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    samples = []
+    for _ in range(200):
+        feats = [
+            rng.random((int(rng.integers(1, 5)), NUM_FEATURES)).astype(np.float32) for _ in range(3)
+        ]
+        parts = np.array([[f[:, 0].sum(), f[:, 1].sum(), 0.1] for f in feats], dtype=np.float32)
+        samples.append(CostSample(feats, parts, float(parts.sum(1).max())))
+    model = DreamShardModel(scale_ms=1.0)
+    before = cost_mape(model, samples)
+    opt = torch.optim.Adam(model.cost.parameters(), lr=3e-3)
+    for _ in range(400):
+        idx = rng.choice(200, 32, replace=False)
+        loss = cost_loss(model.cost, *batch_tensors([samples[i] for i in idx], 1.0))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = cost_mape(model, samples)
+    assert after < before and after < 0.15
+
+
+def test_rollouts_respect_memory_and_greedy_is_deterministic():
+    t = _task(n=10, d=3, memory=3 * 3000 * 8 * 2)  # tight: about 3 big tables per device
+    tt = task_tensors(t)
+    model = DreamShardModel()
+    r = rollout(model, tt, episodes=6, generator=torch.Generator().manual_seed(1), grad=True)
+    sizes = np.array([x.size_bytes for x in t.tables])
+    for e in range(6):
+        if bool(r.feasible[e]):
+            used = np.bincount(r.placement[e].numpy(), weights=sizes, minlength=3)
+            assert (used <= t.device_memory_bytes).all()
+    reinforce_loss(r).backward()
+    g1 = rollout(model, tt, greedy=True).placement
+    assert torch.equal(g1, rollout(model, tt, greedy=True).placement)
+
+
+def test_estimated_mdp_steps():
+    t = _task(n=4, d=2)
+    env = EstimatedMDP(DreamShardModel(), t)
+    obs, info = env.reset()
+    assert obs.shape == (2, 4) and info["legal"].all()
+    done, reward = False, 0.0
+    while not done:
+        obs, reward, done, _, info = env.step(0)
+    assert obs[0].sum() == 4 and isinstance(reward, float)
+
+
+def test_training_resume_and_planner(tmp_path):
+    tasks = [_task(n=6, d=2, seed=s, name=f"k{s}") for s in range(3)]
+    meter = CostMeter(MeterSettings(batch_size=64, warmup=0, repeats=2, rounds=1))
+    st = TrainSettings(
+        iterations=2, rollout_tasks=2, cost_steps=5, cost_batch=4, rl_batches=2, rl_episodes=3
+    )
+    model = train_dreamshard(
+        tasks, tmp_path / "run", meter, st, show_progress=False, meta={"seed": 0}
+    )
+    assert (tmp_path / "run" / "model" / "weights.pt").is_file()
+    assert model.meta["iterations"] == 2 and model.meta["samples"] >= 2 and model.scale_ms > 0
+    again = train_dreamshard(tasks, tmp_path / "run", meter, st, resume=True, show_progress=False)
+    assert (
+        again.meta["iterations"] == 2
+    )  # nothing left to do: the finished run is loaded, not redone
+    with pytest.raises(UserError, match="other settings"):
+        train_dreamshard(
+            tasks,
+            tmp_path / "run",
+            meter,
+            TrainSettings(iterations=3),
+            resume=True,
+            show_progress=False,
+        )
+    planner = get_planner("dreamshard", model=str(tmp_path / "run" / "model"))
+    test_task = _task(n=12, d=3, seed=9, name="unseen")  # other table count and device count
+    plan = planner.plan(test_task)
+    plan.validate(test_task)
+    assert plan.estimated_cost_ms is not None and plan.estimated_cost_ms > 0
+    with pytest.raises(UserError, match="takes no --model"):
+        get_planner("size_greedy", model="x")
+    with pytest.raises(UserError, match="not a DreamShard model folder"):
+        get_planner("dreamshard", model=str(tmp_path))
