@@ -224,7 +224,12 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
         saved_config_matches(run, cfg) and read_json(run / "config.json").get("nproc") == world
     ):
         raise UserError(f"{run}/config.json differs from the requested settings or process count")
-    data = load_data(cfg.data, **cfg.data_options)
+    # rank 0 loads first: it converts the data files into the shared cache once, the other
+    # ranks then read that cache (concurrent conversions of the same file would race)
+    data = load_data(cfg.data, **cfg.data_options) if env.is_main else None
+    dist.barrier()
+    if data is None:
+        data = load_data(cfg.data, **cfg.data_options)
     set_seed(cfg.seed)
     dmp, dense_opt, fused_opt, planner_obj = build_sharded(
         cfg, data, planner, device, int(device_memory_gb * 2**30), env.local_world_size
