@@ -130,3 +130,16 @@ def test_training_resume_and_planner(tmp_path):
         get_planner("size_greedy", model="x")
     with pytest.raises(UserError, match="not a DreamShard model folder"):
         get_planner("dreamshard", model=str(tmp_path))
+
+
+def test_default_model_ships_and_plans_unseen_tasks():
+    from embedlab.sharding.dreamshard.planner import DEFAULT_MODEL
+    from embedlab.sharding.generator import gen_tasks
+
+    assert (DEFAULT_MODEL / "model.json").is_file() and (DEFAULT_MODEL / "weights.pt").is_file()
+    planner = get_planner("dreamshard")
+    assert planner.model.meta["backend"] == "cpu" and "command" in planner.model.meta
+    for task in gen_tasks("dreamshard", 30, 3, 2, seed=5, split="test"):
+        plan = planner.plan(task)
+        plan.validate(task)
+        assert plan.planner == "dreamshard" and plan.estimated_cost_ms > 0
