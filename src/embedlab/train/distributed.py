@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from embedlab.data.registry import CTRData, load_data
-from embedlab.data.schema import CTRArrays, CTRSchema, epoch_order, make_batch, num_batches
+from embedlab.data.schema import CTRArrays, CTRSchema, epoch_order, make_batch
 from embedlab.errors import UserError
 from embedlab.io import ensure_dir, read_json, write_json
 from embedlab.models.dlrm import DLRM, SHARDED, model_config
@@ -49,7 +49,13 @@ from embedlab.seed import set_seed
 from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
 from embedlab.train.metrics import ctr_metrics
 from embedlab.train.schedule import lr_at
-from embedlab.train.trainer import TrainConfig, _flat, saved_config_matches
+from embedlab.train.trainer import (
+    TrainConfig,
+    _flat,
+    learning_rates,
+    saved_config_matches,
+    step_counts,
+)
 
 POOLING_SAMPLE_ROWS = 100_000
 
@@ -90,11 +96,13 @@ def build_sharded(cfg: TrainConfig, data: CTRData, planner: str, device: torch.d
     schema = data.schema
     spec = get_optimizer(cfg.optimizer)
     if not spec.can_fuse(cfg.optimizer_options):
+        from embedlab.optim.registry import OPTIMIZERS
+
+        ok = ", ".join(n for n, o in OPTIMIZERS.items() if o.can_fuse())
         raise UserError(
-            f"optimizer {cfg.optimizer!r} cannot be fused into sharded tables; use sgd, adagrad, rowwise_adagrad or adam"
+            f"optimizer {cfg.optimizer!r} cannot be fused into sharded tables on this device; use one of: {ok}"
         )
-    lr = cfg.lr if cfg.lr is not None else spec.default_lr
-    elr = cfg.embedding_lr if cfg.embedding_lr is not None else lr
+    lr, elr = learning_rates(cfg)
     model = DLRM(schema.num_dense, schema.table_sizes, schema.sparse_names, model_config(cfg.model_size),
                  embedding_kernel=SHARDED)  # fmt: skip
     emb = spec.fused(elr, **cfg.optimizer_options)
@@ -235,19 +243,8 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
         cfg, data, planner, device, int(device_memory_gb * 2**30), env.local_world_size
     )
     plan_json = planner_obj.last_plan.to_json() if planner_obj.last_plan is not None else None
-    spec = get_optimizer(cfg.optimizer)
-    base_lr = cfg.lr if cfg.lr is not None else spec.default_lr
-    base_elr = cfg.embedding_lr if cfg.embedding_lr is not None else base_lr
-    per_epoch = num_batches(len(data.train), cfg.batch_size)
-    if per_epoch == 0:
-        raise UserError(
-            f"training split has {len(data.train)} rows, fewer than one batch of {cfg.batch_size}"
-        )
-    total = (
-        per_epoch * cfg.epochs
-        if cfg.max_steps is None
-        else min(per_epoch * cfg.epochs, cfg.max_steps)
-    )
+    base_lr, base_elr = learning_rates(cfg)
+    per_epoch, total = step_counts(cfg, len(data.train))
 
     step, elapsed = 0, 0.0
     ck_path, ck_json = _ckpt_paths(run, rank)

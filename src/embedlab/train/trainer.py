@@ -112,8 +112,7 @@ def build_model(
     """
     spec = get_optimizer(cfg.optimizer)
     opts_kw = dict(cfg.optimizer_options)
-    lr = cfg.lr if cfg.lr is not None else spec.default_lr
-    elr = cfg.embedding_lr if cfg.embedding_lr is not None else lr
+    lr, elr = learning_rates(cfg)
     kernel = spec.kernel(cfg.embedding_kernel, opts_kw)
     model = DLRM(
         schema.num_dense,
@@ -141,6 +140,23 @@ def build_model(
         else:
             opts.append(spec.dense(emb, elr))
     return model, opts
+
+
+def learning_rates(cfg: TrainConfig) -> tuple[float, float]:
+    """``(dense lr, embedding lr)`` of ``cfg`` (defaults from the optimizer registry)."""
+    lr = cfg.lr if cfg.lr is not None else get_optimizer(cfg.optimizer).default_lr
+    return lr, (cfg.embedding_lr if cfg.embedding_lr is not None else lr)
+
+
+def step_counts(cfg: TrainConfig, train_rows: int) -> tuple[int, int]:
+    """``(steps per epoch, total steps)``; a split smaller than one batch is a user error."""
+    per_epoch = num_batches(train_rows, cfg.batch_size)
+    if per_epoch == 0:
+        raise UserError(
+            f"training split has {train_rows} rows, fewer than one batch of {cfg.batch_size}"
+        )
+    total = per_epoch * cfg.epochs
+    return per_epoch, total if cfg.max_steps is None else min(total, cfg.max_steps)
 
 
 def embedding_state_bytes(model: DLRM, opts: list[torch.optim.Optimizer]) -> int:
@@ -283,18 +299,8 @@ def train(
     observe = getattr(opts[1], "observe", None) if len(opts) > 1 else None
     emb_params = model.embedding_parameters() if observe is not None else []
     fused = model.fused_optimizer()
-    spec = get_optimizer(cfg.optimizer)
-    base_lr = cfg.lr if cfg.lr is not None else spec.default_lr
-    base_elr = cfg.embedding_lr if cfg.embedding_lr is not None else base_lr
-
-    per_epoch = num_batches(len(data.train), cfg.batch_size)
-    if per_epoch == 0:
-        raise UserError(
-            f"training split has {len(data.train)} rows, fewer than one batch of {cfg.batch_size}"
-        )
-    total = per_epoch * cfg.epochs
-    if cfg.max_steps is not None:
-        total = min(total, cfg.max_steps)
+    base_lr, base_elr = learning_rates(cfg)
+    per_epoch, total = step_counts(cfg, len(data.train))
 
     step, elapsed, loss_sum, loss_n = 0, 0.0, 0.0, 0
     if resume:
