@@ -103,11 +103,11 @@ def _worker(
     from embedlab.train.trainer import TrainConfig
 
     cfg = TrainConfig(data="synth", data_options={"data_dir": synth}, model_size="tiny", optimizer=optimizer,
-                      batch_size=128, max_steps=24, checkpoint_every=8, log_every=4, seed=3)  # fmt: skip
+                      batch_size=128, max_steps=24, checkpoint_every=8, log_every=2, eval_every=12, seed=3)  # fmt: skip
     try:
         kw = {"planner": "lookup_greedy", "show_progress": False, "threads": 1}
         if mode == "crash":
-            m = train_distributed(cfg, out, stop_after=16, **kw)
+            m = train_distributed(cfg, out, stop_after=19, **kw)
         elif mode == "resume":
             m = train_distributed(cfg, out, resume=True, **kw)
         else:
@@ -142,4 +142,6 @@ def test_resume_after_a_crash_ends_like_an_uninterrupted_run(
         assert resumed[k] == pytest.approx(full[k], rel=1e-6, abs=1e-9), k
     full_log = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
     cut_log = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    # the log lines written after the last checkpoint by the crashed run (step 18) are dropped
     assert [json.loads(x)["step"] for x in cut_log] == [json.loads(x)["step"] for x in full_log]
+    assert any("valid_auc" in json.loads(x) and json.loads(x)["step"] == 12 for x in full_log)

@@ -17,9 +17,11 @@ on every process:
    dense optimizer) steps the parameters outside the fused tables;
 4. each global batch of ``--batch-size`` rows (the single-process order: a pure function of
    ``(seed, epoch)``) is split into ``D`` equal contiguous parts, one per rank;
-5. evaluation runs on all ranks (the sharded lookups are collective), each on its slice of
-   the split, predictions gathered on rank 0, which writes the run folder
-   (``config.json``, ``plan.json``, ``metrics.jsonl``, ``metrics.json``).
+5. evaluation (every ``eval_every`` steps and at the end) runs on all ranks (the sharded
+   lookups are collective), each on its slice of the split, predictions gathered on rank 0,
+   which writes the run folder (``config.json``, ``plan.json``, ``metrics.jsonl`` through the
+   single-process trainer's writer, ``metrics.json``). ``--compile-dense`` and unfused
+   embedding kernels are refused.
 
 Checkpoints: every rank writes ``checkpoint.rank{R}.pt`` (its shards of the tables and of the
 optimizer state, the dense part and the step); rank 0 then records the step in
@@ -52,6 +54,7 @@ from embedlab.train.schedule import lr_at
 from embedlab.train.trainer import (
     TrainConfig,
     _flat,
+    _Log,
     learning_rates,
     saved_config_matches,
     step_counts,
@@ -195,6 +198,14 @@ def from_local(current: Any, saved: Any) -> Any:
     return saved
 
 
+def _evaluate(
+    dmp: Any, arrays: CTRArrays, schema: CTRSchema, cfg: TrainConfig, env: Any
+) -> dict[str, float] | None:
+    """CTR metrics of ``arrays`` on rank 0 (None elsewhere); every rank must call it."""
+    p = predict_distributed(dmp, arrays, schema, cfg, env.rank, env.world_size, env.device)
+    return None if p is None else ctr_metrics(np.asarray(arrays.labels, dtype=np.float64), p)
+
+
 def _ckpt_paths(run: Path, rank: int) -> tuple[Path, Path]:
     return run / f"checkpoint.rank{rank}.pt", run / "checkpoint.json"
 
@@ -212,6 +223,12 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
     from embedlab.distributed import init_distributed
 
     cfg.validate()
+    if cfg.compile_dense:
+        raise UserError("--compile-dense is not supported with --planner (sharded training)")
+    if cfg.embedding_kernel not in ("auto", "fused"):
+        raise UserError(
+            "sharded training uses FBGEMM's fused kernel; drop --embedding-kernel or set it to fused"
+        )
     env = init_distributed(threads or cfg.threads)
     rank, world, device = env.rank, env.world_size, env.device
     if cfg.batch_size % world:
@@ -271,7 +288,6 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
         write_json(run / "config.json", saved)
         if plan_json is not None:
             write_json(run / "plan.json", plan_json)
-        (run / "metrics.jsonl").write_text("")
     dist.barrier()
 
     def checkpoint() -> None:
@@ -289,7 +305,7 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
 
     bar = tqdm(total=total, initial=step, disable=not (show_progress and env.is_main), unit="step",
                dynamic_ncols=True, mininterval=1.0)  # fmt: skip
-    log = open(run / "metrics.jsonl", "a") if env.is_main else None
+    log = _Log(run, cfg.tensorboard, step if resume else None) if env.is_main else None
     t0 = time.perf_counter()
     loss_sum, loss_n = 0.0, 0
     dmp.train()
@@ -319,23 +335,18 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
                     t = torch.tensor([loss_sum, loss_n], dtype=torch.float64, device=device)
                     dist.all_reduce(t)
                     if log is not None:
-                        log.write(
-                            json.dumps(
-                                {
-                                    "step": step,
-                                    "epoch": epoch,
-                                    "train_loss": float(t[0] / t[1]),
-                                    "lr": lr,
-                                }
-                            )
-                            + "\n"
-                        )
-                        log.flush()
-                        bar.set_postfix(loss=f"{float(t[0] / t[1]):.4f}")
+                        mean = float(t[0] / t[1])
+                        log.write({"step": step, "epoch": epoch, "train_loss": mean, "lr": lr})
+                        bar.set_postfix(loss=f"{mean:.4f}")
                     loss_sum, loss_n = 0.0, 0
+                if cfg.eval_every and step % cfg.eval_every == 0 and step < total:
+                    m = _evaluate(dmp, data.valid, data.schema, cfg, env)  # collective: every rank
+                    if log is not None and m is not None:
+                        log.write({"step": step, **{f"valid_{k}": v for k, v in m.items()}})
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
                     checkpoint()
                 if stop_after is not None and step >= stop_after:
+                    dist.barrier()
                     return None
                 if step >= total:
                     break
@@ -344,16 +355,16 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
         bar.close()
         final: dict[str, Any] = {}
         for split in ("valid", "test"):
-            arr = data.split(split)
-            p = predict_distributed(dmp, arr, data.schema, cfg, rank, world, device)
-            if p is not None:
-                for k, v in ctr_metrics(np.asarray(arr.labels, dtype=np.float64), p).items():
-                    final[f"{split}_{k}"] = v
+            m = _evaluate(dmp, data.split(split), data.schema, cfg, env)
+            final.update({f"{split}_{k}": v for k, v in (m or {}).items()})
+        if log is not None:
+            log.write({"step": step, **final})
     finally:
         bar.close()
         if log is not None:
             log.close()
     if not env.is_main:
+        dist.barrier()  # leave together: a rank tearing gloo down early can abort its peer
         return None
     counts = dmp.module.parameter_counts() if hasattr(dmp.module, "parameter_counts") else {}
     final.update({
@@ -363,17 +374,8 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
         **{f"params_{k}": v for k, v in counts.items()},
         **{f"cfg_{k}": v for k, v in cfg.to_dict().items() if not isinstance(v, dict)},
     })  # fmt: skip
-    with open(run / "metrics.jsonl", "a") as f:
-        f.write(
-            json.dumps(
-                {
-                    "step": step,
-                    **{k: v for k, v in final.items() if k.startswith(("valid_", "test_"))},
-                }
-            )
-            + "\n"
-        )
     write_json(run / "metrics.json", final)
+    dist.barrier()
     return final
 
 
