@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
         train_info[seed] = {"wall_s": m.meta.get("wall_s"), "measure_s": m.meta.get("measure_s"), "samples": m.meta.get("samples"),
                             "this_call_s": time.perf_counter() - ts}  # fmt: skip
     names = [*HEURISTICS, *(["torchrec"] if args.torchrec else [])]
+    learned = {seed: DreamShardPlanner(folder) for seed, folder in models.items()}
     results = []
     for n, d in families:
         tasks = gen_tasks("dreamshard", n, d, args.eval_count, seed=1, split="test")
@@ -113,9 +114,9 @@ def main(argv: list[str] | None = None) -> dict:
                     plans[name] = get_planner(name).plan(task)
                 except Infeasible:
                     pass
-            for seed, folder in models.items():
+            for seed, planner in learned.items():
                 try:
-                    plans[f"dreamshard-s{seed}"] = DreamShardPlanner(folder).plan(task)
+                    plans[f"dreamshard-s{seed}"] = planner.plan(task)
                 except Infeasible:
                     pass
             meter = CostMeter(settings, comm=comms.get(d))
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
                 bound_ratio.setdefault(key, []).append(c.total_ms / bound)
                 plan_s.setdefault(key, []).append(plans[k].planning_seconds)
                 if k.startswith("dreamshard"):
-                    model = DreamShardPlanner(models[int(k.split("-s")[1])]).model
+                    model = learned[int(k.split("-s")[1])].model
                     mape.append(cost_mape(model, [sample_from_cost(task, plans[k], c)]))
         row: dict[str, Any] = {"tables": n, "devices": d, "tasks": len(tasks), "planners": {}}
         for k in ratio:

@@ -340,11 +340,6 @@ class CostMeter:
         items = sorted((table_spec(task.table(s.table)), s.columns) for s in shards)
         return (self.settings.backend, self.settings, tuple(items))
 
-    def cached(self, task: Task, shards: Iterable[Shard]) -> DeviceCost | None:
-        """The cached cost of ``shards`` on one device, or None if not measured yet."""
-        key = self.device_key(task, shards)
-        return self._cache.get(key) if key[2] else DeviceCost(0.0, 0.0, 0.0, 0)
-
     def measure_device(self, task: Task, shards: Iterable[Shard]) -> DeviceCost:
         """Compute cost of one device holding ``shards`` (cached; empty → zeros)."""
         return self.measure_devices(task, [list(shards)])[0]

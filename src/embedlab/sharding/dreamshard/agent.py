@@ -16,7 +16,6 @@ with ``c = 0.001``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,12 +194,6 @@ class EstimatedMDP:
                 reward = -float(self.model.cost.overall(vec)) * self.model.scale_ms
         info = {"legal": self.legal(), "table": self.order[self.t] if not done else None}
         return self.mask.numpy().copy(), reward, done, False, info
-
-
-def model_summary(model: DreamShardModel) -> str:
-    return json.dumps(
-        {k: model.meta.get(k) for k in ("command", "seed", "backend", "iterations")}, sort_keys=True
-    )
 
 
 __all__ = ["DreamShardModel", "EstimatedMDP", "Rollout", "TaskTensors", "placement_order", "reinforce_loss",
