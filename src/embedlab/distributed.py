@@ -105,4 +105,32 @@ def finish() -> None:
         dist.destroy_process_group()
 
 
-__all__ = ["DistEnv", "finish", "init_distributed", "launch", "strip_option", "under_torchrun"]
+def exit_worker(code: int = 0) -> None:
+    """End a worker process now, skipping the interpreter's and C++ static teardown.
+
+    After :func:`finish`, a gloo worker sometimes aborted at exit ("terminate called without
+    an active exception", SIGABRT: a native thread object destroyed while still joinable
+    during static destruction), failing a run whose work was done and saved. Everything
+    the run writes is flushed and closed before this is called, so nothing is lost by
+    leaving with ``os._exit``.
+    """
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+__all__ = [
+    "DistEnv",
+    "exit_worker",
+    "finish",
+    "init_distributed",
+    "launch",
+    "strip_option",
+    "under_torchrun",
+]

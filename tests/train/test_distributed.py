@@ -95,6 +95,9 @@ def _free_port() -> int:
 def _worker(
     rank: int, world: int, port: int, synth: str, out: str, mode: str, optimizer: str
 ) -> None:
+    import faulthandler
+
+    faulthandler.enable(all_threads=True)  # a native abort prints every thread's Python stack
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))  # fmt: skip
     from embedlab.distributed import finish
@@ -104,6 +107,8 @@ def _worker(
 
     cfg = TrainConfig(data="synth", data_options={"data_dir": synth}, model_size="tiny", optimizer=optimizer,
                       batch_size=128, max_steps=24, checkpoint_every=8, log_every=2, eval_every=12, seed=3)  # fmt: skip
+    from embedlab.distributed import exit_worker
+
     try:
         kw = {"planner": "lookup_greedy", "show_progress": False, "threads": 1}
         if mode == "crash":
@@ -114,8 +119,11 @@ def _worker(
             m = train_distributed(cfg, out, **kw)
         if m is not None:
             write_json(Path(out) / f"final_{mode}.json", m)
-    finally:
+    except BaseException:
         finish()
+        raise
+    finish()
+    exit_worker(0)  # as the CLI's ranks do
 
 
 @pytest.mark.parametrize("optimizer", ["adagrad", "cf-sgd"])

@@ -306,6 +306,9 @@ def _run_worker(
         dist.barrier()
     finally:
         finish()
+    from embedlab.distributed import exit_worker
+
+    exit_worker(0)  # the result is written; skip native teardown (see exit_worker)
 
 
 def _print_run(doc: dict) -> None:

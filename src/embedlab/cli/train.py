@@ -53,6 +53,12 @@ def train_cmd(
     epochs: int = typer.Option(1, "--epochs"),
     max_steps: int | None = typer.Option(None, "--max-steps"),
     batch_size: int = typer.Option(512, "--batch-size"),
+    train_rows: int | None = typer.Option(
+        None, "--train-rows", help="Train on the first N training rows only."
+    ),
+    hash_rows: int | None = typer.Option(
+        None, "--hash-rows", help="Cap every table at N rows (ids taken modulo N)."
+    ),
     seed: int = typer.Option(0, "--seed"),
     checkpoint_every: int = typer.Option(
         1000, "--checkpoint-every", help="Steps between checkpoints (0: only at the end)."
@@ -128,6 +134,7 @@ def train_cmd(
                               optimizer, lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed,
                               checkpoint_every, eval_every, tensorboard, threads, compile_dense,
                               optimizer_options, dense_optimizer)  # fmt: skip
+                cfg = _sizes(cfg, train_rows, hash_rows)
                 m = train_distributed(cfg, out, planner=planner, device_memory_gb=device_memory_gb,
                                       show_progress=not no_progress)  # fmt: skip
                 run_dir = out
@@ -135,7 +142,9 @@ def train_cmd(
             finish()
         if m is not None:
             _summary(m, run_dir)
-        return
+        from embedlab.distributed import exit_worker
+
+        exit_worker(0)  # the work is saved; skip native teardown (see exit_worker)
     if resume is not None:
         metrics = resume_run(resume, show_progress=not no_progress)
         _summary(metrics, resume)
@@ -145,7 +154,7 @@ def train_cmd(
     cfg = _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel, optimizer,
                   lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed, checkpoint_every,
                   eval_every, tensorboard, threads, compile_dense, optimizer_options, dense_optimizer)  # fmt: skip
-    cfg.validate()
+    cfg = _sizes(cfg, train_rows, hash_rows)
     metrics = run_train(cfg, out, show_progress=not no_progress)
     _summary(metrics, out)
 
@@ -180,6 +189,15 @@ def _config(data, data_dir, train, valid, test, max_ind_range, strict, model_siz
         tensorboard=tensorboard, threads=threads, compile_dense=compile_dense,
         optimizer_options=parse_options(optimizer_options), dense_optimizer=dense_optimizer,
     )  # fmt: skip
+    cfg.validate()
+    return cfg
+
+
+def _sizes(cfg, train_rows: int | None, hash_rows: int | None):  # noqa: ANN001, ANN202
+    """``cfg`` with the data-size options set, validated."""
+    import dataclasses
+
+    cfg = dataclasses.replace(cfg, train_rows=train_rows, hash_rows=hash_rows)
     cfg.validate()
     return cfg
 

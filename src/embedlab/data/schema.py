@@ -175,3 +175,18 @@ def iter_batches(
 def num_batches(n: int, batch_size: int, drop_last: bool = True) -> int:
     """Batches per epoch."""
     return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def pooling_factors(
+    arrays: CTRArrays, names: list[str], max_rows: int = 100_000
+) -> dict[str, float]:
+    """Mean ids per sample of each sparse feature (first ``max_rows`` rows; -1 is padding)."""
+    n = min(len(arrays), max_rows)
+    out = {}
+    for name, col in zip(names, arrays.sparse):
+        ids = np.asarray(col[:n])
+        present = ids >= 0
+        out[name] = (
+            float(present.sum(axis=1).mean() if ids.ndim == 2 else present.mean()) if n else 1.0
+        )
+    return out

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from embedlab.data.registry import CTRData, load_data
-from embedlab.data.schema import CTRArrays, CTRSchema, epoch_order, make_batch
+from embedlab.data.schema import CTRArrays, CTRSchema, epoch_order, make_batch, pooling_factors
 from embedlab.errors import UserError
 from embedlab.io import ensure_dir, read_json, write_json
 from embedlab.models.dlrm import DLRM, SHARDED, model_config
@@ -56,26 +56,10 @@ from embedlab.train.trainer import (
     _flat,
     _Log,
     learning_rates,
+    prepare_data,
     saved_config_matches,
     step_counts,
 )
-
-POOLING_SAMPLE_ROWS = 100_000
-
-
-def pooling_factors(
-    arrays: CTRArrays, names: list[str], max_rows: int = POOLING_SAMPLE_ROWS
-) -> dict[str, float]:
-    """Mean ids per sample of each sparse feature (first ``max_rows`` rows; -1 is padding)."""
-    n = min(len(arrays), max_rows)
-    out = {}
-    for name, col in zip(names, arrays.sparse):
-        ids = np.asarray(col[:n])
-        present = ids >= 0
-        out[name] = (
-            float(present.sum(axis=1).mean() if ids.ndim == 2 else present.mean()) if n else 1.0
-        )
-    return out
 
 
 def _rank_rows(order: np.ndarray, b: int, batch_size: int, rank: int, world: int) -> np.ndarray:
@@ -255,6 +239,7 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
     dist.barrier()
     if data is None:
         data = load_data(cfg.data, **cfg.data_options)
+    data = prepare_data(cfg, data)
     set_seed(cfg.seed)
     dmp, dense_opt, fused_opt, planner_obj = build_sharded(
         cfg, data, planner, device, int(device_memory_gb * 2**30), env.local_world_size

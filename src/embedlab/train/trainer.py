@@ -59,6 +59,8 @@ class TrainConfig:
     compile_dense: bool = False
     optimizer_options: dict[str, Any] = field(default_factory=dict)
     dense_optimizer: str | None = None  # None: the optimizer's own dense companion
+    train_rows: int | None = None  # None: every training row; else the first N
+    hash_rows: int | None = None  # None: tables as the data says; else ids mod N
 
     def validate(self) -> None:
         """Raise :class:`UserError` for impossible settings (names are checked on use)."""
@@ -70,6 +72,10 @@ class TrainConfig:
         for name in ("warmup_steps", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        for name in ("train_rows", "hash_rows"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise UserError(f"{name.replace('_', '-')} must be positive, got {v}")
         if self.max_steps is not None and self.max_steps <= 0:
             raise UserError(f"max-steps must be positive, got {self.max_steps}")
         for name in ("lr", "embedding_lr"):
@@ -140,6 +146,18 @@ def build_model(
         else:
             opts.append(spec.dense(emb, elr))
     return model, opts
+
+
+def prepare_data(cfg: TrainConfig, data: CTRData) -> CTRData:
+    """``data`` as ``cfg`` trains on it: the first ``train_rows`` training rows, tables
+    hashed to ``hash_rows`` rows (see :mod:`embedlab.data.transforms`)."""
+    from embedlab.data.transforms import hash_tables, limit_train_rows
+
+    if cfg.train_rows is not None:
+        data = limit_train_rows(data, cfg.train_rows)
+    if cfg.hash_rows is not None:
+        data = hash_tables(data, cfg.hash_rows)
+    return data
 
 
 def learning_rates(cfg: TrainConfig) -> tuple[float, float]:
@@ -287,6 +305,7 @@ def train(
         torch.set_num_threads(cfg.threads)
     if data is None:
         data = load_data(cfg.data, **cfg.data_options)
+    data = prepare_data(cfg, data)
     schema = data.schema
     set_seed(cfg.seed)
     frequencies = None
