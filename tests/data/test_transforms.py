@@ -12,7 +12,9 @@ from embedlab.errors import UserError
 
 
 def _data(n: int = 10) -> CTRData:
-    schema = CTRSchema(("d",), (SparseFeature("a", 100), SparseFeature("b", 5), SparseFeature("m", 50, True)))
+    schema = CTRSchema(
+        ("d",), (SparseFeature("a", 100), SparseFeature("b", 5), SparseFeature("m", 50, True))
+    )
 
     def arrays(off: int) -> CTRArrays:
         rows = np.arange(n) + off

@@ -29,3 +29,15 @@ def test_matches_brute_force_and_touches_only_batch_rows():
 def test_registry_kernels():
     assert get_optimizer("adam").kernel() == "sparse"
     assert get_optimizer("rowwise_adagrad").kernel() == "fused"
+
+
+def test_dims_fbgemm_cannot_fuse_fall_back_to_the_sparse_kernel():
+    import pytest
+
+    from embedlab.errors import UserError
+
+    ada = get_optimizer("adagrad")
+    assert ada.kernel("auto", {}, dim=8) == "fused"
+    assert ada.kernel("auto", {}, dim=2) == "sparse"  # FBGEMM's TBE needs dim % 4 == 0
+    with pytest.raises(UserError, match="divisible by 4"):
+        ada.kernel("fused", {}, dim=6)

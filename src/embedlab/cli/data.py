@@ -43,6 +43,13 @@ def synth_ctr(
         300_000, "--max-cardinality", help="Cap of the default Criteo-like sizes."
     ),
     base_ctr: float = typer.Option(0.25, "--base-ctr"),
+    linear_std: float = typer.Option(
+        1.5, "--linear-std", help="Std of the teacher's per-id and dense linear logit part."
+    ),
+    interaction_std: float = typer.Option(
+        1.5, "--interaction-std", help="Std of the teacher's pairwise-interaction logit part."
+    ),
+    teacher_dim: int = typer.Option(4, "--teacher-dim", help="The teacher's embedding dim."),
     days: int = typer.Option(
         0, "--days", help="Write one file per day (for drift) instead of splits."
     ),
@@ -54,7 +61,8 @@ def synth_ctr(
     cards = _ints(cardinalities, "--cardinalities") or default_cardinalities(max_cardinality)
     cfg = SynthConfig(
         rows=rows, valid_rows=valid_rows, test_rows=test_rows, seed=seed, cardinalities=cards,
-        base_ctr=base_ctr, days=days, drift=drift,
+        base_ctr=base_ctr, days=days, drift=drift, linear_std=linear_std,
+        interaction_std=interaction_std, teacher_dim=teacher_dim,
     )  # fmt: skip
     from tqdm.auto import tqdm
 

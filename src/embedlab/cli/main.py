@@ -21,11 +21,12 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from embedlab.cli import data, pu, reproduce, shard, train
+    from embedlab.cli import data, pu, reproduce, scaling, shard, train
 
     app.add_typer(data.app, name="data")
     app.add_typer(shard.app, name="shard")
     app.add_typer(pu.app, name="pu")
+    app.add_typer(scaling.app, name="scaling")
     app.command("train")(train.train_cmd)
     app.command("reproduce")(reproduce.reproduce_cmd)
 

@@ -102,6 +102,11 @@ class SynthConfig:
             raise UserError(f"unknown drift {self.drift!r}; valid: {', '.join(DRIFTS)}")
         if self.days < 0:
             raise UserError(f"days must be >= 0, got {self.days}")
+        for name in ("linear_std", "interaction_std"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.teacher_dim <= 0:
+            raise UserError(f"teacher-dim must be positive, got {self.teacher_dim}")
 
     @property
     def n_valid(self) -> int:

@@ -70,7 +70,11 @@ class Experiment:
 EXPERIMENTS: dict[str, Experiment] = {}
 
 #: Modules that register experiments when imported (each capability appends its own).
-EXPERIMENT_MODULES = ["embedlab.experiments.training", "embedlab.experiments.pu"]
+EXPERIMENT_MODULES = [
+    "embedlab.experiments.training",
+    "embedlab.experiments.pu",
+    "embedlab.experiments.scaling",
+]
 
 
 def register_experiment(name: str, title: str, capability: str) -> Callable:

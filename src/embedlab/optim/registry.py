@@ -79,14 +79,26 @@ class OptimizerSpec:
             return False
         return self.fusable is None or self.fusable(options or {})
 
-    def kernel(self, requested: str = "auto", options: dict[str, Any] | None = None) -> str:
-        """Resolve ``auto`` to ``fused`` when FBGEMM can fuse this optimizer, else ``sparse``."""
+    def kernel(
+        self, requested: str = "auto", options: dict[str, Any] | None = None, dim: int | None = None
+    ) -> str:
+        """Resolve ``auto`` to ``fused`` when FBGEMM can fuse this optimizer, else ``sparse``.
+
+        FBGEMM's table-batched kernels need an embedding dim divisible by 4 (``dim``, when
+        given): other dims run on the sparse kernel.
+        """
+        dim_ok = dim is None or dim % 4 == 0
         if requested == "auto":
-            return "fused" if self.can_fuse(options) else "sparse"
+            return "fused" if self.can_fuse(options) and dim_ok else "sparse"
         if requested == "fused" and not self.can_fuse(options):
             raise UserError(
                 f"optimizer {self.name!r} (with these options) cannot be fused into FBGEMM's CPU "
                 "kernels; use --embedding-kernel sparse (or auto)"
+            )
+        if requested == "fused" and not dim_ok:
+            raise UserError(
+                f"FBGEMM's fused kernel needs an embedding dim divisible by 4, got {dim}; "
+                "use --embedding-kernel sparse (or auto)"
             )
         if requested == "dense" and self.needs_frequencies:
             raise UserError(

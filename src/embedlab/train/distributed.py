@@ -209,6 +209,10 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
     cfg.validate()
     if cfg.compile_dense:
         raise UserError("--compile-dense is not supported with --planner (sharded training)")
+    if model_config(cfg.model_size).embedding_dim % 4:
+        raise UserError(
+            "sharded training uses FBGEMM's fused kernel, which needs an embedding dim divisible by 4"
+        )
     if cfg.embedding_kernel not in ("auto", "fused"):
         raise UserError(
             "sharded training uses FBGEMM's fused kernel; drop --embedding-kernel or set it to fused"

@@ -92,7 +92,11 @@ class TrainConfig:
             raise UserError(f"threads must be positive, got {self.threads}")
         spec = get_optimizer(self.optimizer)
         spec.check_options(self.optimizer_options)
-        spec.kernel(self.embedding_kernel, self.optimizer_options)
+        spec.kernel(
+            self.embedding_kernel,
+            self.optimizer_options,
+            model_config(self.model_size).embedding_dim,
+        )
         if self.dense_optimizer is not None:
             get_optimizer(self.dense_optimizer)
         model_config(self.model_size)
@@ -119,7 +123,7 @@ def build_model(
     spec = get_optimizer(cfg.optimizer)
     opts_kw = dict(cfg.optimizer_options)
     lr, elr = learning_rates(cfg)
-    kernel = spec.kernel(cfg.embedding_kernel, opts_kw)
+    kernel = spec.kernel(cfg.embedding_kernel, opts_kw, model_config(cfg.model_size).embedding_dim)
     model = DLRM(
         schema.num_dense,
         schema.table_sizes,

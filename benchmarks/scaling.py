@@ -1,0 +1,206 @@
+"""Scaling laws on planted-truth data, checked against the generator's Bayes limit.
+
+Data: planted-truth synthetic CTR (``embedlab data synth-ctr``) with ``--rows`` training
+rows, one fixed validation and test set, 26 tables capped at ``--max-cardinality`` rows and
+the teacher's interaction part scaled to ``--interaction-std``. The generator reports the
+Bayes-optimal test NE: the irreducible loss a data-size law should find.
+
+Why a DLRM can reach that limit here (the reason for ``--data-model``): the teacher's logit
+is a bias, per-id scalars, a linear function of a tanh MLP of the dense features, and the
+pairwise dot products of dim-``k`` vectors (one per present id plus one from the dense
+MLP), ``k = 4``. A DLRM of embedding dim ``d >= k + 26 + 1`` represents it exactly (the
+vectors in ``k`` dims, each table's scalar in a dimension of its own, which the bottom
+MLP's output matches with a constant, and the dense linear term in one more); below that,
+the per-id scalars share dimensions and their cross terms cost approximation error. So the
+data sweep uses dim 32 (``27 + 4 = 31`` needed), and the parameter sweep (embedding dims
+1..32 at the largest data size) shows the approximation error shrinking with parameters.
+
+Protocol (the test split is used for no choice):
+
+1. **Learning rate on validation**: Adagrad (FBGEMM-fused embeddings, Adagrad MLPs) at
+   ``--lr-grid`` on the data-sweep model, full data, seed 0; the best validation NE wins
+   and every run of both sweeps uses it.
+2. **Data sweep**: 6 training-set sizes over 32x (nested prefixes of one training set,
+   one pass each, as the reference DLRM trains), ``--seeds``.
+3. **Parameter sweep**: embedding dims 1, 2, 4, 8, 16, 32 (MLPs fixed) at the full data
+   size, ``--seeds``.
+4. **Fits** (``embedlab.scaling``): ``test_ne = a x^(-alpha) + c`` per sweep over all runs
+   (x = training samples, x = total parameters), 95% case-bootstrap intervals; the data
+   sweep's ``c`` against the Bayes NE; **extrapolation**: fit on the smallest 4 of 6 sizes
+   (two thirds), predict the 2 largest, relative error against each run and the mean.
+
+Usage::
+
+    .venv/bin/python benchmarks/scaling.py --out benchmarks/results/scaling.json
+    .venv/bin/python benchmarks/scaling.py --quick --out /tmp/scaling.json   # smoke test
+
+Runs are cached under ``--work`` (``embedlab.scaling.run_sweep``: finished runs are not
+rerun after a crash).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from embedlab.data.registry import load_data  # noqa: E402
+from embedlab.data.synth import SynthConfig, default_cardinalities, generate  # noqa: E402
+from embedlab.io import write_json  # noqa: E402
+from embedlab.machine import describe  # noqa: E402
+from embedlab.scaling.analysis import column, fit_runs  # noqa: E402
+from embedlab.scaling.laws import extrapolation_check  # noqa: E402
+from embedlab.scaling.plot import plot_fit  # noqa: E402
+from embedlab.scaling.sweep import SweepSpec, run_sweep  # noqa: E402
+from embedlab.train.trainer import TrainConfig  # noqa: E402
+
+
+def _args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/scaling.json"))
+    p.add_argument("--work", type=Path, default=Path("benchmarks/.work/scaling"))
+    p.add_argument("--rows", type=int, default=1 << 21)
+    p.add_argument("--max-cardinality", type=int, default=2000)
+    p.add_argument("--interaction-std", type=float, default=0.5)
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--data-model", default="32:128-64:128-64")
+    p.add_argument("--param-dims", default="1,2,4,8,16,32")
+    p.add_argument("--lr-grid", default="0.01,0.03,0.1")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--quick", action="store_true", help="Tiny sizes: checks the script runs.")
+    return p.parse_args()
+
+
+def _summary(fit, doc: dict[str, Any]) -> dict[str, Any]:
+    out = {
+        "a": fit.a, "alpha": fit.alpha, "c": fit.c, "intervals": fit.intervals,
+        "rms_relative_residual": fit.diagnostics["rms_relative_residual"],
+        "max_abs_relative_residual": fit.diagnostics["max_abs_relative_residual"],
+        "runs_test": fit.diagnostics["runs_test"], "runs": fit.n,
+    }  # fmt: skip
+    if "reference" in doc:
+        out["bayes"] = doc["reference"]
+    return out
+
+
+def main() -> None:
+    a = _args()
+    t_start = time.time()
+    if a.quick:
+        a.rows, a.max_cardinality, a.data_model = 16_384, 300, "8:32:32"
+        a.param_dims, a.lr_grid, a.bootstrap = "1,2,4,8", "0.03,0.1", 50
+        a.work = a.work.with_name(a.work.name + "-quick")
+    seeds = tuple(int(s) for s in a.seeds.split(","))
+    data_dir = a.work / f"synth-r{a.rows}-c{a.max_cardinality}-i{a.interaction_std}-s{a.data_seed}"
+    if not (data_dir / "meta.json").is_file():
+        generate(SynthConfig(rows=a.rows, valid_rows=max(a.rows // 32, 4096), test_rows=max(a.rows // 16, 8192),
+                             seed=a.data_seed, cardinalities=default_cardinalities(a.max_cardinality),
+                             interaction_std=a.interaction_std), data_dir)  # fmt: skip
+    data = load_data("synth", data_dir=str(data_dir))
+    bayes = float(data.info["bayes_test_ne"])
+    print(f"data {data_dir}: {len(data.train)} train rows, Bayes test NE {bayes:.4f}", flush=True)
+    base = TrainConfig(data="synth", data_options={"data_dir": str(data_dir)}, model_size=a.data_model,
+                       optimizer="adagrad", batch_size=a.batch_size, checkpoint_every=0, threads=1)  # fmt: skip
+
+    # 1. learning rate on validation (full data, seed 0)
+    lr_rows = []
+    for lr in (float(x) for x in a.lr_grid.split(",")):
+        spec = SweepSpec(
+            "data", {"train_rows": (a.rows,)}, (0,), TrainConfig(**{**base.to_dict(), "lr": lr})
+        )
+        (row,) = run_sweep(spec, a.work / f"lr{lr}", data=data, show_progress=False)
+        lr_rows.append({"lr": lr, "valid_ne": row["valid_ne"]})
+        print(f"lr {lr}: valid NE {row['valid_ne']:.4f}", flush=True)
+    best = min(lr_rows, key=lambda r: r["valid_ne"])
+    lrs = [r["lr"] for r in lr_rows]
+    at_edge = best["lr"] in (min(lrs), max(lrs))
+    base = TrainConfig(**{**base.to_dict(), "lr": best["lr"]})
+
+    # 2. data sweep; 3. parameter sweep
+    sizes = tuple(sorted({round(a.rows / 2**k) for k in range(6)}))
+    data_rows = run_sweep(
+        SweepSpec("data", {"train_rows": sizes}, seeds, base), a.work / "data", data=data
+    )
+    dims = tuple(int(x) for x in a.param_dims.split(","))
+    param_rows = run_sweep(
+        SweepSpec("params", {"dim": dims}, seeds, base), a.work / "params", data=data
+    )
+
+    results: dict[str, Any] = {}
+    plots = a.out.parent / f"{a.out.stem}_plots"
+    for name, rows, x in (
+        ("data", data_rows, "train_samples"),
+        ("params", param_rows, "params_total"),
+    ):
+        rows = [{k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in r.items()}
+                for r in rows]  # fmt: skip
+        fit, doc = fit_runs(rows, x, "test_ne", bootstrap=a.bootstrap, seed=0)
+        xs, ys = column(rows, x), column(rows, "test_ne")
+        check = extrapolation_check(xs, ys, bootstrap=min(a.bootstrap, 300), seed=0)
+        cut = check["fit_on_x_max"]
+        plot_fit(xs, ys, fit, plots / f"{name}.png", reference=bayes)
+        small = fit_runs(rows, x, "test_ne", bootstrap=min(a.bootstrap, 300), seed=0, max_x=cut)[0]
+        plot_fit(
+            xs,
+            ys,
+            small,
+            plots / f"{name}_extrapolation.png",
+            reference=bayes,
+            held_out=list(xs > cut),
+        )
+        per_x = {}
+        for xv in sorted(set(xs.tolist())):
+            v = ys[xs == xv]
+            per_x[f"{xv:.6g}"] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+                                  "values": v.tolist()}  # fmt: skip
+        results[name] = {
+            "x": x, "fit": _summary(fit, doc), "extrapolation": check, "test_ne_by_x": per_x,
+            "wall_s": float(sum(float(r["wall_time_s"]) for r in rows)),
+            "runs": [{k: r[k] for k in ("run_id", "seed", "embedding_dim", "train_rows", "params_total",
+                                         "train_samples", "train_flops", "valid_ne", "test_ne", "test_auc",
+                                         "wall_time_s")} for r in rows],
+        }  # fmt: skip
+        f = results[name]["fit"]
+        print(f"{name}: alpha {f['alpha']:.3f} {f['intervals'].get('alpha')}, c {f['c']:.4f} {f['intervals'].get('c')}"
+              f" (Bayes {bayes:.4f}); extrapolation max error {check['max_abs_relative_error_mean']:.2%} (mean), "
+              f"{check['max_abs_relative_error_run']:.2%} (run)", flush=True)  # fmt: skip
+
+    d, p = results["data"]["fit"], results["params"]["fit"]
+    goals = {
+        "data_c_within_2pct_of_bayes": bool(abs(d["c"] - bayes) / bayes <= 0.02),
+        "data_c_relative_error": (d["c"] - bayes) / bayes,
+        "data_c_interval_covers_bayes": bool(d["intervals"]["c"][0] <= bayes <= d["intervals"]["c"][1]),
+        "data_extrapolation_within_1pct": results["data"]["extrapolation"]["max_abs_relative_error_mean"] <= 0.01,
+        "params_extrapolation_within_1pct": results["params"]["extrapolation"]["max_abs_relative_error_mean"] <= 0.01,
+        "larger_exponent": "data" if d["alpha"] > p["alpha"] else "params",
+        "params_c_minus_bayes": p["c"] - bayes,
+    }  # fmt: skip
+    doc = {
+        "benchmark": "scaling laws (power law + constant) on planted-truth synthetic CTR",
+        "command": "python " + " ".join(shlex.quote(x) for x in sys.argv),
+        "date": dt.date.today().isoformat(), "machine": describe(), "quick": a.quick, "seeds": list(seeds),
+        "data": {"dir": str(data_dir), "rows": a.rows, "max_cardinality": a.max_cardinality,
+                 "interaction_std": a.interaction_std, "data_seed": a.data_seed, "bayes_test_ne": bayes,
+                 "valid_rows": len(data.valid), "test_rows": len(data.test)},
+        "training": {"optimizer": "adagrad (fused embeddings, Adagrad MLPs)", "batch_size": a.batch_size,
+                     "epochs": 1, "data_model": a.data_model, "param_dims": dims, "lr_selection": lr_rows,
+                     "lr": best["lr"], "lr_at_grid_edge": at_edge},
+        "results": results, "goals": goals, "plots": str(plots), "wall_s": time.time() - t_start,
+    }  # fmt: skip
+    write_json(a.out, doc)
+    print(f"goals: {goals}\n-> {a.out} ({time.time() - t_start:.0f} s)")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
