@@ -59,6 +59,17 @@ def train_cmd(
     hash_rows: int | None = typer.Option(
         None, "--hash-rows", help="Cap every table at N rows (ids taken modulo N)."
     ),
+    scheme: str = typer.Option(
+        "dense", "--scheme", help="dense, growth-pruning or prune-only (structured MLP sparsity)."
+    ),
+    sparsity: float | None = typer.Option(
+        None, "--sparsity", help="With --scheme: fraction of MLP neurons pruned in sparse phases."
+    ),
+    scheme_options: str | None = typer.Option(
+        None,
+        "--scheme-options",
+        help="KEY=VALUE,... warmup, cycles, sparse_fraction, init, score, layers.",
+    ),
     seed: int = typer.Option(0, "--seed"),
     checkpoint_every: int = typer.Option(
         1000, "--checkpoint-every", help="Steps between checkpoints (0: only at the end)."
@@ -134,7 +145,7 @@ def train_cmd(
                               optimizer, lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed,
                               checkpoint_every, eval_every, tensorboard, threads, compile_dense,
                               optimizer_options, dense_optimizer)  # fmt: skip
-                cfg = _sizes(cfg, train_rows, hash_rows)
+                cfg = _sizes(cfg, train_rows, hash_rows, scheme, sparsity, scheme_options)
                 m = train_distributed(cfg, out, planner=planner, device_memory_gb=device_memory_gb,
                                       show_progress=not no_progress)  # fmt: skip
                 run_dir = out
@@ -154,7 +165,7 @@ def train_cmd(
     cfg = _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel, optimizer,
                   lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed, checkpoint_every,
                   eval_every, tensorboard, threads, compile_dense, optimizer_options, dense_optimizer)  # fmt: skip
-    cfg = _sizes(cfg, train_rows, hash_rows)
+    cfg = _sizes(cfg, train_rows, hash_rows, scheme, sparsity, scheme_options)
     metrics = run_train(cfg, out, show_progress=not no_progress)
     _summary(metrics, out)
 
@@ -193,11 +204,23 @@ def _config(data, data_dir, train, valid, test, max_ind_range, strict, model_siz
     return cfg
 
 
-def _sizes(cfg, train_rows: int | None, hash_rows: int | None):  # noqa: ANN001, ANN202
-    """``cfg`` with the data-size options set, validated."""
+def _sizes(cfg, train_rows: int | None, hash_rows: int | None, scheme: str = "dense",  # noqa: ANN001, ANN202
+           sparsity: float | None = None, scheme_options: str | None = None):  # fmt: skip
+    """``cfg`` with the data-size and growth/pruning options set, validated."""
     import dataclasses
 
-    cfg = dataclasses.replace(cfg, train_rows=train_rows, hash_rows=hash_rows)
+    from embedlab.optim.registry import parse_options
+
+    opts = parse_options(scheme_options)
+    if sparsity is not None:
+        opts["sparsity"] = sparsity
+    if scheme == "dense" and opts:
+        raise UserError(
+            "--sparsity and --scheme-options need --scheme growth-pruning or prune-only"
+        )
+    cfg = dataclasses.replace(
+        cfg, train_rows=train_rows, hash_rows=hash_rows, scheme=scheme, scheme_options=opts
+    )
     cfg.validate()
     return cfg
 

@@ -22,14 +22,14 @@ from embedlab.train.trainer import TrainConfig
 )
 def scaling_data(ctx: ExperimentContext) -> ExperimentResult:
     """Six nested training-set sizes over 32x, one pass each (Adagrad, dim 32: a DLRM that
-    can represent the teacher, see ``benchmarks/scaling.py``); ``test_ne = a n^(-alpha) + c``
+    can represent the teacher without interactions, see ``benchmarks/scaling.py``); ``test_ne = a n^(-alpha) + c``
     with bootstrap intervals, ``c`` against the generator's Bayes NE, and the two largest
     sizes predicted from a fit on the four smallest."""
     rows, cap, model = (
         (65_536, 300, "32:64-32:64-32") if ctx.quick else (1 << 20, 2000, "32:128-64:128-64")
     )
     cfg = SynthConfig(rows=rows, valid_rows=max(rows // 32, 4096), test_rows=max(rows // 16, 8192), seed=0,
-                      cardinalities=default_cardinalities(cap), interaction_std=0.5)  # fmt: skip
+                      cardinalities=default_cardinalities(cap), interaction_std=0.0)  # fmt: skip
     data = synth_data(ctx.out / "data", cfg)
     bayes = float(data.info["bayes_test_ne"])
     base = TrainConfig(data="synth", data_options={"data_dir": str(ctx.out / "data")}, model_size=model,

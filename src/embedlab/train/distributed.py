@@ -209,6 +209,8 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
     cfg.validate()
     if cfg.compile_dense:
         raise UserError("--compile-dense is not supported with --planner (sharded training)")
+    if cfg.scheme != "dense":
+        raise UserError("--scheme (growth/pruning) runs single-process; drop --planner")
     if model_config(cfg.model_size).embedding_dim % 4:
         raise UserError(
             "sharded training uses FBGEMM's fused kernel, which needs an embedding dim divisible by 4"

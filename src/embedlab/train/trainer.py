@@ -22,8 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from embedlab.data.registry import CTRData, check_data_name, load_data
-from embedlab.data.schema import CTRArrays, CTRSchema, iter_batches, num_batches
+from embedlab.data.schema import CTRArrays, CTRSchema, iter_batches, num_batches, pooling_factors
 from embedlab.errors import UserError
+from embedlab.growth.schedule import GrowthSchedule
+from embedlab.growth.scheme import GrowthManager, train_flops_per_sample
 from embedlab.io import atomic_open, ensure_dir, read_json, write_json
 from embedlab.models.dlrm import DLRM, KERNELS, model_config
 from embedlab.optim.registry import get_optimizer, set_lr, state_bytes
@@ -61,6 +63,8 @@ class TrainConfig:
     dense_optimizer: str | None = None  # None: the optimizer's own dense companion
     train_rows: int | None = None  # None: every training row; else the first N
     hash_rows: int | None = None  # None: tables as the data says; else ids mod N
+    scheme: str = "dense"  # dense, growth-pruning or prune-only (embedlab.growth)
+    scheme_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise :class:`UserError` for impossible settings (names are checked on use)."""
@@ -101,6 +105,15 @@ class TrainConfig:
             get_optimizer(self.dense_optimizer)
         model_config(self.model_size)
         check_data_name(self.data)
+        self.growth_schedule()
+        if self.scheme != "dense" and self.compile_dense:
+            raise UserError(
+                "--scheme with pruning rebuilds the MLPs; it cannot run with --compile-dense"
+            )
+
+    def growth_schedule(self) -> GrowthSchedule:
+        """The MLP growth/pruning schedule of ``scheme`` and ``scheme_options``."""
+        return GrowthSchedule.from_options(self.scheme, self.scheme_options)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,8 +148,7 @@ def build_model(
         else None,
         compile_dense=cfg.compile_dense,
     )
-    dense_spec = get_optimizer(cfg.dense_optimizer) if cfg.dense_optimizer else spec
-    opts = [dense_spec.dense(model.dense_parameters(), lr)]
+    opts = [dense_optimizer_factory(cfg)(model.dense_parameters())]
     if kernel != "fused":
         emb = model.embedding_parameters()
         if spec.needs_frequencies:
@@ -150,6 +162,13 @@ def build_model(
         else:
             opts.append(spec.dense(emb, elr))
     return model, opts
+
+
+def dense_optimizer_factory(cfg: TrainConfig) -> Callable[[Any], torch.optim.Optimizer]:
+    """Builds the MLPs' optimizer over given parameters (rebuilt when pruning changes them)."""
+    spec = get_optimizer(cfg.dense_optimizer or cfg.optimizer)
+    lr, _ = learning_rates(cfg)
+    return lambda params: spec.dense(params, lr)
 
 
 def prepare_data(cfg: TrainConfig, data: CTRData) -> CTRData:
@@ -322,14 +341,23 @@ def train(
     observe = getattr(opts[1], "observe", None) if len(opts) > 1 else None
     emb_params = model.embedding_parameters() if observe is not None else []
     fused = model.fused_optimizer()
+    pools = pooling_factors(data.train, schema.sparse_names)
+    dim = model_config(cfg.model_size).embedding_dim
+    growth = GrowthManager(cfg.growth_schedule(), model, 0, dense_optimizer_factory(cfg),
+                           lambda m: train_flops_per_sample(m, len(schema.sparse), dim, list(pools.values())),
+                           seed=cfg.seed)  # fmt: skip
     base_lr, base_elr = learning_rates(cfg)
     per_epoch, total = step_counts(cfg, len(data.train))
+    growth.total = total
 
     step, elapsed, loss_sum, loss_n = 0, 0.0, 0.0, 0
     if resume:
         ck = load_checkpoint(run / "checkpoint.pt")
         if ck.get("config") != json.dumps(cfg.to_dict(), sort_keys=True):
             raise UserError(f"{run}/checkpoint.pt belongs to other settings than {run}/config.json")
+        if ck.get("growth") is not None:  # the MLP widths the run had reached
+            growth.restore_structure(ck["growth"])
+            opts[0] = dense_optimizer_factory(cfg)(model.dense_parameters())
         model.load_state_dict(ck["model"])
         for o, st in zip(opts, ck["optims"]):
             o.load_state_dict(st)
@@ -339,6 +367,8 @@ def train(
                 t.copy_(saved)
         step, elapsed = int(ck["step"]), float(ck["elapsed"])
         loss_sum, loss_n = float(ck["loss_sum"]), int(ck["loss_n"])
+        if ck.get("growth") is not None:
+            growth.load_progress(ck["growth"])
     else:
         # A fresh start: nothing of an earlier run in this folder may be resumed or read.
         (run / "metrics.json").unlink(missing_ok=True)
@@ -352,6 +382,7 @@ def train(
             "config": json.dumps(cfg.to_dict(), sort_keys=True),
             "loss_sum": loss_sum, "loss_n": loss_n,
             "model": model.state_dict(), "optims": [o.state_dict() for o in opts],
+            "growth": growth.state_dict(step),
             "fused_optim": fused.state_dict() if fused is not None else None,
             "fused_states": [t.clone() for t in _fused_states(model)] if fused is not None else None,
         })  # fmt: skip
@@ -377,6 +408,9 @@ def train(
             ):
                 lr = lr_at(step, base_lr, total, cfg.schedule, cfg.warmup_steps)
                 elr = lr * base_elr / base_lr
+                opts[0], event = growth.before_step(step, opts[0])
+                if event is not None:
+                    log.write(event)
                 set_lr(opts[0], lr)
                 if fused is not None:
                     set_lr(fused, elr)
@@ -395,6 +429,7 @@ def train(
                 for o in opts:
                     o.step()
                 step += 1
+                growth.after_step(len(batch.labels))
                 loss_sum += float(loss.detach())
                 loss_n += 1
                 n_win += len(batch.labels)
@@ -434,6 +469,7 @@ def train(
         bar.close()
         log.close()
     final.update({
+        "scheme": cfg.scheme, "train_flops": growth.train_flops, "phases": growth.finish(step),
         "steps": step, "train_samples": step * cfg.batch_size, "wall_time_s": wall,
         "train_samples_per_s": step * cfg.batch_size / max(wall, 1e-9),
         "data_name": data.name, **_flat(data.info, "data_"),

@@ -1,0 +1,61 @@
+"""Growth and pruning inside the trainer: FLOPs, full-size end, resume mid-phase."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from embedlab.train.trainer import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    from embedlab.data.synth import SynthConfig, default_cardinalities, generate
+
+    out = tmp_path_factory.mktemp("synth")
+    generate(SynthConfig(rows=4096, seed=2, cardinalities=default_cardinalities(500)), out)
+    return out
+
+
+def _cfg(synth: Path, scheme: str, **kw) -> TrainConfig:
+    return TrainConfig(data="synth", data_options={"data_dir": str(synth)}, model_size="8:64-32:64-32",
+                       optimizer="adagrad", batch_size=128, seed=1, threads=1, scheme=scheme,
+                       scheme_options={"sparsity": 0.5} if scheme != "dense" else {}, **kw)  # fmt: skip
+
+
+def test_schemes_cost_less_and_growth_ends_full_size(synth: Path, tmp_path: Path):
+    m = {
+        s: train(_cfg(synth, s), tmp_path / s, show_progress=False)
+        for s in ("dense", "growth-pruning", "prune-only")
+    }
+    dense, gp, po = m["dense"], m["growth-pruning"], m["prune-only"]
+    assert gp["params_dense"] == dense["params_dense"]  # full size at the end
+    assert po["params_dense"] < dense["params_dense"]  # prune-only ends small
+    assert gp["train_flops"] < 0.85 * dense["train_flops"]
+    assert gp["train_flops"] == pytest.approx(po["train_flops"], rel=0.02)  # same sparse steps
+    assert [p["sparse"] for p in gp["phases"]] == [False, True, False, True, False]
+    assert sum(p["end"] - p["start"] for p in gp["phases"]) == gp["steps"]
+    assert 0.5 < gp["test_auc"] <= 1.0
+
+
+def test_a_run_killed_in_a_sparse_phase_resumes_exactly(synth: Path, tmp_path: Path):
+    cfg = _cfg(synth, "growth-pruning", checkpoint_every=4)
+    full = train(cfg, tmp_path / "full", show_progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill(step: int) -> None:
+        if step == 14:  # inside the first sparse phase (steps 3..17 of 32)
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(cfg, tmp_path / "cut", show_progress=False, on_step=kill)
+    resumed = train(cfg, tmp_path / "cut", resume=True, show_progress=False)
+    for k in ("test_auc", "test_logloss", "valid_auc"):
+        assert resumed[k] == pytest.approx(full[k], rel=1e-6, abs=1e-9), k
+    assert resumed["train_flops"] == pytest.approx(full["train_flops"])
+    assert [(p["start"], p["end"]) for p in resumed["phases"]] == [
+        (p["start"], p["end"]) for p in full["phases"]
+    ]
