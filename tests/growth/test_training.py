@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,47 @@ def test_a_run_killed_in_a_sparse_phase_resumes_exactly(synth: Path, tmp_path: P
     assert [(p["start"], p["end"]) for p in resumed["phases"]] == [
         (p["start"], p["end"]) for p in full["phases"]
     ]
+
+
+def test_recurring_training_starts_from_a_full_size_final_model(synth: Path, tmp_path: Path):
+    from embedlab.data.synth import SynthConfig, default_cardinalities, generate
+    from embedlab.errors import UserError
+
+    days = tmp_path / "days"
+    generate(
+        SynthConfig(
+            rows=2048, seed=2, cardinalities=default_cardinalities(500), days=2, drift="smooth"
+        ),
+        days,
+    )
+    for s in ("growth-pruning", "prune-only"):
+        train(_cfg(synth, s), tmp_path / s, show_progress=False)
+    day = {"data_dir": str(days), "day": 1}
+    cfg = TrainConfig(
+        **{
+            **_cfg(synth, "dense").to_dict(),
+            "data_options": day,
+            "init_from": str(tmp_path / "growth-pruning"),
+        }
+    )
+    m = train(cfg, tmp_path / "next", show_progress=False)
+    assert m["data_day"] == 1 and m["steps"] == int(2048 * 0.8) // 128
+    # from scratch on the same day it starts worse: the first logged loss is higher
+    fresh = TrainConfig(**{**cfg.to_dict(), "init_from": None})
+    train(fresh, tmp_path / "fresh", show_progress=False)
+    def first(run):
+        return next(
+            json.loads(x)["train_loss"]
+            for x in (run / "metrics.jsonl").read_text().splitlines()
+            if "train_loss" in x
+        )  # noqa: E731
+    assert first(tmp_path / "next") < first(tmp_path / "fresh")
+    with pytest.raises(UserError, match="ended pruned"):
+        train(
+            TrainConfig(**{**cfg.to_dict(), "init_from": str(tmp_path / "prune-only")}),
+            tmp_path / "x",
+            show_progress=False,
+        )
+    with pytest.raises(UserError, match="no day_005"):
+        train(TrainConfig(**{**cfg.to_dict(), "data_options": {"data_dir": str(days), "day": 5}}), tmp_path / "y",
+              show_progress=False)  # fmt: skip

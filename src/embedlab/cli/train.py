@@ -59,6 +59,14 @@ def train_cmd(
     hash_rows: int | None = typer.Option(
         None, "--hash-rows", help="Cap every table at N rows (ids taken modulo N)."
     ),
+    day: int | None = typer.Option(
+        None, "--day", help="Synthetic data made with --days: train on this day's file (80/10/10)."
+    ),
+    init_from: Path | None = typer.Option(
+        None,
+        "--init-from",
+        help="Start from the final weights of this finished run (one more day).",
+    ),
     scheme: str = typer.Option(
         "dense", "--scheme", help="dense, growth-pruning or prune-only (structured MLP sparsity)."
     ),
@@ -145,7 +153,9 @@ def train_cmd(
                               optimizer, lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed,
                               checkpoint_every, eval_every, tensorboard, threads, compile_dense,
                               optimizer_options, dense_optimizer)  # fmt: skip
-                cfg = _sizes(cfg, train_rows, hash_rows, scheme, sparsity, scheme_options)
+                cfg = _sizes(
+                    cfg, train_rows, hash_rows, scheme, sparsity, scheme_options, day, init_from
+                )
                 m = train_distributed(cfg, out, planner=planner, device_memory_gb=device_memory_gb,
                                       show_progress=not no_progress)  # fmt: skip
                 run_dir = out
@@ -165,7 +175,7 @@ def train_cmd(
     cfg = _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel, optimizer,
                   lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed, checkpoint_every,
                   eval_every, tensorboard, threads, compile_dense, optimizer_options, dense_optimizer)  # fmt: skip
-    cfg = _sizes(cfg, train_rows, hash_rows, scheme, sparsity, scheme_options)
+    cfg = _sizes(cfg, train_rows, hash_rows, scheme, sparsity, scheme_options, day, init_from)
     metrics = run_train(cfg, out, show_progress=not no_progress)
     _summary(metrics, out)
 
@@ -205,7 +215,8 @@ def _config(data, data_dir, train, valid, test, max_ind_range, strict, model_siz
 
 
 def _sizes(cfg, train_rows: int | None, hash_rows: int | None, scheme: str = "dense",  # noqa: ANN001, ANN202
-           sparsity: float | None = None, scheme_options: str | None = None):  # fmt: skip
+           sparsity: float | None = None, scheme_options: str | None = None, day: int | None = None,
+           init_from: Path | None = None):  # fmt: skip
     """``cfg`` with the data-size and growth/pruning options set, validated."""
     import dataclasses
 
@@ -218,9 +229,13 @@ def _sizes(cfg, train_rows: int | None, hash_rows: int | None, scheme: str = "de
         raise UserError(
             "--sparsity and --scheme-options need --scheme growth-pruning or prune-only"
         )
-    cfg = dataclasses.replace(
-        cfg, train_rows=train_rows, hash_rows=hash_rows, scheme=scheme, scheme_options=opts
-    )
+    data_options = dict(cfg.data_options)
+    if day is not None:
+        if cfg.data != "synth":
+            raise UserError("--day applies to --data synth")
+        data_options["day"] = day
+    cfg = dataclasses.replace(cfg, train_rows=train_rows, hash_rows=hash_rows, scheme=scheme, scheme_options=opts,
+                              data_options=data_options, init_from=str(init_from) if init_from else None)  # fmt: skip
     cfg.validate()
     return cfg
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from embedlab.data.criteo import ReadStats, criteo_schema, default_cache_root, load_split
 from embedlab.data.registry import CTRData, register_data, require_file, split_by_position
-from embedlab.data.synth import SynthConfig, generate, load_synth, read_meta
+from embedlab.data.synth import SynthConfig, generate, load_synth, load_synth_day, read_meta
 from embedlab.errors import UserError
 
 
@@ -19,11 +19,13 @@ def load_synth_source(
     strict: bool = False,
     cache_root: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
+    day: int | None = None,
     **_: object,
 ) -> CTRData:
     """Planted-truth data from ``data_dir`` (made by ``embedlab data synth-ctr``); without
     a folder, a default one (``rows`` training rows, ``seed``) is generated once into the
-    cache."""
+    cache. ``day``: one day file of a folder made with ``--days`` (split 80/10/10 by position;
+    its Bayes metrics cover the whole day, so none are reported)."""
     if data_dir is None:
         root = Path(cache_root) if cache_root is not None else default_cache_root()
         data_dir = root / "synth" / f"rows{rows}-seed{seed}"
@@ -34,6 +36,13 @@ def load_synth_source(
             f"{data_dir} is not a synthetic data folder (no meta.json); make one with `embedlab data synth-ctr`"
         )
     read_meta(data_dir)
+    if day is not None:
+        schema, splits, meta = load_synth_day(
+            data_dir, int(day), strict=strict, cache_root=cache_root
+        )
+        b = meta["bayes"][f"day_{int(day):03d}"]
+        info = {"source": str(data_dir), "day": int(day), "drift_delta": b.get("drift_delta", 0.0)}
+        return CTRData("synth", schema, splits["train"], splits["valid"], splits["test"], info)
     schema, splits, meta = load_synth(data_dir, strict=strict, cache_root=cache_root)
     info = {
         "source": str(data_dir),

@@ -376,3 +376,21 @@ def load_synth(folder: str | Path, **kw) -> tuple[CTRSchema, dict[str, CTRArrays
             raise UserError(f"{folder} has no {s} split (was it generated with --days?)")
         splits[s], _ = load_split(Path(folder) / meta["files"][s], schema, **kw)
     return schema, splits, meta
+
+
+def load_synth_day(
+    folder: str | Path, day: int, **kw
+) -> tuple[CTRSchema, dict[str, CTRArrays], dict]:
+    """One day file of a folder generated with ``days > 0``, split by position into train
+    (first 80%), valid and test (10% each), as the Criteo reader splits a single file."""
+    from embedlab.data.registry import split_by_position
+
+    meta = read_meta(folder)
+    name = f"day_{day:03d}"
+    if name not in meta["files"]:
+        days = sorted(k for k in meta["files"] if k.startswith("day_"))
+        raise UserError(f"{folder} has no {name}.tsv; it has {', '.join(days) or 'no day files'}")
+    schema = synth_schema(meta)
+    arr, _ = load_split(Path(folder) / meta["files"][name], schema, **kw)
+    tr, va, te = split_by_position(arr)
+    return schema, {"train": tr, "valid": va, "test": te}, meta

@@ -74,6 +74,7 @@ EXPERIMENT_MODULES = [
     "embedlab.experiments.training",
     "embedlab.experiments.pu",
     "embedlab.experiments.scaling",
+    "embedlab.experiments.growth",
 ]
 
 

@@ -26,6 +26,7 @@ from embedlab.data.schema import CTRArrays, CTRSchema, iter_batches, num_batches
 from embedlab.errors import UserError
 from embedlab.growth.schedule import GrowthSchedule
 from embedlab.growth.scheme import GrowthManager, train_flops_per_sample
+from embedlab.growth.structure import Structure
 from embedlab.io import atomic_open, ensure_dir, read_json, write_json
 from embedlab.models.dlrm import DLRM, KERNELS, model_config
 from embedlab.optim.registry import get_optimizer, set_lr, state_bytes
@@ -65,6 +66,7 @@ class TrainConfig:
     hash_rows: int | None = None  # None: tables as the data says; else ids mod N
     scheme: str = "dense"  # dense, growth-pruning or prune-only (embedlab.growth)
     scheme_options: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None  # a finished run folder whose final weights start this run
 
     def validate(self) -> None:
         """Raise :class:`UserError` for impossible settings (names are checked on use)."""
@@ -369,7 +371,9 @@ def train(
         loss_sum, loss_n = float(ck["loss_sum"]), int(ck["loss_n"])
         if ck.get("growth") is not None:
             growth.load_progress(ck["growth"])
-    else:
+    elif cfg.init_from is not None:
+        _init_from(model, Path(cfg.init_from))
+    if not resume:
         # A fresh start: nothing of an earlier run in this folder may be resumed or read.
         (run / "metrics.json").unlink(missing_ok=True)
         (run / "checkpoint.pt").unlink(missing_ok=True)
@@ -480,6 +484,28 @@ def train(
     })  # fmt: skip
     write_json(run / "metrics.json", final)
     return final
+
+
+def _init_from(model: DLRM, run: Path) -> None:
+    """Start from the final weights of the finished run ``run`` (recurring training: one more
+    day of data); the optimizers start fresh."""
+    ck_path = run / "checkpoint.pt"
+    if not (run / "metrics.json").is_file() or not ck_path.is_file():
+        raise UserError(
+            f"--init-from {run}: not a finished run (needs metrics.json and checkpoint.pt)"
+        )
+    ck = load_checkpoint(ck_path)
+    g = ck.get("growth")
+    if g is not None and Structure.from_state_dict(g["structure"]).sparse:
+        raise UserError(
+            f"--init-from {run}: that run ended pruned; only full-size models can start another run"
+        )
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as e:
+        raise UserError(
+            f"--init-from {run}: its model does not match this one ({str(e).splitlines()[0]})"
+        ) from None
 
 
 def _flat(d: dict[str, Any], prefix: str) -> dict[str, Any]:
