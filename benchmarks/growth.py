@@ -13,14 +13,18 @@ Protocol (the test split is used for no choice):
 
 1. Learning rate of the dense baseline on validation (Adagrad for embeddings and MLPs,
    ``--lr-grid``, seed 0); every scheme and seed uses it.
-2. Per seed, in one process and interleaved (dense, then each scheme and sparsity): dense,
+2. **Regrowth variant on validation** (synthetic, sparsity 0.5, every seed): regrown
+   weights ``function-preserving`` or ``restore``, their optimizer state ``zero`` or
+   ``mean`` (Adagrad's accumulator at the layer's mean); the best mean validation NE is used
+   for every growth-pruning run on both data sets.
+3. Per seed, in one process and interleaved (dense, then each scheme and sparsity): dense,
    prune-only and growth-pruning at sparsities 0.25, 0.5, 0.75 (schedule defaults of
    :mod:`embedlab.growth.schedule`: 10% dense warm-up, 2 cycles of 70% sparse / 30% dense;
    prune-only prunes for the same number of steps, at the end); 1 thread.
-3. Reported: test AUC, NE (and the gap to the Bayes NE on synthetic data), training FLOPs
+4. Reported: test AUC, NE (and the gap to the Bayes NE on synthetic data), training FLOPs
    (analytic, per step at the current widths), measured wall time of the training loop,
    final dense parameters; ratios to dense per seed (paired), mean ± sd over seeds.
-4. **Recurring training** (synthetic): each full-size final model (dense and
+5. **Recurring training** (synthetic): each full-size final model (dense and
    growth-pruning) continues on day 1 (80% train, test on its last 10%) with fresh optimizer
    state, one pass; prune-only models end pruned and cannot.
 
@@ -51,9 +55,8 @@ from embedlab.io import read_json, write_json  # noqa: E402
 from embedlab.machine import describe  # noqa: E402
 from embedlab.train.trainer import TrainConfig, saved_config_matches, train  # noqa: E402
 
-SCHEMES = [("dense", None)] + [
-    (s, p) for p in (0.25, 0.5, 0.75) for s in ("growth-pruning", "prune-only")
-]
+SCHEMES = [("dense", None)] + [(s, p) for p in (0.25, 0.5, 0.75) for s in ("growth-pruning", "prune-only")]  # fmt: skip
+VARIANTS = [{"init": i, "state": st} for i in ("function-preserving", "restore") for st in ("zero", "mean")]
 
 
 def _args() -> argparse.Namespace:
@@ -134,10 +137,21 @@ def main() -> None:
         best = min(lr_rows, key=lambda r: r["valid_ne"])["lr"]
         base = TrainConfig(**{**base.to_dict(), "lr": best})
 
+        if ds == a.datasets.split(",")[0]:  # the regrowth variant, chosen on validation
+            ablation = []
+            for v in VARIANTS:
+                ms = []
+                for seed in seeds:
+                    so = {"sparsity": 0.5, **v}
+                    cfg = TrainConfig(**{**base.to_dict(), "seed": seed, "scheme": "growth-pruning", "scheme_options": so})
+                    ms.append(run_or_load(cfg, work / f"variant-{v['init']}-{v['state']}-s{seed}", data))
+                ablation.append({**v, "valid_ne": _ms([m["valid_ne"] for m in ms]), "test_ne": _ms([m["test_ne"] for m in ms])})
+                print(f"[{ds}] variant {v}: valid NE {ablation[-1]['valid_ne']['mean']:.4f}", flush=True)
+            chosen = {k: v for k, v in min(ablation, key=lambda r: r["valid_ne"]["mean"]).items() if k in ("init", "state")}
         runs: dict[str, list[dict[str, Any]]] = {}
         for seed in seeds:
             for scheme, sp in SCHEMES:
-                so = {} if sp is None else {"sparsity": sp}
+                so = {} if sp is None else {"sparsity": sp, **(chosen if scheme == "growth-pruning" else {})}
                 cfg = TrainConfig(
                     **{**base.to_dict(), "seed": seed, "scheme": scheme, "scheme_options": so}
                 )
@@ -196,7 +210,8 @@ def main() -> None:
                 goals["adapts_at_least_as_well_as_dense"] = (
                     cont["growth-pruning@0.5"]["ne_ratio_to_dense"] <= 1.0
                 )
-        out[ds] = {"lr_selection": lr_rows, "lr": best, "lr_at_grid_edge": best in (lr_rows[0]["lr"], lr_rows[-1]["lr"]),
+        out[ds] = {"regrowth_variants": ablation if ds == a.datasets.split(",")[0] else None, "regrowth_chosen": chosen,
+                   "lr_selection": lr_rows, "lr": best, "lr_at_grid_edge": best in (lr_rows[0]["lr"], lr_rows[-1]["lr"]),
                    "bayes_test_ne": bayes, "schemes": table, "recurring_day1": cont, "goals": goals,
                    "train_rows": len(data.train)}  # fmt: skip
         print(f"[{ds}] goals: {goals}", flush=True)

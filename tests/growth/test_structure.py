@@ -134,3 +134,27 @@ def test_apply_structure_rebuilds_a_checkpointed_sparse_model():
 
 def test_keep_count():
     assert keep_count(10, 0.5) == 5 and keep_count(3, 0.99) == 1 and keep_count(8, 0.0) == 8
+
+
+def test_regrown_adagrad_state_can_start_at_the_mean():
+    net = Net()
+    opt = torch.optim.Adagrad(net.parameters(), lr=0.1)
+    net(torch.randn(8, 5)).sum().backward()
+    opt.step()
+    s = full_structure(net)
+    t0 = shrink(net, s, 0.5)
+    small = torch.optim.Adagrad(net.parameters(), lr=0.1)
+    transplant_state(opt, small, t0)
+    kept_rows = s.keep["top.0"]
+    kept_sum = small.state[net.top[0].weight]["sum"].clone()
+    t = grow(net, s)
+    full = torch.optim.Adagrad(net.parameters(), lr=0.1)
+    transplant_state(small, full, t, fill="mean")
+    acc = full.state[net.top[0].weight]["sum"]
+    torch.testing.assert_close(acc[kept_rows], kept_sum)
+    new_rows = [i for i in range(10) if i not in set(kept_rows.tolist())]
+    torch.testing.assert_close(
+        acc[new_rows], torch.full((len(new_rows), 4), float(kept_sum.mean()))
+    )
+    with pytest.raises(ValueError, match="state fill"):
+        transplant_state(small, full, t, fill="max")

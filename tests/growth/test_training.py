@@ -88,12 +88,14 @@ def test_recurring_training_starts_from_a_full_size_final_model(synth: Path, tmp
     # from scratch on the same day it starts worse: the first logged loss is higher
     fresh = TrainConfig(**{**cfg.to_dict(), "init_from": None})
     train(fresh, tmp_path / "fresh", show_progress=False)
+
     def first(run):
         return next(
             json.loads(x)["train_loss"]
             for x in (run / "metrics.jsonl").read_text().splitlines()
             if "train_loss" in x
         )  # noqa: E731
+
     assert first(tmp_path / "next") < first(tmp_path / "fresh")
     with pytest.raises(UserError, match="ended pruned"):
         train(

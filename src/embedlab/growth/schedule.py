@@ -14,8 +14,12 @@ size. Its exact schedule is not public; ours (all fractions of the run's optimiz
   small.
 * ``dense`` (baseline): no pruning.
 
-Defaults: ``sparsity 0.5``, ``warmup 0.1``, ``cycles 2``, ``sparse_fraction 0.7`` (63% of
-the steps sparse), importance ``l2``, regrowth ``function-preserving``, both MLPs.
+Regrown neurons: ``init`` (see :mod:`embedlab.growth.structure`) for their weights and
+``state`` for their optimizer state (``zero``, or ``mean``: accumulated squared gradients at
+the mean of the layer's kept entries). Defaults: ``sparsity 0.5``, ``warmup 0.1``,
+``cycles 2``, ``sparse_fraction 0.7`` (63% of the steps sparse), importance ``l2``,
+regrowth ``function-preserving`` with ``zero`` state, both MLPs (``benchmarks/growth.py``
+compares the regrowth variants on validation).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from embedlab.errors import UserError
-from embedlab.growth.structure import MLPS, REGROW_INITS, SCORES
+from embedlab.growth.structure import MLPS, REGROW_INITS, SCORES, STATE_FILLS
 
 SCHEMES = ("dense", "growth-pruning", "prune-only")
 LAYERS = {"all": MLPS, "bottom": ("bottom",), "top": ("top",)}
@@ -51,6 +55,7 @@ class GrowthSchedule:
     init: str = "function-preserving"
     score: str = "l2"
     layers: str = "all"
+    state: str = "zero"
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
@@ -69,6 +74,10 @@ class GrowthSchedule:
             )
         if self.score not in SCORES:
             raise UserError(f"unknown importance score {self.score!r}; valid: {', '.join(SCORES)}")
+        if self.state not in STATE_FILLS:
+            raise UserError(
+                f"unknown regrowth state {self.state!r}; valid: {', '.join(STATE_FILLS)}"
+            )
         if self.layers not in LAYERS:
             raise UserError(f"unknown layers {self.layers!r}; valid: {', '.join(LAYERS)}")
 

@@ -112,7 +112,7 @@ class GrowthManager:
         new = self.make_optimizer(self._dense_params())
         for g_new, g_old in zip(new.param_groups, optimizer.param_groups):
             g_new["lr"] = g_old["lr"]
-        _transplant(optimizer, new, t)
+        _transplant(optimizer, new, t, fill=self.schedule.state if not want else "zero")
         self._flops_now = self.flops(self.model)
         self._phase_t0, self._phase_start = time.perf_counter(), step
         rec = {"step": step, "phase": "sparse" if want else "dense", "sparsity": self.structure.sparsity(),

@@ -278,11 +278,24 @@ def apply_structure(model: nn.Module, structure: Structure) -> None:
         seq[b] = _new_linear(cur.weight.detach()[:, keep], cur.bias.detach())
 
 
-def transplant_state(
-    old_opt: torch.optim.Optimizer, new_opt: torch.optim.Optimizer, transplant: Transplant
-) -> None:
+#: Optimizer-state keys that scale the step (accumulated squared gradients): filled for
+#: regrown weights by :func:`transplant_state` with ``fill="mean"``.
+SECOND_MOMENTS = ("sum", "exp_avg_sq", "square_avg", "momentum_buffer_sq")
+STATE_FILLS = ("zero", "mean")
+
+
+def transplant_state(old_opt: torch.optim.Optimizer, new_opt: torch.optim.Optimizer, transplant: Transplant,
+                     fill: str = "zero") -> None:  # fmt: skip
     """Carry ``old_opt``'s per-parameter state into ``new_opt`` (same optimizer class): state
-    tensors shaped like the parameter are mapped like the weights, the rest copied."""
+    tensors shaped like the parameter are mapped like the weights, the rest copied.
+
+    Entries of regrown weights start at zero (``fill="zero"``), or, with ``fill="mean"``,
+    their accumulated squared gradients (:data:`SECOND_MOMENTS`) start at the mean of the
+    tensor's kept entries: with a zero accumulator Adagrad's first step on a regrown weight
+    is ``lr * sign(g)``, far larger than the steps its trained neighbours take.
+    """
+    if fill not in STATE_FILLS:
+        raise ValueError(f"unknown state fill {fill!r}; valid: {', '.join(STATE_FILLS)}")
     for group in new_opt.param_groups:
         for p in group["params"]:
             src, f = transplant.get(p, (p, lambda t: t))
@@ -290,9 +303,15 @@ def transplant_state(
             if not st:
                 continue
             new_st = {}
+            fresh = None
             for k, v in st.items():
                 if torch.is_tensor(v) and v.shape == src.shape and v.dim() > 0:
-                    new_st[k] = f(v).clone()
+                    mapped = f(v).clone()
+                    if fill == "mean" and k in SECOND_MOMENTS and v.numel():
+                        if fresh is None:
+                            fresh = f(torch.ones_like(v)) == 0
+                        mapped[fresh] = v.mean()
+                    new_st[k] = mapped
                 else:
                     new_st[k] = v.clone() if torch.is_tensor(v) else v
             new_opt.state[p] = new_st
@@ -309,6 +328,8 @@ __all__ = [
     "MLPS",
     "REGROW_INITS",
     "SCORES",
+    "SECOND_MOMENTS",
+    "STATE_FILLS",
     "Structure",
     "apply_structure",
     "full_structure",
