@@ -15,11 +15,12 @@ Protocol (the test split is used for no choice):
    ``--lr-grid``, seed 0); every scheme and seed uses it.
 2. **Regrowth variant on validation** (synthetic, sparsity 0.5, every seed): regrown
    weights ``function-preserving`` or ``restore``, their optimizer state ``zero`` or
-   ``mean`` (Adagrad's accumulator at the layer's mean); the best mean validation NE is used
-   for every growth-pruning run on both data sets.
+   ``mean`` (Adagrad's accumulator at the layer's mean), 2 cycles or 1 (one sparse phase,
+   then a dense phase of 30% of the rest); the best mean validation NE is used for every
+   growth-pruning run on both data sets (prune-only keeps the 2-cycle sparse-step count).
 3. Per seed, in one process and interleaved (dense, then each scheme and sparsity): dense,
    prune-only and growth-pruning at sparsities 0.25, 0.5, 0.75 (schedule defaults of
-   :mod:`embedlab.growth.schedule`: 10% dense warm-up, 2 cycles of 70% sparse / 30% dense;
+   :mod:`embedlab.growth.schedule`: 10% dense warm-up, then 70% sparse / 30% dense per cycle;
    prune-only prunes for the same number of steps, at the end); 1 thread.
 4. Reported: test AUC, NE (and the gap to the Bayes NE on synthetic data), training FLOPs
    (analytic, per step at the current widths), measured wall time of the training loop,
@@ -56,7 +57,8 @@ from embedlab.machine import describe  # noqa: E402
 from embedlab.train.trainer import TrainConfig, saved_config_matches, train  # noqa: E402
 
 SCHEMES = [("dense", None)] + [(s, p) for p in (0.25, 0.5, 0.75) for s in ("growth-pruning", "prune-only")]  # fmt: skip
-VARIANTS = [{"init": i, "state": st} for i in ("function-preserving", "restore") for st in ("zero", "mean")]
+VARIANTS = [{"init": i, "state": st, "cycles": c} for c in (2, 1) for i in ("function-preserving", "restore")
+            for st in ("zero", "mean")]  # fmt: skip
 
 
 def _args() -> argparse.Namespace:
@@ -144,10 +146,10 @@ def main() -> None:
                 for seed in seeds:
                     so = {"sparsity": 0.5, **v}
                     cfg = TrainConfig(**{**base.to_dict(), "seed": seed, "scheme": "growth-pruning", "scheme_options": so})
-                    ms.append(run_or_load(cfg, work / f"variant-{v['init']}-{v['state']}-s{seed}", data))
+                    ms.append(run_or_load(cfg, work / f"variant-{v['init']}-{v['state']}{'' if v['cycles'] == 2 else '-c1'}-s{seed}", data))
                 ablation.append({**v, "valid_ne": _ms([m["valid_ne"] for m in ms]), "test_ne": _ms([m["test_ne"] for m in ms])})
                 print(f"[{ds}] variant {v}: valid NE {ablation[-1]['valid_ne']['mean']:.4f}", flush=True)
-            chosen = {k: v for k, v in min(ablation, key=lambda r: r["valid_ne"]["mean"]).items() if k in ("init", "state")}
+            chosen = {k: v for k, v in min(ablation, key=lambda r: r["valid_ne"]["mean"]).items() if k in ("init", "state", "cycles")}
         runs: dict[str, list[dict[str, Any]]] = {}
         for seed in seeds:
             for scheme, sp in SCHEMES:
@@ -220,7 +222,7 @@ def main() -> None:
         "command": "python " + " ".join(shlex.quote(x) for x in sys.argv),
         "date": dt.date.today().isoformat(), "machine": describe(), "quick": a.quick, "seeds": seeds,
         "model": a.model, "batch_size": a.batch_size, "rows": a.rows, "max_cardinality": a.max_cardinality,
-        "schedule": "defaults of embedlab.growth.schedule (warmup 0.1, cycles 2, sparse_fraction 0.7, l2, function-preserving)",
+        "schedule": "warmup 0.1, sparse_fraction 0.7, l2 importance; cycles, regrowth init and state: regrowth_chosen per data set",
         "results": out, "wall_s": time.time() - t0,
     }  # fmt: skip
     write_json(a.out, doc)

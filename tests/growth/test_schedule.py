@@ -9,7 +9,7 @@ from embedlab.growth.schedule import GrowthSchedule, Phase
 
 
 def test_growth_pruning_alternates_and_ends_dense():
-    s = GrowthSchedule(sparsity=0.5, warmup=0.1, cycles=2, sparse_fraction=0.7)
+    s = GrowthSchedule(sparsity=0.5, warmup=0.1, cycles=2, sparse_fraction=0.7, state="zero")
     ph = s.phases(100)
     # warm-up 10 steps, two cycles of 45 steps, each 31 sparse (0.7 * 45 rounded) then 14 dense
     assert ph == [Phase(0, 10, False), Phase(10, 41, True), Phase(41, 55, False), Phase(55, 86, True),
