@@ -25,15 +25,13 @@ def scaling_data(ctx: ExperimentContext) -> ExperimentResult:
     can represent the teacher without interactions, see ``benchmarks/scaling.py``); ``test_ne = a n^(-alpha) + c``
     with bootstrap intervals, ``c`` against the generator's Bayes NE, and the two largest
     sizes predicted from a fit on the four smallest."""
-    rows, cap, model = (
-        (65_536, 300, "32:64-32:64-32") if ctx.quick else (1 << 20, 2000, "32:128-64:128-64")
-    )
+    rows, cap, model = (1 << 18, 300, "32:64-32:64-32") if ctx.quick else (1 << 21, 2000, "32:128-64:128-64")  # fmt: skip
     cfg = SynthConfig(rows=rows, valid_rows=max(rows // 32, 4096), test_rows=max(rows // 16, 8192), seed=0,
                       cardinalities=default_cardinalities(cap), interaction_std=0.0)  # fmt: skip
     data = synth_data(ctx.out / "data", cfg)
     bayes = float(data.info["bayes_test_ne"])
     base = TrainConfig(data="synth", data_options={"data_dir": str(ctx.out / "data")}, model_size=model,
-                       optimizer="adagrad", lr=0.03, batch_size=512, checkpoint_every=0, threads=1)  # fmt: skip
+                       optimizer="adagrad", lr=0.01, batch_size=512, checkpoint_every=0, threads=1)  # fmt: skip
     sizes = tuple(sorted({round(rows / 2**k) for k in range(6)}))
     spec = SweepSpec("data", {"train_rows": sizes}, tuple(ctx.seeds), base)
     run_rows = run_sweep(spec, ctx.out / "sweep", data=data, show_progress=ctx.show_progress)
@@ -50,7 +48,7 @@ def scaling_data(ctx: ExperimentContext) -> ExperimentResult:
         summary=(f"test NE = {fit.a:.3g} n^(-{fit.alpha:.3f}) + {fit.c:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]; "
                  f"Bayes NE {bayes:.4f} ({rel:+.1%}); 2 largest sizes predicted within "
                  f"{check['max_abs_relative_error_mean']:.2%}"),
-        tables=[Table(f"model {model}, Adagrad lr 0.03, batch 512, one pass, seeds {list(ctx.seeds)}",
+        tables=[Table(f"model {model}, Adagrad lr 0.01, batch 512, one pass, seeds {list(ctx.seeds)}",
                       ["training samples", "mean test NE", "runs"], table)],
         plots=["scaling_data.png"],
         metrics={"alpha": fit.alpha, "c": fit.c, "c_low": ci[0], "c_high": ci[1], "bayes_test_ne": bayes,

@@ -25,6 +25,7 @@ import csv
 import dataclasses
 import io
 import itertools
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -272,7 +273,9 @@ def run_sweep(
     saved = root / "sweep.json"
     if saved.is_file():
         prev = read_json(saved)
-        if prev.get("base") != spec.base.to_dict():
+        # settings added to TrainConfig since are taken at their defaults
+        saved_base = TrainConfig.from_dict(prev.get("base", {})).to_dict()
+        if json.loads(json.dumps(saved_base)) != json.loads(json.dumps(spec.base.to_dict())):
             raise UserError(
                 f"{saved} holds other base settings; use another --out or the same settings"
             )
