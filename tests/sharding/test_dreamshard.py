@@ -143,3 +143,28 @@ def test_default_model_ships_and_plans_unseen_tasks():
         plan = planner.plan(task)
         plan.validate(task)
         assert plan.planner == "dreamshard" and plan.estimated_cost_ms > 0
+
+
+def test_gymnasium_env_passes_the_checker_and_plays_episodes():
+    import gymnasium as gym  # a dev dependency: CI must have it
+    from gymnasium.utils.env_checker import check_env
+
+    from embedlab.sharding.dreamshard.gym_env import make_env
+
+    tasks = [_task(n=4, d=2, seed=1, name="a"), _task(n=6, d=2, seed=2, name="b")]
+    env = make_env(DreamShardModel(), tasks)
+    assert isinstance(env, gym.Env)
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=0)
+    assert obs["placement"].shape == (2, 6) and info["action_mask"].tolist() == [1, 1]
+    total, done, steps = 0.0, False, 0
+    while not done:
+        obs, reward, done, trunc, info = env.step(int(np.argmax(info["action_mask"])))
+        total += reward
+        steps += 1
+    assert steps == len(next(t for t in tasks if t.name == info["task"]).tables)
+    assert (
+        np.isfinite(total) and total != 0 and obs["placement"].sum() == steps
+    )  # minus the predicted cost
+    with pytest.raises(Exception, match="same number of devices"):
+        make_env(DreamShardModel(), [_task(n=4, d=2), _task(n=4, d=3)])

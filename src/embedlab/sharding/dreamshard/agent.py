@@ -158,7 +158,8 @@ def reinforce_loss(r: Rollout, entropy_coef: float = 1e-3) -> torch.Tensor:
 
 
 class EstimatedMDP:
-    """The estimated MDP of one task, one step at a time (``gymnasium``-style API)."""
+    """The estimated MDP of one task, one step at a time (``gymnasium``-style API; the real
+    ``gymnasium.Env`` over many tasks is :func:`embedlab.sharding.dreamshard.gym_env.make_env`)."""
 
     def __init__(self, model: DreamShardModel, task: Task) -> None:
         self.model, self.task = model, task
