@@ -41,6 +41,7 @@ from embedlab.sharding.dreamshard.train import (
 )  # noqa: E402
 from embedlab.sharding.generator import gen_tasks  # noqa: E402
 from embedlab.sharding.planners import Infeasible, get_planner  # noqa: E402
+from embedlab.sharding.search import HillClimbPlanner, HillClimbSettings  # noqa: E402
 
 HEURISTICS = (
     "random",
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--families", default=None, help="e.g. 50x4,20x4 (default: all six)")
     ap.add_argument("--torchrec", action="store_true", help="Also TorchRec's planner.")
+    ap.add_argument("--hill-climb-s", type=float, default=0.0,
+                    help="Also the measured hill-climb baseline with this many seconds per task (0: off).")  # fmt: skip
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--work", default="benchmarks/.work/dreamshard")
     ap.add_argument("--out", default="benchmarks/results/dreamshard.json")
@@ -107,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         bound_ratio: dict[str, list[float]] = {}
         plan_s: dict[str, list[float]] = {}
         mape: list[float] = []
+        seed_ratio: dict[str, list[float]] = {}
         for task in tasks:
             plans = {}
             for name in names:
@@ -119,6 +123,10 @@ def main(argv: list[str] | None = None) -> dict:
                     plans[f"dreamshard-s{seed}"] = planner.plan(task)
                 except Infeasible:
                     pass
+            if args.hill_climb_s > 0:  # its own meter: the evaluation below re-measures its plan afresh
+                hc_meter = CostMeter(MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=1000 + len(mape)),
+                                     comm=comms.get(d))  # fmt: skip
+                plans["hill_climb"] = HillClimbPlanner(hc_meter, HillClimbSettings(budget_s=args.hill_climb_s)).plan(task)
             meter = CostMeter(settings, comm=comms.get(d))
             costs = dict(zip(plans, meter.measure_plans(task, list(plans.values()))))
             singles = meter.single_table_costs(task)
@@ -129,6 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
             for k, c in costs.items():
                 key = "dreamshard" if k.startswith("dreamshard") else k
                 ratio.setdefault(key, []).append(c.total_ms / best_h)
+                if k.startswith("dreamshard"):
+                    seed_ratio.setdefault(k, []).append(c.total_ms / best_h)
                 bound_ratio.setdefault(key, []).append(c.total_ms / bound)
                 plan_s.setdefault(key, []).append(plans[k].planning_seconds)
                 if k.startswith("dreamshard"):
@@ -140,6 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
                                   "ratio_to_best_heuristic_sd": statistics.stdev(ratio[k]) if len(ratio[k]) > 1 else 0.0,
                                   "ratio_to_bound": statistics.fmean(bound_ratio[k]), "planning_s": statistics.fmean(plan_s[k])}  # fmt: skip
         row["cost_net_mape_on_eval_plans"] = statistics.fmean(mape) if mape else None
+        per_seed = {k: statistics.fmean(v) for k, v in sorted(seed_ratio.items())}
+        row["dreamshard_per_training_seed"] = per_seed
+        row["dreamshard_training_seed_sd"] = statistics.stdev(per_seed.values()) if len(per_seed) > 1 else 0.0
         results.append(row)
         ds = row["planners"].get("dreamshard", {})
         print(f"DLRM-{n} ({d}): dreamshard x{ds.get('ratio_to_best_heuristic', float('nan')):.3f} of best heuristic, "

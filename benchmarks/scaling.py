@@ -38,6 +38,8 @@ Usage::
     .venv/bin/python benchmarks/scaling.py --out benchmarks/results/scaling.json
     .venv/bin/python benchmarks/scaling.py --interaction-std 0.5 --max-cardinality 300 \
         --out benchmarks/results/scaling_interactions.json
+    .venv/bin/python benchmarks/scaling.py --rows 8388608 --sweeps data --lr-grid 0.01 \
+        --out benchmarks/results/scaling_data_8m.json     # the data-rich regime (lr from above)
     .venv/bin/python benchmarks/scaling.py --quick --out /tmp/scaling.json   # smoke test
 
 Runs are cached under ``--work`` (``embedlab.scaling.run_sweep``: finished runs are not

@@ -187,3 +187,9 @@ PLANNERS["torchrec"] = lambda: __import__(
 PLANNERS["dreamshard"] = lambda model=None: __import__(
     "embedlab.sharding.dreamshard.planner", fromlist=["DreamShardPlanner"]
 ).DreamShardPlanner(model)
+
+
+# A measured search baseline (times real kernels for 120 s per task on this machine).
+PLANNERS["hill_climb"] = lambda: __import__(
+    "embedlab.sharding.search", fromlist=["HillClimbPlanner"]
+).HillClimbPlanner()
