@@ -39,7 +39,13 @@ from embedlab.machine import describe  # noqa: E402
 from embedlab.sharding.comm import calibrate  # noqa: E402
 from embedlab.sharding.cost import STATISTICS, CostMeter, MeterSettings, lower_bound_from  # noqa: E402
 from embedlab.sharding.generator import gen_tasks  # noqa: E402
-from embedlab.sharding.planners import MODEL_PLANNERS, PLANNERS, Infeasible, get_planner  # noqa: E402
+from embedlab.sharding.planners import (  # noqa: E402
+    MEASURED_PLANNERS,
+    MODEL_PLANNERS,
+    PLANNERS,
+    Infeasible,
+    get_planner,
+)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
                     help="Only the re-measurement checks (run on an otherwise idle machine).")  # fmt: skip
     ap.add_argument("--out", default="benchmarks/results/sharding_baselines.json")
     args = ap.parse_args(argv)
-    planners = args.planners or [p for p in PLANNERS if p not in MODEL_PLANNERS]
+    planners = args.planners or [p for p in PLANNERS if p not in MODEL_PLANNERS | MEASURED_PLANNERS]
     settings = MeterSettings(
         batch_size=args.batch,
         repeats=args.repeats,

@@ -34,7 +34,13 @@ from embedlab.machine import describe  # noqa: E402
 from embedlab.sharding.comm import calibrate  # noqa: E402
 from embedlab.sharding.cost import CostMeter, MeterSettings  # noqa: E402
 from embedlab.sharding.generator import gen_tasks  # noqa: E402
-from embedlab.sharding.planners import MODEL_PLANNERS, PLANNERS, Infeasible, get_planner  # noqa: E402
+from embedlab.sharding.planners import (  # noqa: E402
+    MEASURED_PLANNERS,
+    MODEL_PLANNERS,
+    PLANNERS,
+    Infeasible,
+    get_planner,
+)
 from embedlab.sharding.types import Plan, Task  # noqa: E402
 
 
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
         "dreamshard", args.tables, args.devices, args.count, seed=args.seed, split="test"
     ):
         plans = []
-        for name in [p for p in PLANNERS if p not in MODEL_PLANNERS]:
+        for name in [p for p in PLANNERS if p not in MODEL_PLANNERS | MEASURED_PLANNERS]:
             try:
                 plans.append(get_planner(name).plan(task))
             except Infeasible:

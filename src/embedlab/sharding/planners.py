@@ -151,6 +151,8 @@ def register_planner(name: str, factory: Callable[..., Planner]) -> None:
 
 #: Planners that take a trained model (``model=`` folder); the others take no options.
 MODEL_PLANNERS = {"dreamshard"}
+#: Planners that time real kernels while planning (a budget of minutes per task).
+MEASURED_PLANNERS = {"hill_climb"}
 
 
 def get_planner(name: str, model: str | None = None) -> Planner:
