@@ -144,3 +144,23 @@ def test_other_base_settings_in_the_same_folder_are_refused(synth: Path, tmp_pat
     )
     with pytest.raises(UserError, match="other base settings"):
         run_sweep(other, tmp_path, show_progress=False)
+
+
+def test_runs_csv_flops_match_the_analytic_count(synth: Path, tmp_path: Path):
+    """The trainer's FLOP count (per step, current widths) equals the analytic DLRM count."""
+    from embedlab.data.registry import load_data
+    from embedlab.data.schema import pooling_factors
+    from embedlab.models.dlrm import model_config
+    from embedlab.scaling.flops import dlrm_flops
+
+    spec = SweepSpec("data", {"train_rows": (1024,)}, (0,), _spec(synth, {}).base)
+    (row,) = run_sweep(spec, tmp_path, show_progress=False)
+    data = load_data("synth", data_dir=str(synth))
+    names = data.schema.sparse_names
+    pf = pooling_factors(data.train.take(slice(0, 1024)), names)
+    per = dlrm_flops(
+        model_config("tiny"), data.schema.num_dense, len(names), [pf[n] for n in names]
+    ).train
+    assert row["flops_per_sample"] == pytest.approx(per) and row["train_flops"] == pytest.approx(
+        per * 1024
+    )

@@ -19,8 +19,13 @@ def test_hill_climb_never_gets_worse_than_its_start_and_stays_valid():
     plan.validate(task)
     start = meter.measure_plan(task, get_planner("size_lookup_greedy").plan(task)).total_ms
     assert plan.estimated_cost_ms <= start + 1e-12  # the same (cached) measurements
-    assert hc.last_trace == sorted(hc.last_trace, reverse=True) and hc.last_trace[0] == pytest.approx(start)
-    assert all(s.columns == task.table(s.table).dim for s in plan.shards) and plan.planner == "hill_climb"
+    assert hc.last_trace == sorted(hc.last_trace, reverse=True) and hc.last_trace[
+        0
+    ] == pytest.approx(start)
+    assert (
+        all(s.columns == task.table(s.table).dim for s in plan.shards)
+        and plan.planner == "hill_climb"
+    )
     assert meter.measurements > 2
 
 

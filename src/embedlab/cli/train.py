@@ -153,7 +153,7 @@ def train_cmd(
                               optimizer, lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed,
                               checkpoint_every, eval_every, tensorboard, threads, compile_dense,
                               optimizer_options, dense_optimizer)  # fmt: skip
-                cfg = _sizes(
+                cfg = _with_extras(
                     cfg, train_rows, hash_rows, scheme, sparsity, scheme_options, day, init_from
                 )
                 m = train_distributed(cfg, out, planner=planner, device_memory_gb=device_memory_gb,
@@ -175,7 +175,7 @@ def train_cmd(
     cfg = _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel, optimizer,
                   lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed, checkpoint_every,
                   eval_every, tensorboard, threads, compile_dense, optimizer_options, dense_optimizer)  # fmt: skip
-    cfg = _sizes(cfg, train_rows, hash_rows, scheme, sparsity, scheme_options, day, init_from)
+    cfg = _with_extras(cfg, train_rows, hash_rows, scheme, sparsity, scheme_options, day, init_from)
     metrics = run_train(cfg, out, show_progress=not no_progress)
     _summary(metrics, out)
 
@@ -214,10 +214,10 @@ def _config(data, data_dir, train, valid, test, max_ind_range, strict, model_siz
     return cfg
 
 
-def _sizes(cfg, train_rows: int | None, hash_rows: int | None, scheme: str = "dense",  # noqa: ANN001, ANN202
+def _with_extras(cfg, train_rows: int | None, hash_rows: int | None, scheme: str = "dense",  # noqa: ANN001, ANN202
            sparsity: float | None = None, scheme_options: str | None = None, day: int | None = None,
            init_from: Path | None = None):  # fmt: skip
-    """``cfg`` with the data-size and growth/pruning options set, validated."""
+    """``cfg`` with the data-size, recurring-training and growth/pruning options set, validated."""
     import dataclasses
 
     from embedlab.optim.registry import parse_options

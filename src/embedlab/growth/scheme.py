@@ -27,7 +27,7 @@ from embedlab.growth.structure import (
     shrink,
 )
 from embedlab.growth.structure import transplant_state as _transplant
-from embedlab.scaling.flops import interaction_flops, linear_flops
+from embedlab.scaling.flops import DLRMFlops, interaction_flops, linear_flops
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -37,9 +37,12 @@ def train_flops_per_sample(
 ) -> float:
     """Training FLOPs per sample of a DLRM at its current MLP widths (3x forward for the
     dense part, 2x for the embedding lookups; see :mod:`embedlab.scaling.flops`)."""
-    dense = linear_flops(mlp_widths(model, "bottom")) + linear_flops(mlp_widths(model, "top"))
-    dense += interaction_flops(num_tables, dim)
-    return 3.0 * dense + 2.0 * dim * float(sum(pooling))
+    return DLRMFlops(
+        bottom_mlp=linear_flops(mlp_widths(model, "bottom")),
+        embeddings=dim * float(sum(pooling)),
+        interaction=interaction_flops(num_tables, dim),
+        top_mlp=linear_flops(mlp_widths(model, "top")),
+    ).train
 
 
 class GrowthManager:
@@ -49,7 +52,10 @@ class GrowthManager:
                  flops: Callable[[nn.Module], float], seed: int = 0) -> None:  # fmt: skip
         self.schedule = schedule
         self.model = model
-        self.total = total
+        # sparse or dense for every step, computed once (the loop asks at every step)
+        self._sparse = [False] * total
+        for ph in schedule.phases(total):
+            self._sparse[ph.start : ph.end] = [ph.sparse] * (ph.end - ph.start)
         self.make_optimizer = make_optimizer
         self.flops = flops
         self.structure: Structure = full_structure(model, schedule.mlps)
@@ -95,7 +101,7 @@ class GrowthManager:
     ) -> tuple[torch.optim.Optimizer, dict[str, Any] | None]:
         """Prune or regrow if ``step`` starts a phase; returns the (maybe new) dense
         optimizer and a log record of the transition (None when nothing changed)."""
-        want = self.schedule.sparse_at(step, self.total)
+        want = self._sparse[step] if step < len(self._sparse) else False
         if want == self.structure.sparse:
             return optimizer, None
         self.phase_wall.append(self._open_phase(step))

@@ -200,18 +200,25 @@ def default_grid(axis: str, train_rows_available: int) -> dict[str, tuple[Any, .
 def run_row(rid: str, cfg: TrainConfig, metrics: dict[str, Any], data: CTRData) -> dict[str, Any]:
     """One ``runs.csv`` row: sizes, parameter counts, samples, FLOPs, quality, wall time."""
     model = model_config(cfg.model_size)
-    # hashing keeps every id present (ids mod rows), so pooling needs only the row limit
-    view = limit_train_rows(data, cfg.train_rows) if cfg.train_rows is not None else data
-    names = view.schema.sparse_names
-    pf = pooling_factors(view.train, names)
-    fl = dlrm_flops(model, view.schema.num_dense, len(names), [pf[n] for n in names])
     samples = int(metrics["train_samples"])
+    train_rows = cfg.train_rows if cfg.train_rows is not None else len(data.train)
+    if "train_flops" in metrics:  # counted by the trainer (same rules, embedlab.scaling.flops)
+        total_flops = float(metrics["train_flops"])
+    else:  # a run recorded before the trainer counted FLOPs
+        # hashing keeps every id present (ids mod rows), so pooling needs only the row limit
+        view = limit_train_rows(data, cfg.train_rows) if cfg.train_rows is not None else data
+        names = view.schema.sparse_names
+        pf = pooling_factors(view.train, names)
+        total_flops = (
+            dlrm_flops(model, view.schema.num_dense, len(names), [pf[n] for n in names]).train
+            * samples
+        )
     row: dict[str, Any] = {
         "run_id": rid, "seed": cfg.seed, "model_size": cfg.model_size,
         "embedding_dim": model.embedding_dim, "hash_rows": cfg.hash_rows or "",
-        "train_rows": len(view.train), "params_embedding": metrics["params_embedding"],
+        "train_rows": train_rows, "params_embedding": metrics["params_embedding"],
         "params_dense": metrics["params_dense"], "params_total": metrics["params_total"],
-        "train_samples": samples, "flops_per_sample": fl.train, "train_flops": fl.train * samples,
+        "train_samples": samples, "flops_per_sample": total_flops / max(samples, 1), "train_flops": total_flops,
         "bayes_test_ne": metrics.get("data_bayes_test_ne", ""),
     }  # fmt: skip
     for k in CSV_COLUMNS:

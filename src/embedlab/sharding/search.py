@@ -51,7 +51,9 @@ class HillClimbPlanner:
 
     name = "hill_climb"
 
-    def __init__(self, meter: CostMeter | None = None, settings: HillClimbSettings | None = None) -> None:
+    def __init__(
+        self, meter: CostMeter | None = None, settings: HillClimbSettings | None = None
+    ) -> None:
         self.meter = meter if meter is not None else CostMeter(MeterSettings())
         self.settings = settings or HillClimbSettings()
         self.last_trace: list[float] = []  # best cost after each accepted proposal
@@ -67,7 +69,9 @@ class HillClimbPlanner:
         devices = [0] * len(task.tables)
         for s in start.shards:
             if s.columns != task.table(s.table).dim:
-                raise UserError(f"hill-climb searches table-wise plans; {st.start!r} split table {s.table!r}")
+                raise UserError(
+                    f"hill-climb searches table-wise plans; {st.start!r} split table {s.table!r}"
+                )
             devices[index[s.table]] = s.device
         sizes = [t.size_bytes for t in task.tables]
 
@@ -85,7 +89,9 @@ class HillClimbPlanner:
         self.last_trace = [best]
         seen = {tuple(devices)}
         proposals = 0
-        while time.perf_counter() - t0 < st.budget_s and (st.max_proposals is None or proposals < st.max_proposals):
+        while time.perf_counter() - t0 < st.budget_s and (
+            st.max_proposals is None or proposals < st.max_proposals
+        ):
             proposals += 1
             cand = list(devices)
             mine = [i for i, d in enumerate(cand) if d == straggler]

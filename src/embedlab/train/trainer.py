@@ -343,14 +343,12 @@ def train(
     observe = getattr(opts[1], "observe", None) if len(opts) > 1 else None
     emb_params = model.embedding_parameters() if observe is not None else []
     fused = model.fused_optimizer()
-    pools = pooling_factors(data.train, schema.sparse_names)
-    dim = model_config(cfg.model_size).embedding_dim
-    growth = GrowthManager(cfg.growth_schedule(), model, 0, dense_optimizer_factory(cfg),
-                           lambda m: train_flops_per_sample(m, len(schema.sparse), dim, list(pools.values())),
-                           seed=cfg.seed)  # fmt: skip
     base_lr, base_elr = learning_rates(cfg)
     per_epoch, total = step_counts(cfg, len(data.train))
-    growth.total = total
+    pools = list(pooling_factors(data.train, schema.sparse_names).values())
+    dim = model_config(cfg.model_size).embedding_dim
+    growth = GrowthManager(cfg.growth_schedule(), model, total, dense_optimizer_factory(cfg),
+                           lambda m: train_flops_per_sample(m, len(schema.sparse), dim, pools), seed=cfg.seed)  # fmt: skip
 
     step, elapsed, loss_sum, loss_n = 0, 0.0, 0.0, 0
     if resume:
