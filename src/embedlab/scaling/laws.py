@@ -32,7 +32,7 @@ same way, seeded by a grid over the exponents with non-negative least squares fo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -253,15 +253,26 @@ def _fit_once(
     return _refine(u, y, p)
 
 
-def _resamples(x: np.ndarray, n_boot: int, seed: int, min_distinct: int) -> list[np.ndarray]:
+def _resamples(
+    n: int, n_boot: int, seed: int, ok: Callable[[np.ndarray], bool]
+) -> list[np.ndarray]:
+    """Up to ``n_boot`` case-bootstrap index sets of ``n`` runs that pass ``ok``."""
     rng = np.random.default_rng(seed)
     out, tries = [], 0
     while len(out) < n_boot and tries < 20 * n_boot:
         tries += 1
-        idx = rng.integers(0, x.size, x.size)
-        if np.unique(x[idx]).size >= min_distinct:
+        idx = rng.integers(0, n, n)
+        if ok(idx):
             out.append(idx)
     return out
+
+
+def _percentile_intervals(
+    cols: dict[str, np.ndarray], level: float
+) -> dict[str, tuple[float, float]]:
+    """Central ``level`` percentile interval of each bootstrap column."""
+    qs = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
+    return {k: tuple(float(v) for v in np.percentile(col, qs)) for k, col in cols.items()}
 
 
 def fit_power_law(
@@ -280,19 +291,16 @@ def fit_power_law(
     u = x / x_ref
     a, alpha, c = _fit_once(u, y)
     boot: list[tuple[float, float, float]] = []
-    for idx in _resamples(x, bootstrap, seed, 3):
+    for idx in _resamples(x.size, bootstrap, seed, lambda i: np.unique(x[i]).size >= 3):
         try:
-            boot.append(_fit_once(u[idx], y[idx], _profile_start(u[idx], y[idx])))
+            boot.append(_fit_once(u[idx], y[idx]))
         except (ValueError, np.linalg.LinAlgError):
             continue
     intervals: dict[str, tuple[float, float]] = {}
     if boot:
         b = np.asarray(boot)
-        lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
-        a_orig = b[:, 0] * x_ref ** b[:, 1]
-        for name, col in (("a", a_orig), ("alpha", b[:, 1]), ("c", b[:, 2])):
-            lo, hi = np.percentile(col, [lo_q, hi_q])
-            intervals[name] = (float(lo), float(hi))
+        cols = {"a": b[:, 0] * x_ref ** b[:, 1], "alpha": b[:, 1], "c": b[:, 2]}
+        intervals = _percentile_intervals(cols, level)
     pred = power_law(u, a, alpha, c)
     return PowerLawFit(
         a_ref=a, alpha=alpha, c=c, x_ref=x_ref, n=int(x.size), x_name=x_name, y_name=y_name,
@@ -422,24 +430,16 @@ def fit_joint(
     d_ref = float(np.exp(np.mean(np.log(d_arr))))
     un, ud = n_arr / n_ref, d_arr / d_ref
     p = _joint_once(un, ud, y_arr)
-    rng = np.random.default_rng(seed)
-    boot = []
-    tries = 0
-    while len(boot) < bootstrap and tries < 20 * bootstrap:
-        tries += 1
-        idx = rng.integers(0, y_arr.size, y_arr.size)
-        if np.unique(n_arr[idx]).size < 2 or np.unique(d_arr[idx]).size < 2:
-            continue
-        boot.append(_joint_once(un[idx], ud[idx], y_arr[idx]))
+    both = lambda i: np.unique(n_arr[i]).size >= 2 and np.unique(d_arr[i]).size >= 2  # noqa: E731
+    boot = [
+        _joint_once(un[i], ud[i], y_arr[i]) for i in _resamples(y_arr.size, bootstrap, seed, both)
+    ]
     intervals: dict[str, tuple[float, float]] = {}
     if boot:
         b = np.asarray(boot)
-        lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
         cols = {"a": b[:, 0] * n_ref ** b[:, 1], "alpha": b[:, 1], "b": b[:, 2] * d_ref ** b[:, 3],
                 "beta": b[:, 3], "c": b[:, 4]}  # fmt: skip
-        for name, col in cols.items():
-            lo, hi = np.percentile(col, [lo_q, hi_q])
-            intervals[name] = (float(lo), float(hi))
+        intervals = _percentile_intervals(cols, level)
     pred = joint_law(un, ud, *p)
     return JointFit(
         a_ref=p[0], alpha=p[1], b_ref=p[2], beta=p[3], c=p[4], n_ref=n_ref, d_ref=d_ref,
