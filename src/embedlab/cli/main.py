@@ -21,12 +21,13 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from embedlab.cli import data, pu, reproduce, scaling, shard, train
+    from embedlab.cli import data, online, pu, reproduce, scaling, shard, train
 
     app.add_typer(data.app, name="data")
     app.add_typer(shard.app, name="shard")
     app.add_typer(pu.app, name="pu")
     app.add_typer(scaling.app, name="scaling")
+    app.add_typer(online.app, name="online")
     app.command("train")(train.train_cmd)
     app.command("reproduce")(reproduce.reproduce_cmd)
 

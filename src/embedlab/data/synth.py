@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.special import xlogy
 
 from embedlab.data.criteo import (
     KAGGLE_CARDINALITIES,
@@ -187,8 +188,11 @@ class Teacher:
         return raw, ids
 
     def _parts(
-        self, raw: np.ndarray, ids: np.ndarray, delta: float
+        self, raw: np.ndarray, ids: np.ndarray, delta: float, angle: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
+        # Drift: theta + delta * D, or, with ``angle``, the rotation
+        # cos(angle) * theta + sin(angle) * D (which keeps the teacher's scale).
+        a, b = (1.0, delta) if angle is None else (math.cos(angle), math.sin(angle))
         x = np.log1p(np.maximum(raw, 0)).astype(np.float64)
         w1, b1, w2, wl, _ = self.mlp
         h = np.tanh(x @ w1 + b1)
@@ -200,8 +204,8 @@ class Teacher:
             col = ids[:, f]
             present = col >= 0
             safe = np.where(present, col, 0)
-            wf = self.w[f][safe] + delta * self.dw[f][safe]
-            ef = self.emb[f][safe] + delta * self.demb[f][safe]
+            wf = a * self.w[f][safe] + b * self.dw[f][safe]
+            ef = a * self.emb[f][safe] + b * self.demb[f][safe]
             wf = np.where(present, wf, 0.0)
             ef = np.where(present[:, None], ef, 0.0)
             lin = lin + wf
@@ -226,9 +230,11 @@ class Teacher:
                 hi = mid
         self.b0 = (lo + hi) / 2 - self.lin_scale * lin.mean() - self.int_scale * inter.mean()
 
-    def probability(self, raw: np.ndarray, ids: np.ndarray, delta: float = 0.0) -> np.ndarray:
-        """True click probability of each row."""
-        lin, inter = self._parts(raw, ids, delta)
+    def probability(
+        self, raw: np.ndarray, ids: np.ndarray, delta: float = 0.0, angle: float | None = None
+    ) -> np.ndarray:
+        """True click probability of each row (``angle``: rotated drift, see ``_parts``)."""
+        lin, inter = self._parts(raw, ids, delta, angle)
         return _sigmoid(self.b0 + self.lin_scale * lin + self.int_scale * inter)
 
     def delta(self, day: int) -> float:
@@ -277,7 +283,7 @@ def bayes_metrics(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
         "auc": auc(y, p),
         "logloss": ll,
         "ne": normalized_entropy(y, p),
-        "expected_logloss": float(np.mean(-(p * np.log(p) + (1 - p) * np.log1p(-p)))),
+        "expected_logloss": float(np.mean(-xlogy(p, p) - xlogy(1 - p, 1 - p))),
         "ctr": float(y.mean()),
     }
 

@@ -75,6 +75,7 @@ EXPERIMENT_MODULES = [
     "embedlab.experiments.pu",
     "embedlab.experiments.scaling",
     "embedlab.experiments.growth",
+    "embedlab.experiments.online",
 ]
 
 
