@@ -9,7 +9,7 @@ period before it sees it, then updated. Data:
   50,000 rows, the teacher rotating ``smooth``-ly (3 rad over the stream), ``abrupt``-ly
   (1 rad at the middle period) or ``periodic``-ally (amplitude 1 rad, two cycles); the
   Bayes limit of every period is exact;
-* MovieLens-100k in calendar weeks (31 periods).
+* MovieLens-100k in calendar weeks (32 periods).
 
 Hyperparameters (Adagrad lr 0.03, one epoch per period, two on period 0, tiny DLRM;
 FGD: linear generator, 3 lags, scale 1, 3 meta steps on 20% of the period; extrapolate

@@ -56,6 +56,11 @@ def test_generator_ignores_all_zero_tensors() -> None:
 def test_options_parse_and_errors() -> None:
     cfg = FGDConfig.from_options({"lags": 2.0, "gate": "false", "generator": "mlp", "scale": "1.5"})
     assert (cfg.lags, cfg.gate, cfg.generator, cfg.scale) == (2, False, "mlp", 1.5)
+    assert FGDConfig.from_options({"gate": 1.0}).gate is True
+    assert FGDConfig.from_options({"gate": 0.0}).gate is False
+    for bad in ({"lags": 2.7}, {"lags": float("inf")}, {"scale": float("nan")}, {"meta_lr": "x"}):
+        with pytest.raises(UserError, match="bad value"):
+            FGDConfig.from_options(bad)
     with pytest.raises(UserError, match="takes no option"):
         FGDConfig.from_options({"lag": 2})
     with pytest.raises(UserError, match="bad value"):

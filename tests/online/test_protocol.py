@@ -32,7 +32,13 @@ def test_run_writes_per_period_lines_and_means(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "strategy,opts", [("fgd", {"lags": 2, "gate": False}), ("recency-weighted", {})]
+    "strategy,opts",
+    [
+        ("fgd", {"lags": 2, "gate": False}),
+        ("fgd", {"lags": 1}),
+        ("recency-weighted", {}),
+        ("extrapolate", {}),
+    ],
 )
 def test_resume_after_a_crash_ends_like_an_uninterrupted_run(
     tmp_path: Path, strategy: str, opts: dict
@@ -41,11 +47,29 @@ def test_resume_after_a_crash_ends_like_an_uninterrupted_run(
     full = run_online(cfg, tmp_path / "full", show_progress=False)
     assert run_online(cfg, tmp_path / "crash", show_progress=False, stop_after=3) == {}
     assert not (tmp_path / "crash" / "metrics.json").exists()
+    # A crash after the lines of period 3 were written but before its checkpoint.
+    lines = tmp_path / "crash" / "periods.jsonl"
+    lines.write_text(lines.read_text() + json.dumps({"period": 3, "ne": -1.0, "auc": 0.0}) + "\n")
     resumed = run_online(cfg, tmp_path / "crash", show_progress=False)
     assert resumed["mean_next_period_ne"] == full["mean_next_period_ne"]
     assert [r["ne"] for r in read_periods(tmp_path / "crash")] == [
         r["ne"] for r in read_periods(tmp_path / "full")
     ]
+
+
+def test_a_refused_config_leaves_the_folder_usable(tmp_path: Path) -> None:
+    bad = OnlineConfig(strategy="fgd", strategy_options={"lags": 1.5}, drift=DRIFT)
+    with pytest.raises(UserError, match="fgd option lags"):
+        run_online(bad, tmp_path / "r", show_progress=False)
+    assert not (tmp_path / "r" / "config.json").exists()
+    run_online(OnlineConfig(strategy="fgd", drift=DRIFT), tmp_path / "r", show_progress=False)
+
+
+def test_one_class_periods_give_nan_auc_not_a_crash() -> None:
+    from embedlab.online.protocol import summarize
+
+    m = summarize([{"period": 1, "auc": float("nan"), "ne": 1.0, "logloss": 0.1}])
+    assert np.isnan(m["mean_next_period_auc"]) and m["mean_next_period_ne"] == 1.0
 
 
 def test_another_config_in_the_same_folder_is_refused(tmp_path: Path) -> None:
@@ -75,7 +99,8 @@ def test_cli_runs_several_strategies_and_plots_them(tmp_path: Path, capsys) -> N
     ).exists()
     code, _, err = run(["online", "plot", tmp_path / "o" / "batch-update", tmp_path / "o" / "extrapolate",
                         "--out", tmp_path / "p.png"], capsys)  # fmt: skip
-    assert code == 0, err and (tmp_path / "p.png").exists()
+    assert code == 0, err
+    assert (tmp_path / "p.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize(
@@ -85,6 +110,14 @@ def test_cli_runs_several_strategies_and_plots_them(tmp_path: Path, capsys) -> N
         (["--strategy", "fgd", "--strategy-options", "bogus=1"], "takes no option"),
         (["--drift", "wobbly"], "unknown drift"),
         (["--data", "criteo"], "unknown online data"),
+        (["--seed", "-1"], "seed must be"),
+        (["--threads", "0"], "threads must be"),
+        (["--strategy", "recency-weighted", "--strategy-options", "window=inf"], "bad value"),
+        (["--strategy", "fgd", "--strategy-options", "meta_lr=nan"], "bad value"),
+        (
+            ["--strategy", "fgd", "--strategy-options", "lags"],
+            "strategy option 'lags' is not KEY=VALUE",
+        ),
     ],
 )
 def test_cli_mistakes_end_in_one_line_and_exit_2(

@@ -57,8 +57,10 @@ def test_fgd_trains_exactly_like_batch_update_and_deploys_a_moved_model(stream) 
             moved.append(
                 max(float((d - p).abs().max()) for d, p in zip(dep, fgd_l.params, strict=True))
             )
-        if t >= 3:
-            assert "forecast_gain" in st.info and st.rows > 0
+        if t >= 3:  # meta steps from the first complete pair on
+            assert st.rows > st.steps * 256
+        # The served step is scored once the generator is no longer zero (untrained).
+        assert ("forecast_gain" in st.info) == (t >= 4)
     assert moved[0] == 0.0  # the generator starts at zero: the first deployment is BU's
     assert max(moved[1:]) > 0  # after meta steps it moves the served model
 
@@ -100,3 +102,10 @@ def test_static_does_nothing_and_recency_weights_recent_rows(stream) -> None:
         lr, stream, 4, 1, 0
     )
     assert st.rows == (3600 // 256) * 256
+    preds = []
+    for decay in (1.0, 0.5, 0.5):
+        other = Learner(stream.schema, seed=0)
+        strat = make_strategy("recency-weighted", {"window": 3, "decay": decay}, other, 0)
+        strat.update(other, stream, 4, 1, 0)
+        preds.append(other.predict(stream.periods[5]))
+    assert np.array_equal(preds[1], preds[2]) and not np.allclose(preds[0], preds[1])

@@ -73,16 +73,21 @@ def run_cmd(
     for n in names:
         if n not in strategy_names():
             raise UserError(f"unknown strategy {n!r}; valid: {', '.join(strategy_names())}")
-    opts = parse_options(strategy_options)
+    opts = parse_options(strategy_options, "strategy option")
     if opts and len(names) > 1:
         raise UserError("--strategy-options applies to one strategy; run them one at a time")
     data_options = {"data_dir": str(data_dir)} if data_dir is not None else {}
     if data_dir is not None and data != "movielens":
         raise UserError("--data-dir is for --data movielens")
+    if data == "synth":
+        drift_cfg = DriftConfig(
+            periods=periods, rows=rows, drift=drift, drift_scale=drift_scale, cap=cap, seed=seed
+        )
+    else:
+        drift_cfg = DriftConfig()  # not used (and not recorded) for timestamped data
     cfgs = [
         OnlineConfig(
-            data=data, strategy=n, strategy_options=opts, period=period,
-            drift=DriftConfig(periods=periods, rows=rows, drift=drift, drift_scale=drift_scale, cap=cap, seed=seed),
+            data=data, strategy=n, strategy_options=opts, period=period, drift=drift_cfg,
             data_options=data_options, model_size=model_size, optimizer=optimizer, lr=lr, epochs=epochs,
             warmup_epochs=warmup_epochs, batch_size=batch_size, seed=seed, threads=threads,
         )

@@ -52,7 +52,8 @@ is our reconstruction of exactly that, with every choice named.
 
 **Cost** per period over batch update: ``meta_steps`` gradient passes over ``meta_fraction``
 of the period (forward and backward, no optimizer step, large batches: 0.6 of an epoch by
-default), two forward passes over the period for the gate, a generator step (tiny), and ``K`` + 1 parameter-sized tensors in memory.
+default), two forward passes over the period for the gate, a generator step (tiny), and ``K`` + 2 parameter-sized tensors in memory (the last
+``K`` updates, the base of the pending pair and the served parameters).
 
 **What the paper's gradient-variation view maps to**: under a smooth drift the updates
 ``u_t`` of batch update keep pointing the way the optimum moves, and batch update lags it;
@@ -62,6 +63,7 @@ curvature, e.g. a sine's turning points) the next period's optimum lies.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -98,8 +100,10 @@ class FGDConfig:
                 raise UserError(f"fgd option {name} must be >= 1, got {getattr(self, name)}")
         if self.meta_steps < 0:
             raise UserError(f"fgd option meta_steps must be >= 0, got {self.meta_steps}")
-        if self.meta_lr <= 0 or self.scale < 0:
-            raise UserError("fgd: meta_lr must be > 0 and scale >= 0")
+        if not (self.meta_lr > 0 and math.isfinite(self.meta_lr)) or not 0 <= self.scale < math.inf:
+            raise UserError(
+                "fgd: meta_lr must be a finite number > 0 and scale a finite number >= 0"
+            )
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> FGDConfig:
@@ -109,29 +113,37 @@ class FGDConfig:
             raise UserError(
                 f"fgd takes no option {', '.join(bad)}; valid: {', '.join(sorted(known))}"
             )
-        out: dict[str, Any] = {}
-        for k, v in options.items():
-            default = getattr(cls(), k)
-            try:
-                if isinstance(default, bool):
-                    if isinstance(v, bool):
-                        out[k] = v
-                    elif str(v).lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                        out[k] = str(v).lower() in ("1", "true", "yes", "on")
-                    else:
-                        raise ValueError
-                elif isinstance(default, int):
-                    out[k] = int(v)
-                elif isinstance(default, float):
-                    out[k] = float(v)
-                else:
-                    out[k] = str(v)
-            except (TypeError, ValueError):
-                raise UserError(f"fgd option {k}: bad value {v!r}") from None
-        return cls(**out)
+        base = cls()
+        return cls(**{k: option_value("fgd", k, v, getattr(base, k)) for k, v in options.items()})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_TRUE, _FALSE = ("1", "1.0", "true", "yes", "on"), ("0", "0.0", "false", "no", "off")
+
+
+def option_value(owner: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` (a string or a number from ``--strategy-options``) as the type of
+    ``default``: booleans from true/false/yes/no/on/off/1/0, integers only from whole
+    numbers, floats only finite; anything else is a :class:`UserError`."""
+    bad = UserError(f"{owner} option {key}: bad value {value!r}")
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise bad
+    if isinstance(default, (int, float)):
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise bad from None
+        if not math.isfinite(f) or (isinstance(default, int) and not f.is_integer()):
+            raise bad
+        return int(f) if isinstance(default, int) else f
+    return str(value)
 
 
 class CoordinateGenerator(nn.Module):

@@ -1,16 +1,15 @@
-"""The model being trained online and the three things every strategy does with it:
-train on rows (optionally weighted, optionally with an extra gradient term), predict, and
-measure the mean gradient of a period.
+"""The model being trained online and the three things strategies do with it: train on
+rows (optionally weighted), predict and measure the mean gradient of a period, each at the
+model's own parameters or at any other parameters of the same shapes (FGD serves, scores
+and meta-trains on parameters it does not train).
 
 The model is the project's DLRM (:class:`embedlab.models.dlrm.DLRM`) on the ``dense``
 embedding kernel: embedding tables get dense gradients like every other parameter, so a
-forecast gradient can be added to any parameter the same way. Tables are small in the
-online setting (thousands of rows), which keeps this cheap; see ``OnlineConfig.cap``.
+period's update or gradient is one tensor per parameter. Tables are small in the online
+setting (hundreds to thousands of rows, ``DriftConfig.cap``), which keeps this cheap.
 
 Optimizers (all over every parameter, one learning rate): ``adagrad`` (default; the usual
-choice for recommendation embeddings), ``sgd`` and ``adam``. With ``adam`` a small added
-gradient term on a coordinate that has no data gradient becomes a full-size step (Adam
-normalizes per coordinate), so FGD is best run with ``adagrad`` or ``sgd``.
+choice for recommendation embeddings), ``sgd`` and ``adam``.
 """
 
 from __future__ import annotations
@@ -111,21 +110,14 @@ class Learner:
         *,
         seed: int,
         weights: np.ndarray | None = None,
-        extra_grad: Sequence[torch.Tensor] | None = None,
-        extra_scale: float = 1.0,
     ) -> TrainStats:
-        """``epochs`` shuffled passes (order a pure function of ``(seed, epoch)``).
-
-        ``weights``: per-row loss weights (the batch loss is their weighted mean);
-        ``extra_grad``: one tensor per parameter added, times ``extra_scale``, to every
-        step's gradient (a linear term ``extra_scale * <extra_grad, theta>`` in the loss).
-        """
+        """``epochs`` shuffled passes (order a pure function of ``(seed, epoch)``);
+        ``weights``: per-row loss weights (the batch loss is their weighted mean)."""
         stats = TrainStats()
         n = len(arrays)
         if n == 0 or epochs <= 0:
             return stats
         bs = min(self.batch_size, n)
-        params = self.params
         self.model.train()
         for epoch in range(epochs):
             order = epoch_order(n, seed, epoch)
@@ -142,9 +134,6 @@ class Learner:
                     ).sum() / w.sum()
                 self.optimizer.zero_grad(set_to_none=False)
                 loss.backward()
-                if extra_grad is not None:
-                    for p, g in zip(params, extra_grad, strict=True):
-                        p.grad.add_(g, alpha=extra_scale)
                 self.optimizer.step()
                 stats.rows += len(idx)
                 stats.steps += 1

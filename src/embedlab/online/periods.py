@@ -20,7 +20,7 @@ oldest first. Two sources:
   default (the benchmark uses 3 for smooth drift: at 1 its per-period rotation, 0.034
   rad, costs batch update under 0.01 NE).
 * :func:`movielens_stream`: MovieLens-100k (1997-09-20 to 1998-04-22) cut into calendar
-  weeks (from the Monday on or before the first rating; 31 weeks) or 30-day months. The
+  weeks (from the Monday on or before the first rating; 32 weeks) or 30-day months. The
   label and features are those of :mod:`embedlab.data.movielens`, with the six causal
   history features; their smoothing priors come from the *first period only* (so no row
   uses a constant estimated on later data). Periods with fewer than ``min_rows`` ratings are
@@ -210,6 +210,8 @@ def movielens_stream(
     min_rows: int = 200,
 ) -> PeriodStream:
     """MovieLens-100k in time-ordered periods (see the module docstring)."""
+    if min_rows < 1:
+        raise UserError(f"min_rows must be >= 1, got {min_rows}")
     from embedlab.data import movielens as ml
 
     folder = ml.check_folder(data_dir) if data_dir is not None else ml.fetch_movielens(cache_root)

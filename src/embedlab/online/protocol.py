@@ -14,6 +14,7 @@ would (training order is a pure function of ``(seed, period, epoch)``).
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -56,6 +57,18 @@ class OnlineConfig:
             raise UserError(f"unknown online data {self.data!r}; valid: {', '.join(DATASETS)}")
         if self.epochs < 1 or self.warmup_epochs < 1:
             raise UserError("epochs and warmup epochs must be >= 1")
+        if self.seed < 0:
+            raise UserError(f"seed must be >= 0, got {self.seed}")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"threads must be >= 1, got {self.threads}")
+        if self.batch_size < 1:
+            raise UserError(f"batch size must be >= 1, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UserError(f"learning rate must be a finite number > 0, got {self.lr}")
+        allowed = {"movielens": {"data_dir", "cache_root", "min_rows"}, "synth": set()}[self.data]
+        bad = sorted(set(self.data_options) - allowed)
+        if bad:
+            raise UserError(f"{self.data} takes no data option {', '.join(bad)}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -95,7 +108,11 @@ def evaluate(
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Means over the evaluated periods (``nan`` AUCs of one-class periods are skipped)."""
-    mean = lambda k: statistics.fmean(v for r in records if (v := r.get(k)) is not None and v == v)  # noqa: E731
+
+    def mean(k: str) -> float:
+        vals = [v for r in records if (v := r.get(k)) is not None and v == v]
+        return statistics.fmean(vals) if vals else math.nan
+
     out: dict[str, Any] = {
         "periods_evaluated": len(records),
         "mean_next_period_auc": mean("auc"),
@@ -136,13 +153,13 @@ def run_online(
         old = read_json(cfg_path)
         if _comparable(old) != _comparable(cfg.to_dict()):
             raise UserError(f"{outdir} holds a run with another config; use a new --out")
-    write_json(cfg_path, cfg.to_dict())
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     stream = stream if stream is not None else cfg.stream()
     learner = Learner(stream.schema, model_size=cfg.model_size, optimizer=cfg.optimizer, lr=cfg.lr,
                       batch_size=cfg.batch_size, seed=cfg.seed)  # fmt: skip
     strategy = make_strategy(cfg.strategy, cfg.strategy_options, learner, cfg.seed)
+    write_json(cfg_path, cfg.to_dict())  # only once everything above was accepted
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     records: list[dict[str, Any]] = []
     next_t = 0
     if state_path.exists():
@@ -179,10 +196,12 @@ def run_online(
             rec.update(update_rows=up.rows, update_steps=up.steps,
                        update_wall_s=time.perf_counter() - t0, **up.info)  # fmt: skip
         records.append(rec)
-        save_checkpoint(state_path, {"learner": learner.state_dict(), "strategy": strategy.state_dict(),
-                                     "next_period": t + 1})  # fmt: skip
+        # Lines first, then the checkpoint: a crash in between leaves a line the resumed
+        # run drops (it redoes that period); the other order would lose the line.
         with atomic_open(lines_path) as f:
             f.write("".join(json.dumps(r) + "\n" for r in records))
+        save_checkpoint(state_path, {"learner": learner.state_dict(), "strategy": strategy.state_dict(),
+                                     "next_period": t + 1})  # fmt: skip
         bar.update(1)
         if t > 0:
             bar.set_postfix(ne=f"{rec['ne']:.4f}")

@@ -32,7 +32,7 @@ import torch
 
 from embedlab.data.schema import CTRArrays
 from embedlab.errors import UserError, unknown_name
-from embedlab.online.fgd import FGDConfig, FutureStepGenerator
+from embedlab.online.fgd import FGDConfig, FutureStepGenerator, option_value
 from embedlab.online.learner import Learner, TrainStats
 from embedlab.online.periods import PeriodStream
 from embedlab.train.metrics import logloss
@@ -95,13 +95,7 @@ def _take_options(name: str, options: dict[str, Any], defaults: dict[str, Any]) 
     if bad:
         valid = ", ".join(defaults) or "none"
         raise UserError(f"{name} takes no option {', '.join(bad)}; valid: {valid}")
-    out = dict(defaults)
-    for k, v in options.items():
-        try:
-            out[k] = type(defaults[k])(v)
-        except (TypeError, ValueError):
-            raise UserError(f"{name} option {k}: bad value {v!r}") from None
-    return out
+    return {**defaults, **{k: option_value(name, k, v, defaults[k]) for k, v in options.items()}}
 
 
 class _Stateless:
@@ -200,16 +194,13 @@ class FGD:
         if self.window is not None and self.base is not None:
             # The pair (t-1 -> t) is complete: score the forecast, then learn from it.
             y = data.labels.astype(np.float64)
-            with_step = learner.predict(
-                data,
-                [
-                    b + cfg.scale * s
-                    for b, s in zip(self.base, self.gen.step(self.window), strict=True)
-                ],
-            )
-            gain = logloss(y, learner.predict(data)) - logloss(y, with_step)
-            self.gains.append(gain)
-            info["forecast_gain"] = gain
+            with torch.no_grad():
+                step = self.gen.step(self.window)
+            if any(bool(s.any()) for s in step):  # a zero step (untrained) has no gain
+                moved = [b + cfg.scale * s for b, s in zip(self.base, step, strict=True)]
+                gain = logloss(y, learner.predict(data)) - logloss(y, learner.predict(data, moved))
+                self.gains.append(gain)
+                info["forecast_gain"] = gain
             rows = max(1, round(cfg.meta_fraction * len(data)))
             for k in range(cfg.meta_steps):
 
@@ -263,7 +254,7 @@ class Extrapolate:
     name = "extrapolate"
 
     def __init__(self, c: float) -> None:
-        if c < 0:
+        if not c >= 0:
             raise UserError(f"extrapolate: c must be >= 0, got {c}")
         self.c = c
         self.deploy: list[torch.Tensor] | None = None
@@ -326,7 +317,7 @@ def _extrapolate(options: dict[str, Any], learner: Learner, seed: int) -> Strate
 
 
 @register_strategy(
-    "fgd", "Future Gradient Descent: train with a forecast of the next period's gradient"
+    "fgd", "Future Gradient Descent: serve the model moved by a learned forecast of the next step"
 )
 def _fgd(options: dict[str, Any], learner: Learner, seed: int) -> Strategy:
     return FGD(FGDConfig.from_options(options), learner, seed)

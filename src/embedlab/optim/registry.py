@@ -191,7 +191,7 @@ OPTIMIZERS["fa-sgd"] = OptimizerSpec(
 )  # fmt: skip
 
 
-def parse_options(text: str | None) -> dict[str, Any]:
+def parse_options(text: str | None, what: str = "optimizer option") -> dict[str, Any]:
     """``"a=1,b=x"`` → ``{"a": 1.0, "b": "x"}`` (numbers as floats; empty → ``{}``)."""
     out: dict[str, Any] = {}
     for part in (text or "").split(","):
@@ -199,7 +199,7 @@ def parse_options(text: str | None) -> dict[str, Any]:
         if not part:
             continue
         if "=" not in part:
-            raise UserError(f"optimizer option {part!r} is not KEY=VALUE")
+            raise UserError(f"{what} {part!r} is not KEY=VALUE")
         k, v = (x.strip() for x in part.split("=", 1))
         try:
             out[k] = float(v)
