@@ -49,7 +49,7 @@ def run_cmd(
         "tiny", "--model-size", help="tiny, small, kaggle or DIM:BOTTOM:TOP."
     ),
     optimizer: str = typer.Option("adagrad", "--optimizer", help="adagrad, sgd or adam."),
-    lr: float = typer.Option(0.03, "--lr"),
+    lr: float = typer.Option(0.1, "--lr", help="Adagrad learning rate (0.1: chosen on validation)."),
     epochs: int = typer.Option(1, "--epochs", help="Passes over each new period."),
     warmup_epochs: int = typer.Option(2, "--warmup-epochs", help="Passes over period 0."),
     batch_size: int = typer.Option(256, "--batch-size"),

@@ -45,7 +45,7 @@ class OnlineConfig:
     data_options: dict[str, Any] = field(default_factory=dict)
     model_size: str = "tiny"
     optimizer: str = "adagrad"
-    lr: float = 0.03
+    lr: float = 0.1
     epochs: int = 1
     warmup_epochs: int = 2
     batch_size: int = 256
