@@ -185,7 +185,7 @@ def test_shard_train_dreamshard_and_plan_with_model(tmp_path, capsys):
         [
             "shard",
             "train",
-            "autoshard",
+            "neuroshard",
             "--tasks",
             str(tmp_path / "tasks.json"),
             "--out",
@@ -194,3 +194,23 @@ def test_shard_train_dreamshard_and_plan_with_model(tmp_path, capsys):
         capsys,
     )
     assert code == 2 and "unknown learned planner" in err
+
+
+@pytest.mark.parametrize("planner", ["autoshard", "neuroshard"])
+def test_learned_planners_plan_with_their_shipped_models(tmp_path, capsys, planner):
+    tasks = [
+        Task("m", 4, 10**9, 64, tuple(Table(f"m{i}", 400 + 70 * i, 16, 4.0, 4) for i in range(12)))
+    ]
+    save_tasks(tmp_path / "tasks.json", tasks)
+    code, out, err = run(["shard", "plan", "--tasks", str(tmp_path / "tasks.json"), "--planner", planner,
+                          "--out", str(tmp_path / "p.json")], capsys)  # fmt: skip
+    assert code in (0, None), err
+    assert f"by {planner}" in out
+
+
+def test_shard_pretrain_user_errors(tmp_path, capsys):
+    base = ["shard", "pretrain", "neuroshard", "--out", str(tmp_path / "n")]
+    code, _, err = run([*base, "--device-counts", "1,4"], capsys)
+    assert code == 2 and "--device-counts" in err
+    code, _, err = run(["shard", "pretrain", "dreamshard", "--out", str(tmp_path / "n")], capsys)
+    assert code == 2 and "unknown pre-trained planner" in err

@@ -72,5 +72,5 @@ def test_ties_go_to_less_memory_then_lowest_index():
 
 
 def test_unknown_planner():
-    with pytest.raises(UserError, match="valid: dim_greedy"):
+    with pytest.raises(UserError, match="valid: .*dim_greedy.*neuroshard"):
         get_planner("clever")

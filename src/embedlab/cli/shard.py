@@ -333,7 +333,7 @@ def _print_run(doc: dict) -> None:
 
 @app.command("train")
 def train_cmd(
-    algorithm: str = typer.Argument(..., help="dreamshard"),
+    algorithm: str = typer.Argument(..., help="dreamshard or autoshard"),
     tasks: Path = typer.Option(..., "--tasks", help="Training tasks (embedlab.sharding-tasks/v1)."),
     out: Path = typer.Option(..., "--out", help="Run folder; the model is written to OUT/model."),
     iterations: int = typer.Option(10, "--iterations"),
@@ -359,16 +359,80 @@ def train_cmd(
     from embedlab.sharding.dreamshard.train import TrainSettings, train_dreamshard
     from embedlab.sharding.types import load_tasks
 
-    if algorithm != "dreamshard":
-        raise unknown_name("learned planner", algorithm, ("dreamshard",))
+    if algorithm not in ("dreamshard", "autoshard"):
+        raise unknown_name("learned planner", algorithm, ("dreamshard", "autoshard"))
     if iterations < 1 or rollout_tasks < 1:
         raise UserError("--iterations and --rollout-tasks must be >= 1")
     ts = load_tasks(tasks)
+    meta = {"command": " ".join(["embedlab", *map(shlex.quote, sys.argv[1:])]), "seed": seed, "tasks": str(tasks),
+            "comm": None if comm is None else CommModel.load(comm).to_json()}  # fmt: skip
+    if algorithm == "autoshard":
+        from embedlab.sharding.autoshard.train import TrainSettings as ASettings
+        from embedlab.sharding.autoshard.train import train_autoshard
+
+        meter = CostMeter(MeterSettings(batch_size=batch_size, repeats=repeats, seed=seed))
+        asettings = ASettings(
+            iterations=iterations, rollout_tasks=rollout_tasks, measure_budget_s=budget_s, seed=seed
+        )
+        train_autoshard(ts, out, meter, asettings, resume=resume, meta=meta)
+        typer.echo(f"AutoShard trained -> {out}/model")
+        return
     meter = CostMeter(MeterSettings(batch_size=batch_size, repeats=repeats, seed=seed),
                       comm=CommModel.load(comm) if comm else None, budget_s=budget_s)  # fmt: skip
     settings = TrainSettings(iterations=iterations, rollout_tasks=rollout_tasks, seed=seed)
-    meta = {"command": " ".join(["embedlab", *map(shlex.quote, sys.argv[1:])]), "seed": seed, "tasks": str(tasks),
-            "comm": None if comm is None else CommModel.load(comm).to_json()}  # fmt: skip
     model = train_dreamshard(ts, out, meter, settings, resume=resume, meta=meta)
     typer.echo(f"DreamShard trained ({model.meta.get('iterations')} iterations, {model.meta.get('samples')} measured plans, "
                f"{model.meta.get('measure_s', 0):.0f}s measuring) -> {out}/model")  # fmt: skip
+
+
+@app.command("pretrain")
+def pretrain_cmd(
+    algorithm: str = typer.Argument(..., help="neuroshard"),
+    out: Path = typer.Option(
+        ..., "--out", help="Run folder (data, checkpoints); the model goes to OUT/model."
+    ),
+    budget_s: float | None = typer.Option(
+        None, "--budget-s", help="Seconds of measurement for this folder."
+    ),
+    samples: int = typer.Option(2000, "--samples", help="Compute samples (measured shards)."),
+    shard_memory_gib: float = typer.Option(
+        4.0, "--shard-memory-gib", help="Largest sampled shard (GiB)."
+    ),
+    device_counts: str = typer.Option(
+        "2,4,8", "--device-counts", help="Device counts of the comm networks."
+    ),
+    comm: Path | None = typer.Option(
+        None, "--comm", help="Communication model (`shard calibrate-comm`)."
+    ),
+    batch_size: int = typer.Option(2048, "--batch-size", help="Batch the CostMeter times."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT."),
+) -> None:
+    """Pre-train a learned planner's universal cost models (NeuroShard) on measured shards."""
+    import shlex
+    import sys
+
+    from embedlab.errors import UserError, unknown_name
+    from embedlab.sharding.comm import CommModel
+    from embedlab.sharding.cost import CostMeter, MeterSettings
+    from embedlab.sharding.generator import GIB
+    from embedlab.sharding.neuroshard.data import PretrainSettings
+    from embedlab.sharding.neuroshard.train import pretrain_neuroshard
+
+    if algorithm != "neuroshard":
+        raise unknown_name("pre-trained planner", algorithm, ("neuroshard",))
+    try:
+        counts = tuple(int(c) for c in device_counts.split(",") if c.strip())
+    except ValueError:
+        raise UserError(
+            f"--device-counts must be comma-separated integers, got {device_counts!r}"
+        ) from None
+    if samples < 1 or not counts or min(counts) < 2 or shard_memory_gib <= 0:
+        raise UserError("--samples must be >= 1, --device-counts >= 2 each, --shard-memory-gib > 0")
+    settings = PretrainSettings(compute_samples=samples, shard_memory_bytes=int(shard_memory_gib * GIB),
+                                device_counts=counts, seed=seed)  # fmt: skip
+    pretrain_neuroshard(out, meter=CostMeter(MeterSettings(batch_size=batch_size, seed=seed)),
+                        comm=CommModel.load(comm) if comm else None, settings=settings, measure_budget_s=budget_s,
+                        resume=resume, meta={"command": " ".join(["embedlab", *map(shlex.quote, sys.argv[1:])]),
+                                             "seed": seed})  # fmt: skip
+    typer.echo(f"NeuroShard cost models pre-trained -> {out}/model")

@@ -150,7 +150,7 @@ def register_planner(name: str, factory: Callable[..., Planner]) -> None:
 
 
 #: Planners that take a trained model (``model=`` folder); the others take no options.
-MODEL_PLANNERS = {"dreamshard"}
+MODEL_PLANNERS = {"dreamshard", "autoshard", "neuroshard"}
 #: Planners that time real kernels while planning (a budget of minutes per task).
 MEASURED_PLANNERS = {"hill_climb"}
 
@@ -189,6 +189,15 @@ PLANNERS["torchrec"] = lambda: __import__(
 PLANNERS["dreamshard"] = lambda model=None: __import__(
     "embedlab.sharding.dreamshard.planner", fromlist=["DreamShardPlanner"]
 ).DreamShardPlanner(model)
+
+
+# AutoShard and NeuroShard (learned; each ships a small default model).
+PLANNERS["autoshard"] = lambda model=None: __import__(
+    "embedlab.sharding.autoshard.planner", fromlist=["AutoShardPlanner"]
+).AutoShardPlanner(model)
+PLANNERS["neuroshard"] = lambda model=None: __import__(
+    "embedlab.sharding.neuroshard.planner", fromlist=["NeuroShardPlanner"]
+).NeuroShardPlanner(model)
 
 
 # A measured search baseline (times real kernels for 120 s per task on this machine).

@@ -1,0 +1,220 @@
+"""AutoShard's episodes on estimated costs, the actor-critic loss, and the saved model.
+
+**Episode** (``GymWrapper`` of the reference): at reset the task's tables are sorted by the
+cost head's predicted single-table cost, descending (re-sorted at every reset, so the order
+follows the cost head as it learns); step ``t`` places table ``t`` on a device; the reward
+is 0 until the last step, then :func:`~embedlab.sharding.autoshard.model.balance_reward` of
+the cost head's per-device estimates. :func:`rollout` plays ``E`` episodes of one task at
+once. The LSTM input depends only on the table sequence and the step (as in the
+reference), so its outputs are computed once per rollout and shared by the ``E``
+episodes; the per-device action features change with each episode's placement.
+
+**Memory masking** (our choice; the reference has none and relies on the penalty):
+devices whose placed bytes plus the table's would exceed ``device_memory_bytes`` get logit
+``-inf``. An episode in which no device has room places the table anywhere (unmasked), is
+marked infeasible and gets the reward's memory penalty. Inference takes the argmax.
+
+**Learner** (:func:`actor_critic_loss`). The paper trains with IMPALA's V-trace
+(torchbeast: 8 actors, unroll 100, batch 8, entropy cost 0.001, baseline cost 0.5, grad-norm
+clip 40, Adam lr 1e-3 decayed linearly). V-trace corrects for the lag between the actors'
+behaviour policy and the learner's policy with truncated importance weights. Here one
+process alternates rollouts and updates on a 2-core CPU: every batch is played by the
+current parameters with gradients on, so the behaviour and target policies coincide, all
+importance weights are 1 and the V-trace targets reduce exactly to the λ-returns (λ = 1:
+Monte-Carlo returns). We therefore use the equivalent synchronous on-policy actor-critic
+(A2C) with generalised advantage estimation: ``δ_t = r_t + γ V_{t+1} - V_t``,
+``A_t = Σ (γλ)^k δ_{t+k}``, γ = 1 (the paper's discount), λ = 1 by default; loss
+``-mean(log π · A) + baseline_cost · ½ mean((G - V)²) - entropy_cost · H``. By default the
+advantages are z-normalised over the batch (our choice, as DreamShard normalises its
+returns): the balance ratio moves in a narrow band near 1, so raw advantages are tiny
+next to the entropy bonus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from embedlab.errors import UserError
+from embedlab.sharding.autoshard.model import AutoShardNet, balance_reward
+from embedlab.sharding.dreamshard.features import task_features
+from embedlab.sharding.types import Task
+
+MODEL_FORMAT = "embedlab.autoshard-model/v1"
+
+
+@dataclass
+class AutoShardModel:
+    """The network, the cost scale (targets are ms / ``scale_ms``) and ``meta`` (what it
+    was trained on, by which command, seed and measurement backend)."""
+
+    net: AutoShardNet = field(default_factory=AutoShardNet)
+    scale_ms: float = 1.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: str | Path) -> None:
+        """``weights.pt`` (a weights-only state dict, read back with ``weights_only=True``;
+        ``safetensors`` is not installed here) and ``model.json`` (format, scale, meta)."""
+        from embedlab.io import ensure_dir, write_json
+        from embedlab.train.checkpoint import save_checkpoint
+
+        out = ensure_dir(folder)
+        save_checkpoint(out / "weights.pt", {"net": self.net.state_dict()})
+        write_json(
+            out / "model.json",
+            {"format": MODEL_FORMAT, "scale_ms": self.scale_ms, "meta": self.meta},
+        )
+
+    @classmethod
+    def load(cls, folder: str | Path) -> AutoShardModel:
+        from embedlab.io import read_json
+        from embedlab.train.checkpoint import load_checkpoint
+
+        p = Path(folder)
+        if not (p / "model.json").is_file() or not (p / "weights.pt").is_file():
+            raise UserError(f"{p} is not an AutoShard model folder (model.json and weights.pt)")
+        info = read_json(p / "model.json")
+        if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT:
+            raise UserError(f"{p}/model.json is not {MODEL_FORMAT}")
+        w = load_checkpoint(p / "weights.pt")
+        m = cls(scale_ms=float(info["scale_ms"]), meta=dict(info.get("meta", {})))
+        try:
+            m.net.load_state_dict(w["net"])
+        except (KeyError, RuntimeError) as e:
+            raise UserError(
+                f"{p}/weights.pt does not hold AutoShard weights: {str(e)[:200]}"
+            ) from None
+        return m
+
+
+@dataclass
+class TaskTensors:
+    """A task as the network sees it."""
+
+    feats: torch.Tensor  # [T, 21]
+    sizes: torch.Tensor  # [T] bytes (float64)
+    memory: float
+    devices: int
+
+
+def task_tensors(task: Task) -> TaskTensors:
+    return TaskTensors(torch.from_numpy(task_features(task)),
+                       torch.tensor([float(t.size_bytes) for t in task.tables], dtype=torch.float64),
+                       float(task.device_memory_bytes), task.num_devices)  # fmt: skip
+
+
+def placement_order(net: AutoShardNet, tt: TaskTensors) -> torch.Tensor:
+    """Tables by descending predicted single-table cost (stable: ties keep task order)."""
+    with torch.no_grad():
+        single = net.shard_cost(net.t_fc(tt.feats))
+    return torch.argsort(single, descending=True, stable=True)
+
+
+@dataclass
+class Rollout:
+    placement: torch.Tensor  # [E, T] device of each table, task order
+    log_prob: torch.Tensor  # [E, T] log π(a_t), step order
+    entropy: torch.Tensor  # [E, T] entropy over legal devices, step order
+    value: torch.Tensor  # [T] V(s_t), step order (the same for every episode)
+    device_cost: torch.Tensor  # [E, D] predicted cost of each device's shard (scaled ms)
+    device_bytes: torch.Tensor  # [E, D]
+    feasible: torch.Tensor  # [E] every step had a device with room
+    reward: torch.Tensor  # [E] balance reward (float64)
+
+
+def rollout(model: AutoShardModel, tt: TaskTensors, episodes: int = 1, greedy: bool = False,
+            generator: torch.Generator | None = None, grad: bool = False) -> Rollout:  # fmt: skip
+    """Play ``episodes`` episodes of one task (module docstring); ``greedy``: argmax."""
+    net = model.net
+    T, D, E = tt.feats.shape[0], tt.devices, episodes
+    order = placement_order(net, tt)
+    with torch.no_grad():
+        enc_all = net.t_fc(tt.feats)  # [T, 32]; the policy sees it detached (model.py)
+    ar = torch.arange(E)
+    with torch.set_grad_enabled(grad):
+        states = net.states(enc_all[order], torch.arange(T, dtype=torch.float32) / T)  # [T, 64]
+        values = net.value(states)
+        dev_enc = torch.zeros(E, D, enc_all.shape[1])
+        count = torch.zeros(E, D)
+        used = torch.zeros(E, D, dtype=torch.float64)
+        placement = torch.zeros(E, T, dtype=torch.long)
+        logps, ents = [], []
+        feasible = torch.ones(E, dtype=torch.bool)
+        for k, t in enumerate(order.tolist()):
+            e_t = enc_all[t]
+            size = tt.sizes[t]
+            with torch.no_grad():
+                now = net.shard_cost(dev_enc).clamp_min(0) * (count > 0)
+                after = net.shard_cost(dev_enc + e_t).clamp_min(0)
+            fill = ((used + size) / tt.memory).float()
+            action = net.action_features(dev_enc, torch.stack([now, after, fill], -1))
+            legal = used + size <= tt.memory
+            none = ~legal.any(1)
+            feasible &= ~none
+            legal = legal | none.unsqueeze(1)
+            logits = net.logits(states[k].expand(E, -1), action).masked_fill(~legal, float("-inf"))
+            lp = torch.log_softmax(logits, -1)
+            if greedy:
+                a = lp.argmax(-1)
+            else:
+                a = torch.multinomial(lp.exp().detach(), 1, generator=generator).squeeze(1)
+            logps.append(lp.gather(1, a.unsqueeze(1)).squeeze(1))
+            ents.append(-(lp.exp() * lp.masked_fill(~legal, 0.0)).sum(-1))
+            placement[:, t] = a
+            onehot = torch.zeros(E, D)
+            onehot[ar, a] = 1.0
+            dev_enc = dev_enc + onehot.unsqueeze(-1) * e_t
+            count = count + onehot
+            used = used + onehot.double() * size
+        with torch.no_grad():
+            dcost = net.shard_cost(dev_enc).clamp_min(0) * (count > 0)
+    reward = balance_reward(dcost, used, tt.memory)
+    return Rollout(placement, torch.stack(logps, 1), torch.stack(ents, 1), values, dcost, used,
+                   feasible, reward)  # fmt: skip
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, gamma: float = 1.0, lam: float = 1.0
+) -> torch.Tensor:
+    """Generalised advantages ``[E, T]`` from per-step rewards and values ``[E, T]``
+    (the state after the last step is terminal, value 0)."""
+    E, T = rewards.shape
+    adv = torch.zeros(E, T, dtype=rewards.dtype)
+    nxt_v = torch.zeros(E, dtype=rewards.dtype)
+    run = torch.zeros(E, dtype=rewards.dtype)
+    for t in range(T - 1, -1, -1):
+        delta = rewards[:, t] + gamma * nxt_v - values[:, t]
+        run = delta + gamma * lam * run
+        adv[:, t] = run
+        nxt_v = values[:, t]
+    return adv
+
+
+def actor_critic_loss(r: Rollout, entropy_cost: float = 1e-3, baseline_cost: float = 0.5,
+                      lam: float = 1.0, normalize: bool = True) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
+    """The A2C loss of one batch of episodes (module docstring) and its parts."""
+    E, T = r.log_prob.shape
+    rewards = torch.zeros(E, T)
+    rewards[:, -1] = r.reward.float()
+    v = r.value.unsqueeze(0).expand(E, T)
+    adv = gae(rewards, v.detach(), 1.0, lam)
+    returns = (adv + v.detach()).detach()  # λ-returns: the value targets
+    a = adv
+    if normalize and a.numel() > 1:
+        a = (a - a.mean()) / (a.std(unbiased=False) + 1e-8)
+    pg = -(r.log_prob * a.detach()).mean()
+    vloss = 0.5 * ((returns - v) ** 2).mean()
+    ent = r.entropy.mean()
+    loss = pg + baseline_cost * vloss - entropy_cost * ent
+    return loss, {
+        "pg": float(pg.detach()),
+        "value": float(vloss.detach()),
+        "entropy": float(ent.detach()),
+    }
+
+
+__all__ = ["MODEL_FORMAT", "AutoShardModel", "Rollout", "TaskTensors", "actor_critic_loss", "gae",
+           "placement_order", "rollout", "task_tensors"]  # fmt: skip

@@ -1,0 +1,65 @@
+"""The ``neuroshard`` planner: beam search over column-wise halving on the pre-trained
+simulator (no measurement while planning).
+
+``NeuroShardPlanner(model)`` loads a model folder written by
+:func:`~embedlab.sharding.neuroshard.train.pretrain_neuroshard` (``out/model``); without
+one it uses :data:`DEFAULT_MODEL` shipped in the package, if present. The plan has one
+shard per table-wise table and, for a table the search halved, one shard per piece
+(``column_offset``/``columns``; pieces of one table may share a device). Its
+``estimated_cost_ms`` is the simulator's cost, in the units of the model's measurements
+(backend, timed batch); ``planning_seconds`` is the wall time of the search including
+feature extraction. ``last_result`` keeps the search's details (halving steps, limit).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from embedlab.errors import UserError
+from embedlab.sharding.neuroshard.model import NeuroShardModel
+from embedlab.sharding.neuroshard.search import SearchResult, SearchSettings, beam_search
+from embedlab.sharding.neuroshard.simulator import Simulator
+from embedlab.sharding.planners import Infeasible
+from embedlab.sharding.types import Plan, Shard, Task
+
+DEFAULT_MODEL = Path(__file__).parent / "default_model"
+
+
+class NeuroShardPlanner:
+    name = "neuroshard"
+
+    def __init__(self, model: str | Path | NeuroShardModel | None = None,
+                 settings: SearchSettings | None = None) -> None:  # fmt: skip
+        if isinstance(model, NeuroShardModel):
+            self.model = model
+        else:
+            folder = Path(model) if model is not None else DEFAULT_MODEL
+            if model is None and not (folder / "model.json").is_file():
+                raise UserError("no default NeuroShard model is shipped in this install; pre-train one with "
+                                "`embedlab shard pretrain neuroshard --out DIR` and pass --model DIR/model")  # fmt: skip
+            self.model = NeuroShardModel.load(folder)
+        self.settings = settings or SearchSettings()
+        self.last_result: SearchResult | None = None
+
+    def plan(self, task: Task) -> Plan:
+        t0 = time.perf_counter()
+        sim = Simulator(self.model, task)
+        res = beam_search(sim, self.settings)
+        self.last_result = res
+        if len(res.devices) != len(res.pieces) or res.cost == float("inf"):
+            raise Infeasible(
+                f"task {task.name!r}: NeuroShard found no placement within {task.device_memory_bytes} bytes "
+                f"per device (column-wise halving {'on' if self.settings.column_wise else 'off'})"
+            )
+        shards = tuple(
+            Shard(task.tables[t].name, int(d), off, cols)
+            for (t, off, cols), d in sorted(zip(res.pieces, res.devices.tolist()))
+        )
+        plan = Plan(task.name, self.name, shards, planning_seconds=time.perf_counter() - t0,
+                    estimated_cost_ms=res.cost)  # fmt: skip
+        plan.validate(task)
+        return plan
+
+
+__all__ = ["DEFAULT_MODEL", "NeuroShardPlanner"]

@@ -1,0 +1,175 @@
+"""NeuroShard's search on the simulator: greedy grid search (table-wise) inside a beam
+search over column-wise halving (``neurosharder.py`` of the reference).
+
+**Greedy grid search** (paper/reference): for each dim-balance limit ``s`` in
+``1.00, 1.05, ..., 1.50`` (11 values), place the pieces in descending order of their
+predicted single-piece compute cost; each goes to the device whose *current* shard has the
+smallest predicted compute cost (the non-additive cost of everything placed there so far;
+ties to the device with fewer bytes, then the lowest index), among the devices where it
+fits in memory and keeps the device's dim sum ``<= s * (total dims / D)``; after a
+placement the device's cost is re-predicted for its new shard. The placement with the
+lowest simulator cost over the grid wins. Our choices: the 11 greedy runs are evaluated
+together (numpy, batched over ``s``), and if no ``s`` of the grid gives a feasible
+placement we also try without the dim limit (``s = inf``; the reference then reports no
+plan for that candidate).
+
+**Beam search** (paper/reference): width ``k = 3``, at most ``max_length = 10`` rounds. A
+state is a list of pieces; a step halves one piece (its first half keeps its index, the
+second is appended: ``dim/2`` columns each, same rows and workload). Candidates of a state
+are the top-10 pieces by size ∪ the top-10 by predicted compute cost (all pieces when
+there are at most 10); a piece is halved only if ``dim/2`` is a multiple of 4. Each
+candidate is scored by the full grid search; the ``k`` best candidates of a round form the
+next beam; the best plan seen anywhere (the table-wise start included) is returned. Our
+choice: a state already scored (the same multiset of pieces reached by halving in another
+order) is not scored again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from embedlab.errors import UserError
+from embedlab.sharding.neuroshard.simulator import Piece, Simulator
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The reference's defaults; ``column_wise=False`` gives the table-wise grid search only."""
+
+    balance_start: float = 1.0
+    balance_end: float = 1.5
+    grid_steps: int = 11
+    beam_width: int = 3
+    rounds: int = 10
+    candidates: int = 10
+    column_wise: bool = True
+    unlimited_fallback: bool = True
+
+    def __post_init__(self) -> None:
+        if self.grid_steps < 1 or self.beam_width < 1 or self.rounds < 0 or self.candidates < 1:
+            raise UserError(f"bad NeuroShard search settings: {self}")
+        if not (0 < self.balance_start <= self.balance_end):
+            raise UserError(
+                f"dim-balance limits must satisfy 0 < start <= end, got {self.balance_start}..{self.balance_end}"
+            )
+
+    def limits(self) -> np.ndarray:
+        if self.grid_steps == 1:
+            return np.array([self.balance_start])
+        return np.linspace(self.balance_start, self.balance_end, self.grid_steps)
+
+
+@dataclass
+class SearchResult:
+    pieces: list[Piece]
+    devices: np.ndarray  # [P] device of each piece (empty if infeasible)
+    cost: float  # simulator cost (inf: no feasible plan)
+    steps: list[int]  # indices of the pieces halved, in order
+    balance: float  # the dim-balance limit of the chosen placement
+    evaluated: int  # grid searches run
+
+
+def _greedy_batch(sim: Simulator, pieces: list[Piece], limits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The greedy placement for every limit at once: ``(devices [S, P], ok [S], cost [S])``."""
+    S, D, P = len(limits), sim.D, len(pieces)
+    vec = sim.piece_vectors(pieces)
+    sizes = sim.piece_sizes(pieces)
+    cols = np.array([c for _, _, c in pieces], dtype=np.float64)
+    single = sim.shard_compute(vec, np.ones(P, dtype=bool))
+    order = np.argsort(-single, kind="stable")
+    cap = limits[:, None] * (cols.sum() / D)  # [S, 1]
+    dev_vec = np.zeros((S, D, vec.shape[1]))
+    dev_cost = np.zeros((S, D))
+    dev_used = np.zeros((S, D), dtype=np.int64)
+    dev_dims = np.zeros((S, D))
+    devices = np.full((S, P), -1, dtype=np.int64)
+    ok = np.ones(S, dtype=bool)
+    rows = np.arange(S)
+    room = sim.memory - sizes  # a piece fits where used <= room
+    cap = cap + 1e-9 - cols[None, :]  # [S, P]: a piece keeps the limit where dims <= cap
+    big = np.iinfo(np.int64).max
+    (w1, b1, _), (w2, b2, _) = sim.head.layers
+    scale = sim.model.compute_scale_ms
+    for p in order:
+        fits = (dev_used <= room[p]) & (dev_dims <= cap[:, p : p + 1])
+        ok &= fits.any(1)
+        masked = np.where(fits, dev_cost, np.inf)
+        tie = masked <= masked.min(1, keepdims=True)
+        tie &= fits
+        r = np.where(tie, dev_used, big).argmin(1)
+        devices[:, p] = r
+        v = dev_vec[rows, r] + vec[p]
+        dev_vec[rows, r] = v
+        dev_used[rows, r] += sizes[p]
+        dev_dims[rows, r] += cols[p]
+        dev_cost[rows, r] = np.maximum((np.maximum(v @ w1 + b1, 0.0) @ w2 + b2)[:, 0] * scale, 0.0)
+    compute = np.where(dev_dims > 0, dev_cost, 0.0)
+    cost, _ = sim.comm(dev_dims, compute)
+    cost = np.where(ok, cost, np.inf)
+    return devices, ok, cost
+
+
+def grid_search(sim: Simulator, pieces: list[Piece], settings: SearchSettings = SearchSettings()) -> tuple[float, np.ndarray, float]:  # fmt: skip
+    """``(cost, devices [P], limit)`` of the best greedy placement over the limit grid."""
+    limits = settings.limits()
+    devices, ok, cost = _greedy_batch(sim, pieces, limits)
+    if not ok.any() and settings.unlimited_fallback:
+        limits = np.array([np.inf])
+        devices, ok, cost = _greedy_batch(sim, pieces, limits)
+    if not ok.any():
+        return float("inf"), np.zeros(0, dtype=np.int64), float("nan")
+    i = int(np.argmin(cost))
+    return float(cost[i]), devices[i], float(limits[i])
+
+
+def _halvable(cols: int) -> bool:
+    return cols % 2 == 0 and (cols // 2) % 4 == 0
+
+
+def beam_search(sim: Simulator, settings: SearchSettings = SearchSettings()) -> SearchResult:
+    """The best plan of table-wise grid search and (if ``column_wise``) beam search over halving."""
+    pieces0: list[Piece] = [(i, 0, t.dim) for i, t in enumerate(sim.task.tables)]
+    cost, devs, lim = grid_search(sim, pieces0, settings)
+    best = SearchResult(pieces0, devs, cost, [], lim, 1)
+    if not settings.column_wise:
+        return best
+    beam: list[tuple[list[int], list[Piece], float]] = [([], pieces0, cost)]
+    seen = {tuple(sorted(pieces0))}
+    for _ in range(settings.rounds):
+        found: list[tuple[list[int], list[Piece], float]] = []
+        for steps, pieces, _c in beam:
+            n = settings.candidates
+            if n >= len(pieces):
+                cand = list(range(len(pieces)))
+            else:
+                sizes = sim.piece_sizes(pieces)
+                single = sim.single_costs(pieces)
+                top_size = np.argsort(-sizes, kind="stable")[:n]
+                top_cost = np.argsort(-single, kind="stable")[:n]
+                cand = sorted(set(top_size.tolist()) | set(top_cost.tolist()))
+            for j in cand:
+                t, off, cols = pieces[j]
+                if not _halvable(cols):
+                    continue
+                half = cols // 2
+                new = list(pieces)
+                new[j] = (t, off, half)
+                new.append((t, off + half, half))
+                key = tuple(sorted(new))
+                if key in seen:
+                    continue
+                seen.add(key)
+                c, d, lim = grid_search(sim, new, settings)
+                best.evaluated += 1
+                found.append((steps + [j], new, c))
+                if c < best.cost:
+                    best = SearchResult(new, d, c, steps + [j], lim, best.evaluated)
+        if not found:
+            break
+        beam = sorted(found, key=lambda x: x[2])[: settings.beam_width]
+    return best
+
+
+__all__ = ["SearchResult", "SearchSettings", "beam_search", "grid_search"]

@@ -1,0 +1,116 @@
+"""NeuroShard's simulator: a plan's cost from the pre-trained cost models alone.
+
+Paper/reference (``simulator.py::get_final_cost``): for each device ``r``
+
+* ``compute_r``: the compute network's prediction for the shard on ``r`` (the tables and
+  column-wise pieces placed there, sum-pooled; an empty device costs 0 -- our choice, the
+  reference never evaluates an empty shard differently from a non-empty one);
+* ``bw_comm_r``: the backward communication network for ``D`` devices over the per-device
+  dim sums;
+* ``fw_comm_r``: the forward communication network over the dim sums and the straggler
+  offsets ``sleep_r = (compute_r + bw_comm_r) - min_j (compute_j + bw_comm_j)``: a device
+  that reaches the forward all-to-all early waits for the slowest one;
+
+and the plan costs ``max_r (compute_r + bw_comm_r + fw_comm_r)``; a plan over memory has
+no cost (``inf`` here, ``None`` in the reference). :func:`combine_costs` is that formula on
+given numbers, batched over any leading axes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from embedlab.sharding.neuroshard.features import table_features, with_columns
+from embedlab.sharding.neuroshard.model import NeuroShardModel, NumpyMLP, comm_inputs
+from embedlab.sharding.types import Task
+
+#: A column-wise piece of a table: (table index in the task, column offset, columns).
+Piece = tuple[int, int, int]
+
+
+def combine_costs(
+    compute: np.ndarray, bw_comm: np.ndarray, fw_comm: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(plan cost [...], per-device totals [..., D])`` from per-device ``compute`` and
+    ``bw_comm`` ``[..., D]`` and ``fw_comm(sleeps [..., D]) -> [..., D]`` (see module doc)."""
+    compute = np.asarray(compute, dtype=np.float64)
+    base = compute + np.asarray(bw_comm, dtype=np.float64)
+    sleeps = base - base.min(-1, keepdims=True)
+    totals = base + np.asarray(fw_comm(sleeps), dtype=np.float64)
+    return totals.max(-1), totals
+
+
+class Simulator:
+    """The cost models of one task, ready for fast batched evaluation (numpy)."""
+
+    def __init__(self, model: NeuroShardModel, task: Task) -> None:
+        model.check_devices(task.num_devices)
+        self.model = model
+        self.task = task
+        self.D = task.num_devices
+        self.memory = task.device_memory_bytes
+        self.head = NumpyMLP(model.compute.head)
+        self.fw = NumpyMLP(model.comm_fw[self.D].net)
+        self.bw = NumpyMLP(model.comm_bw[self.D].net)
+        self.base_feats = np.stack([table_features(t) for t in task.tables])
+        self._vec: dict[tuple[int, int], np.ndarray] = {}
+
+    def piece_vectors(self, pieces: list[Piece]) -> np.ndarray:
+        """Encoded ``[P, 32]`` vectors of pieces (cached per (table, columns))."""
+        todo = sorted({(t, c) for t, _, c in pieces if (t, c) not in self._vec})
+        if todo:
+            f = np.stack([with_columns(self.base_feats[t], c) for t, c in todo])
+            with torch.no_grad():
+                enc = self.model.compute.encode(torch.from_numpy(f)).double().numpy()
+            for k, v in zip(todo, enc):
+                self._vec[k] = v
+        return np.stack([self._vec[(t, c)] for t, _, c in pieces])
+
+    def shard_compute(self, vec_sum: np.ndarray, nonempty: np.ndarray) -> np.ndarray:
+        """Predicted compute ms of shards from summed vectors ``[..., 32]`` (empty → 0)."""
+        out = self.head(vec_sum)[..., 0] * self.model.compute_scale_ms
+        return np.where(nonempty, np.maximum(out, 0.0), 0.0)
+
+    def comm(self, dim_sums: np.ndarray, compute: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(plan cost [...], per-device totals [..., D])`` given per-device dim sums and compute."""
+        s = self.model.comm_scale_ms
+        bw = np.maximum(self.bw(comm_inputs(dim_sums, None).astype(np.float64)) * s, 0.0)
+
+        def fw(sleeps: np.ndarray) -> np.ndarray:
+            x = comm_inputs(dim_sums, sleeps).astype(np.float64)
+            return np.maximum(self.fw(x) * s, 0.0)
+
+        return combine_costs(compute, bw, fw)
+
+    def single_costs(self, pieces: list[Piece]) -> np.ndarray:
+        """Predicted compute of each piece alone on a device."""
+        v = self.piece_vectors(pieces)
+        return self.shard_compute(v, np.ones(len(pieces), dtype=bool))
+
+    def piece_sizes(self, pieces: list[Piece]) -> np.ndarray:
+        t = self.task.tables
+        return np.array(
+            [t[i].rows * c * t[i].bytes_per_element for i, _, c in pieces], dtype=np.int64
+        )
+
+    def cost(
+        self, pieces: list[Piece], devices: list[int] | np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        """``(plan cost, per-device totals)`` of ``pieces`` on ``devices`` (``inf`` over memory)."""
+        devices = np.asarray(devices, dtype=np.int64)
+        onehot = np.zeros((self.D, len(pieces)))
+        onehot[devices, np.arange(len(pieces))] = 1.0
+        used = onehot @ self.piece_sizes(pieces).astype(np.float64)
+        vec = onehot @ self.piece_vectors(pieces)
+        dims = onehot @ np.array([c for _, _, c in pieces], dtype=np.float64)
+        compute = self.shard_compute(vec, onehot.sum(1) > 0)
+        cost, totals = self.comm(dims, compute)
+        if (used > self.memory).any():
+            return float("inf"), totals
+        return float(cost), totals
+
+
+__all__ = ["Piece", "Simulator", "combine_costs"]
