@@ -76,7 +76,7 @@ def test_another_config_in_the_same_folder_is_refused(tmp_path: Path) -> None:
     run_online(OnlineConfig(strategy="static", drift=DRIFT), tmp_path / "r", show_progress=False)
     with pytest.raises(UserError, match="another config"):
         run_online(
-            OnlineConfig(strategy="static", drift=DRIFT, lr=0.1),
+            OnlineConfig(strategy="static", drift=DRIFT, lr=0.05),
             tmp_path / "r",
             show_progress=False,
         )
