@@ -40,18 +40,10 @@ import torch
 from torch import nn
 
 from embedlab.sharding.dreamshard.features import NUM_FEATURES
+from embedlab.sharding.nn import mlp
 
 #: Inputs of the action-feature MLP: predicted cost now, with the table, memory fraction after.
 ACTION_INPUTS = 3
-
-
-def _mlp(sizes: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 class AutoShardNet(nn.Module):
@@ -63,13 +55,13 @@ class AutoShardNet(nn.Module):
             raise ValueError(
                 "the LSTM size must equal the action size (2 * emb) for state ⊙ action"
             )
-        self.t_fc = nn.Sequential(_mlp([NUM_FEATURES, hidden, emb]), nn.ReLU())
-        self.cost_fc = _mlp([emb, 64, 1])
+        self.t_fc = nn.Sequential(mlp([NUM_FEATURES, hidden, emb]), nn.ReLU())
+        self.cost_fc = mlp([emb, 64, 1])
         self.s_fc = nn.Sequential(nn.Linear(1, emb), nn.ReLU())
         self.lstm = nn.LSTM(2 * emb, lstm, num_layers=2, batch_first=True)
         self.a_fc = nn.Sequential(nn.Linear(ACTION_INPUTS, emb), nn.ReLU())
-        self.logit_fc = _mlp([3 * lstm, 128, 128, 64, 1])
-        self.value_fc = _mlp([lstm, 64, 1])
+        self.logit_fc = mlp([3 * lstm, 128, 128, 64, 1])
+        self.value_fc = mlp([lstm, 64, 1])
 
     # --- cost head -------------------------------------------------------------------
 

@@ -18,25 +18,17 @@ import torch
 from torch import nn
 
 from embedlab.sharding.dreamshard.features import NUM_FEATURES
-
-
-def _mlp(sizes: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+from embedlab.sharding.nn import mlp
 
 
 class CostNet(nn.Module):
     def __init__(self, hidden: int = 128, emb: int = 32) -> None:
         super().__init__()
-        self.table_fc = nn.Sequential(_mlp([NUM_FEATURES, hidden, emb]), nn.ReLU())
-        self.fwd_head = _mlp([emb, 64, 1])
-        self.bwd_head = _mlp([emb, 64, 1])
-        self.comm_head = _mlp([emb, 64, 1])
-        self.overall_head = _mlp([emb, 64, 1])
+        self.table_fc = nn.Sequential(mlp([NUM_FEATURES, hidden, emb]), nn.ReLU())
+        self.fwd_head = mlp([emb, 64, 1])
+        self.bwd_head = mlp([emb, 64, 1])
+        self.comm_head = mlp([emb, 64, 1])
+        self.overall_head = mlp([emb, 64, 1])
 
     def shard_vectors(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``feats [..., D, T, 21]`` with ``mask [..., D, T]`` (1 = table on device) → ``[..., D, 32]``."""
@@ -66,8 +58,8 @@ def cost_loss(net: CostNet, feats: torch.Tensor, mask: torch.Tensor, parts: torc
 class Policy(nn.Module):
     def __init__(self, hidden: int = 128, emb: int = 32) -> None:
         super().__init__()
-        self.table_fc = nn.Sequential(_mlp([NUM_FEATURES, hidden, emb]), nn.ReLU())
-        self.cost_fc = nn.Sequential(_mlp([3, 64, emb]), nn.ReLU())
+        self.table_fc = nn.Sequential(mlp([NUM_FEATURES, hidden, emb]), nn.ReLU())
+        self.cost_fc = nn.Sequential(mlp([3, 64, emb]), nn.ReLU())
         self.out = nn.Linear(2 * emb, 1)
 
     def logits(self, feats: torch.Tensor, mask: torch.Tensor, cost_parts: torch.Tensor,

@@ -34,19 +34,11 @@ from torch import nn
 
 from embedlab.errors import UserError
 from embedlab.sharding.neuroshard.features import NUM_FEATURES
+from embedlab.sharding.nn import mlp
 
 MODEL_FORMAT = "embedlab.neuroshard-model/v1"
 DIM_SCALE = 1000.0
 SLEEP_SCALE_MS = 10.0
-
-
-def _mlp(sizes: list[int], last_relu: bool = False) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2 or last_relu:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 class ComputeCostNet(nn.Module):
@@ -54,8 +46,8 @@ class ComputeCostNet(nn.Module):
 
     def __init__(self, hidden: int = 128, emb: int = 32) -> None:
         super().__init__()
-        self.table_fc = _mlp([NUM_FEATURES, hidden, emb], last_relu=True)
-        self.head = _mlp([emb, 64, 1])
+        self.table_fc = mlp([NUM_FEATURES, hidden, emb], last_relu=True)
+        self.head = mlp([emb, 64, 1])
         self.register_buffer("feat_mean", torch.zeros(NUM_FEATURES))
         self.register_buffer("feat_std", torch.ones(NUM_FEATURES))
 
@@ -83,7 +75,7 @@ class CommCostNet(nn.Module):
         self.num_devices = num_devices
         self.is_forward = forward
         d_in = 2 * num_devices if forward else num_devices
-        self.net = _mlp([d_in, 128, 64, 32, 16, num_devices])
+        self.net = mlp([d_in, 128, 64, 32, 16, num_devices])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
