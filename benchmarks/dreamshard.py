@@ -40,17 +40,9 @@ from embedlab.sharding.dreamshard.train import (
     train_dreamshard,
 )  # noqa: E402
 from embedlab.sharding.generator import gen_tasks  # noqa: E402
-from embedlab.sharding.planners import Infeasible, get_planner  # noqa: E402
+from embedlab.sharding.planners import HEURISTICS, Infeasible, get_planner  # noqa: E402
 from embedlab.sharding.search import HillClimbPlanner, HillClimbSettings  # noqa: E402
 
-HEURISTICS = (
-    "random",
-    "round_robin",
-    "dim_greedy",
-    "size_greedy",
-    "lookup_greedy",
-    "size_lookup_greedy",
-)
 FAMILIES = [(20, 4), (50, 4), (100, 4), (200, 4), (50, 2), (50, 8)]
 
 

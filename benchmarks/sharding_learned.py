@@ -39,16 +39,8 @@ from embedlab.machine import describe  # noqa: E402
 from embedlab.sharding.comm import calibrate  # noqa: E402
 from embedlab.sharding.cost import CostMeter, MeterSettings, lower_bound_from  # noqa: E402
 from embedlab.sharding.generator import gen_tasks  # noqa: E402
-from embedlab.sharding.planners import Infeasible, get_planner  # noqa: E402
+from embedlab.sharding.planners import HEURISTICS, Infeasible, get_planner  # noqa: E402
 
-HEURISTICS = (
-    "random",
-    "round_robin",
-    "dim_greedy",
-    "size_greedy",
-    "lookup_greedy",
-    "size_lookup_greedy",
-)
 LEARNED = ("dreamshard", "autoshard", "neuroshard")
 FAMILIES = [("dreamshard", 20, 4), ("dreamshard", 50, 4), ("dreamshard", 100, 4), ("dreamshard", 200, 4),
             ("dreamshard", 50, 2), ("dreamshard", 50, 8), ("neuroshard", 40, 4)]  # fmt: skip

@@ -149,6 +149,15 @@ def register_planner(name: str, factory: Callable[..., Planner]) -> None:
     PLANNERS[name] = factory
 
 
+#: The heuristic baselines (no model, no measurement), the reference set of every benchmark.
+HEURISTICS = (
+    "random",
+    "round_robin",
+    "dim_greedy",
+    "size_greedy",
+    "lookup_greedy",
+    "size_lookup_greedy",
+)
 #: Planners that take a trained model (``model=`` folder); the others take no options.
 MODEL_PLANNERS = {"dreamshard", "autoshard", "neuroshard"}
 #: Planners that time real kernels while planning (a budget of minutes per task).

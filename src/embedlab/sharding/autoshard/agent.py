@@ -41,6 +41,7 @@ import torch
 from embedlab.errors import UserError
 from embedlab.sharding.autoshard.model import AutoShardNet, balance_reward
 from embedlab.sharding.dreamshard.features import task_features
+from embedlab.sharding.nn import read_model_folder, save_model_folder
 from embedlab.sharding.types import Task
 
 MODEL_FORMAT = "embedlab.autoshard-model/v1"
@@ -56,30 +57,15 @@ class AutoShardModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def save(self, folder: str | Path) -> None:
-        """``weights.pt`` (a weights-only state dict, read back with ``weights_only=True``;
-        ``safetensors`` is not installed here) and ``model.json`` (format, scale, meta)."""
-        from embedlab.io import ensure_dir, write_json
-        from embedlab.train.checkpoint import save_checkpoint
-
-        out = ensure_dir(folder)
-        save_checkpoint(out / "weights.pt", {"net": self.net.state_dict()})
-        write_json(
-            out / "model.json",
-            {"format": MODEL_FORMAT, "scale_ms": self.scale_ms, "meta": self.meta},
-        )
+        """``weights.pt`` (a weights-only state dict; ``safetensors`` is not installed here)
+        and ``model.json`` (format, scale, meta)."""
+        save_model_folder(folder, MODEL_FORMAT, {"net": self.net.state_dict()},
+                          {"scale_ms": self.scale_ms, "meta": self.meta})  # fmt: skip
 
     @classmethod
     def load(cls, folder: str | Path) -> AutoShardModel:
-        from embedlab.io import read_json
-        from embedlab.train.checkpoint import load_checkpoint
-
+        info, w = read_model_folder(folder, MODEL_FORMAT, "an AutoShard")
         p = Path(folder)
-        if not (p / "model.json").is_file() or not (p / "weights.pt").is_file():
-            raise UserError(f"{p} is not an AutoShard model folder (model.json and weights.pt)")
-        info = read_json(p / "model.json")
-        if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT:
-            raise UserError(f"{p}/model.json is not {MODEL_FORMAT}")
-        w = load_checkpoint(p / "weights.pt")
         m = cls(scale_ms=float(info["scale_ms"]), meta=dict(info.get("meta", {})))
         try:
             m.net.load_state_dict(w["net"])

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from embedlab.errors import UserError
 from embedlab.sharding.dreamshard.features import task_features
 from embedlab.sharding.dreamshard.model import CostNet, Policy
+from embedlab.sharding.nn import read_model_folder, save_model_folder
 from embedlab.sharding.types import Task
 
 MODEL_FORMAT = "embedlab.dreamshard-model/v1"
@@ -42,30 +42,12 @@ class DreamShardModel:
 
     def save(self, folder: str | Path) -> None:
         """``weights.pt`` (a weights-only state dict) and ``model.json`` (format, scale, meta)."""
-        from embedlab.io import ensure_dir, write_json
-        from embedlab.train.checkpoint import save_checkpoint
-
-        out = ensure_dir(folder)
-        save_checkpoint(
-            out / "weights.pt", {"cost": self.cost.state_dict(), "policy": self.policy.state_dict()}
-        )
-        write_json(
-            out / "model.json",
-            {"format": MODEL_FORMAT, "scale_ms": self.scale_ms, "meta": self.meta},
-        )
+        save_model_folder(folder, MODEL_FORMAT, {"cost": self.cost.state_dict(), "policy": self.policy.state_dict()},
+                          {"scale_ms": self.scale_ms, "meta": self.meta})  # fmt: skip
 
     @classmethod
     def load(cls, folder: str | Path) -> DreamShardModel:
-        from embedlab.io import read_json
-        from embedlab.train.checkpoint import load_checkpoint
-
-        p = Path(folder)
-        if not (p / "model.json").is_file() or not (p / "weights.pt").is_file():
-            raise UserError(f"{p} is not a DreamShard model folder (model.json and weights.pt)")
-        info = read_json(p / "model.json")
-        if info.get("format") != MODEL_FORMAT:
-            raise UserError(f"{p}/model.json is not {MODEL_FORMAT}")
-        w = load_checkpoint(p / "weights.pt")
+        info, w = read_model_folder(folder, MODEL_FORMAT, "a DreamShard")
         m = cls(scale_ms=float(info["scale_ms"]), meta=dict(info.get("meta", {})))
         m.cost.load_state_dict(w["cost"])
         m.policy.load_state_dict(w["policy"])

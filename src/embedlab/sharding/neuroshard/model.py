@@ -34,7 +34,7 @@ from torch import nn
 
 from embedlab.errors import UserError
 from embedlab.sharding.neuroshard.features import NUM_FEATURES
-from embedlab.sharding.nn import mlp
+from embedlab.sharding.nn import mlp, read_model_folder, save_model_folder
 
 MODEL_FORMAT = "embedlab.neuroshard-model/v1"
 DIM_SCALE = 1000.0
@@ -141,31 +141,17 @@ class NeuroShardModel:
             )
 
     def save(self, folder: str | Path) -> None:
-        from embedlab.io import ensure_dir, write_json
-        from embedlab.train.checkpoint import save_checkpoint
-
-        out = ensure_dir(folder)
         state: dict[str, Any] = {"compute": self.compute.state_dict()}
         for d in self.device_counts:
             state[f"comm_{d}_fw"] = self.comm_fw[d].state_dict()
             state[f"comm_{d}_bw"] = self.comm_bw[d].state_dict()
-        save_checkpoint(out / "weights.pt", state)
-        write_json(out / "model.json", {"format": MODEL_FORMAT, "compute_scale_ms": self.compute_scale_ms,
-                                        "comm_scale_ms": self.comm_scale_ms, "device_counts": self.device_counts,
-                                        "meta": self.meta})  # fmt: skip
+        save_model_folder(folder, MODEL_FORMAT, state, {"compute_scale_ms": self.compute_scale_ms,
+                          "comm_scale_ms": self.comm_scale_ms, "device_counts": self.device_counts, "meta": self.meta})  # fmt: skip
 
     @classmethod
     def load(cls, folder: str | Path) -> NeuroShardModel:
-        from embedlab.io import read_json
-        from embedlab.train.checkpoint import load_checkpoint
-
+        info, w = read_model_folder(folder, MODEL_FORMAT, "a NeuroShard")
         p = Path(folder)
-        if not (p / "model.json").is_file() or not (p / "weights.pt").is_file():
-            raise UserError(f"{p} is not a NeuroShard model folder (model.json and weights.pt)")
-        info = read_json(p / "model.json")
-        if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT:
-            raise UserError(f"{p}/model.json is not {MODEL_FORMAT}")
-        w = load_checkpoint(p / "weights.pt")
         try:
             m = cls(compute_scale_ms=float(info["compute_scale_ms"]), comm_scale_ms=float(info["comm_scale_ms"]),
                     meta=dict(info.get("meta", {})))  # fmt: skip
