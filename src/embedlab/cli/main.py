@@ -21,13 +21,14 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from embedlab.cli import data, online, pu, reproduce, scaling, shard, train
+    from embedlab.cli import blender, data, online, pu, reproduce, scaling, shard, train
 
     app.add_typer(data.app, name="data")
     app.add_typer(shard.app, name="shard")
     app.add_typer(pu.app, name="pu")
     app.add_typer(scaling.app, name="scaling")
     app.add_typer(online.app, name="online")
+    app.add_typer(blender.app, name="blender")
     app.command("train")(train.train_cmd)
     app.command("reproduce")(reproduce.reproduce_cmd)
 
