@@ -120,6 +120,8 @@ def test_operators_window_and_seed_change_the_sample():
         SamplerConfig(op="xor")
     with pytest.raises(UserError):
         SamplerConfig(window=(0.5, 0.5))
+    with pytest.raises(UserError, match="granularity"):
+        SamplerConfig(op="intersection", op_options={"granularty": "location"})
     with pytest.raises(UserError, match="anchor"):
         blender_sample(m, sch, (2, 3, 16, 16), null, prompts, SamplerConfig(steps=2))
 

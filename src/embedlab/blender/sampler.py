@@ -77,7 +77,16 @@ class SamplerConfig:
 
     def __post_init__(self) -> None:
         if self.op != "blend":
-            get_operator(self.op)
+            import inspect
+
+            params = set(inspect.signature(get_operator(self.op)).parameters) - {"residuals"}
+            bad = set(self.op_options) - params
+            if bad:
+                raise UserError(
+                    f"operator {self.op!r} takes no option {sorted(bad)[0]!r}; valid: {', '.join(sorted(params)) or 'none'}"
+                )
+        elif self.op_options:
+            raise UserError("op 'blend' takes no operator options (see blend_alpha)")
         if self.residual_base not in ("class", "null"):
             raise UserError(f"residual_base must be 'class' or 'null', got {self.residual_base!r}")
         lo, hi = self.window

@@ -76,6 +76,7 @@ EXPERIMENT_MODULES = [
     "embedlab.experiments.scaling",
     "embedlab.experiments.growth",
     "embedlab.experiments.online",
+    "embedlab.experiments.blender",
 ]
 
 

@@ -1,0 +1,82 @@
+"""``embedlab blender``: train-generator -> sample -> dml end to end, and its user errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from embedlab.cli.main import main
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_train_sample_dml(tmp_path, capsys):
+    torch.set_num_threads(1)
+    gen = tmp_path / "gen"
+    code, out, err = run(["blender", "train-generator", "--iterations", 4, "--batch-size", 8, "--channels", "8,16",
+                          "--out", gen, "--no-progress"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert (gen / "generator.pt").is_file() and json.loads((gen / "partition.json").read_text())[
+        "train"
+    ]
+    png = tmp_path / "grid.png"
+    code, out, err = run(["blender", "sample", "--generator", gen, "--op", "intersection", "--classes", "bird,cow",
+                          "--prompts", "tint+frame,tint+stripes", "--per-class", 2, "--steps", 2,
+                          "--op-options", "magnitude=min,granularity=location", "--out", png], capsys)  # fmt: skip
+    assert code == 0, err
+    assert png.is_file() and "detected" in out
+    assert json.loads(png.with_suffix(".json").read_text())["prompts"] == [[0, 2], [0, 1]]
+    code, out, err = run(["blender", "dml", "--synthetic", "oracle", "--pool-size", 50, "--iterations", 4,
+                          "--out", tmp_path / "dml", "--no-progress"], capsys)  # fmt: skip
+    assert code == 0, err
+    m = json.loads((tmp_path / "dml" / "metrics.json").read_text())
+    assert 0 <= m["test"]["recall_at_1"] <= 1 and m["synthetic"] == "oracle"
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (
+            [
+                "blender",
+                "sample",
+                "--generator",
+                "{tmp}/none",
+                "--classes",
+                "bird",
+                "--out",
+                "{tmp}/x.png",
+            ],
+            "no trained generator",
+        ),
+        (["blender", "dml", "--synthetic", "union", "--out", "{tmp}/d"], "needs --generator"),
+        (["blender", "dml", "--synthetic", "magic", "--out", "{tmp}/d"], "unknown --synthetic"),
+        (["blender", "dml", "--loss", "triplet", "--out", "{tmp}/d"], "loss"),
+        (["blender", "train-generator", "--channels", "12", "--out", "{tmp}/g"], "multiples of 8"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(tmp_path, capsys, argv, needle):
+    code, out, err = run([a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_sample_rejects_bad_prompt_and_class(tmp_path, capsys):
+    gen = tmp_path / "gen"
+    assert run(["blender", "train-generator", "--iterations", 1, "--batch-size", 4, "--channels", "8,16",
+                "--out", gen, "--no-progress"], capsys)[0] == 0  # fmt: skip
+    for extra, needle in ((["--classes", "unicorn"], "unknown class"),
+                          (["--classes", "bird", "--prompts", "wings"], "unknown attribute"),
+                          (["--classes", "bird", "--op", "xor"], "unknown residual operator"),
+                          (["--classes", "bird", "--op-options", "depth=3"], "takes no option")):  # fmt: skip
+        code, _, err = run(
+            ["blender", "sample", "--generator", gen, "--out", tmp_path / "x.png", *extra], capsys
+        )
+        assert code == 2 and needle in err, (extra, err)
