@@ -7,17 +7,20 @@ validation, 3 test classes):
    at most one attribute per image) or loaded from ``--work/gen-p{P}``;
 2. a class judge (small CNN) is trained on *real* renders of the training classes with
    random attribute combinations;
-3. **fidelity**: every operator variant samples the same prompt designs with the same seeds
+3. the guidance scale (``--scales``) is chosen on the *training* classes by single-attribute
+   prompt control and class accuracy (``study.select_scale``);
+4. **fidelity**: every operator variant samples the same prompt designs with the same seeds
    (union: two single-attribute prompts; intersection: three prompts sharing one attribute,
    one private each); scored with the exact detectors, the judge and diversity measures;
-4. **metric learning**: each arm (real only, + class-only synthetic, + BLENDER union /
+5. **metric learning**: each arm (real only, + class-only synthetic, + BLENDER union /
    intersection / both, + oracle re-renders) trains the same embedding for the same
    iterations and batch size on the training classes, picks its checkpoint on the
    validation classes, and is scored once on the test classes. Paired differences over
    (partition, seed) with 95% t-intervals.
 
-Every stage is cached under ``--work`` (a crashed run resumes). Guidance scales and steps
-are fixed (``--class-scale``, ``--attr-scale``, ``--steps``), never tuned on test classes.
+Every stage is cached under ``--work`` (a crashed run resumes). Nothing is tuned on
+validation or test classes; the guidance scale is chosen on the generator's own training
+classes, the embedding's checkpoint on the validation classes.
 
 Usage::
 
@@ -43,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from embedlab.blender.data import ClassPartition, make_splits, oracle_images  # noqa: E402
 from embedlab.blender.dml import DMLConfig, LabeledImages, evaluate, paired_difference, train_dml  # noqa: E402
-from embedlab.blender.fidelity import train_class_judge  # noqa: E402
+from embedlab.blender.fidelity import ClassJudge, ClassNet, train_class_judge  # noqa: E402
 from embedlab.blender.generator import GeneratorConfig, load_generator, train_generator  # noqa: E402
-from embedlab.blender.study import POOLS, Guidance, fidelity_study, make_pool  # noqa: E402
+from embedlab.blender.study import POOLS, Guidance, fidelity_study, make_pool, select_scale  # noqa: E402
 from embedlab.io import read_json, write_json  # noqa: E402
 from embedlab.machine import describe  # noqa: E402
 
@@ -92,15 +95,37 @@ def _stage_partition(p: int, args: argparse.Namespace, guidance: Guidance, log: 
         train_generator(splits.train.x, splits.train.y, splits.train.attrs, cfg, gdir, progress=True)
     gen = load_generator(gdir)
     gen_meta = read_json(gdir / "generator.json")
-    fid_path = work / f"fidelity-n{args.fid_n}-s{args.steps}-c{args.class_scale}-a{args.attr_scale}.json"
+    judge_path = work / f"judge-{args.judge_images}.pt"
+    o = oracle_images(splits.train, args.judge_images, seed=10_000 + p)
+    if judge_path.is_file():
+        judge = ClassJudge(ClassNet(len(part.train)), tuple(part.train), 0.0)
+        st = torch.load(judge_path, weights_only=True)
+        judge.net.load_state_dict(st["net"])
+        judge.val_accuracy = float(st["val_accuracy"])
+    else:
+        judge = train_class_judge(o.x, o.y, seed=p)
+        torch.save({"net": judge.net.state_dict(), "val_accuracy": judge.val_accuracy}, judge_path)
+    real_acc = judge.accuracy(splits.train.x, splits.train.y)
+    log(f"partition {p}: class judge val {judge.val_accuracy:.3f}, real training images {real_acc:.3f}")
+    sel_path = work / f"scale-selection-{'-'.join(map(str, args.scales))}-s{args.steps}.json"
+    if len(args.scales) > 1:
+        if sel_path.is_file():
+            sel = read_json(sel_path)
+        else:
+            best, table = select_scale(gen, judge, part.train, tuple(args.scales), args.select_n, args.steps, seed=300 + p)
+            sel = {"best": best, "table": table}
+            write_json(sel_path, sel)
+        guidance = Guidance(steps=args.steps, class_scale=sel["best"], attr_scale=sel["best"])
+        log(f"partition {p}: guidance scale {sel['best']} chosen on training classes "
+            + ", ".join(f"{k}: {v['score']:.3f}" for k, v in sel["table"].items()))  # fmt: skip
+    else:
+        sel = None
+    tag = f"s{args.steps}-c{guidance.class_scale}-a{guidance.attr_scale}"
+    fid_path = work / f"fidelity-n{args.fid_n}-{tag}.json"
     if fid_path.is_file():
         fid = read_json(fid_path)
     else:
         t0 = time.perf_counter()
-        o = oracle_images(splits.train, args.judge_images, seed=10_000 + p)
-        judge = train_class_judge(o.x, o.y, seed=p)
-        real_acc = judge.accuracy(splits.train.x, splits.train.y)
-        log(f"partition {p}: class judge val {judge.val_accuracy:.3f}, real training images {real_acc:.3f}")
 
         def show(task: str, v: str, s: dict[str, Any]) -> None:
             log(f"  {task:12s} {v:26s} any {s['union']['any']:.2f} all {s['union']['all']:.2f} "
@@ -115,7 +140,7 @@ def _stage_partition(p: int, args: argparse.Namespace, guidance: Guidance, log: 
     for arm in args.arms:
         if arm == "none":
             continue
-        path = work / f"pool-{arm}-{args.pool_size}-s{args.steps}-c{args.class_scale}-a{args.attr_scale}.pt"
+        path = work / f"pool-{arm}-{args.pool_size}-{tag}.pt"
         if not path.is_file():
             t0 = time.perf_counter()
             pool = make_pool(arm, splits, gen, args.pool_size, guidance, seed=200 + p)
@@ -123,6 +148,8 @@ def _stage_partition(p: int, args: argparse.Namespace, guidance: Guidance, log: 
             log(f"partition {p}: pool {arm} ({args.pool_size} images) in {time.perf_counter() - t0:.0f} s")
         pools[arm] = str(path)
     return {"partition": part.to_json(), "generator": {k: gen_meta[k] for k in ("parameters", "config")},
+            "guidance": {"steps": guidance.steps, "class_scale": guidance.class_scale,
+                         "attr_scale": guidance.attr_scale}, "scale_selection": sel,
             "generator_wall_s": gen_meta["meta"].get("wall_s"), "fidelity": fid, "pools": pools}  # fmt: skip
 
 
@@ -167,8 +194,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--fid-n", type=int, default=300, help="Images per operator variant.")
     ap.add_argument("--pool-size", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=25)
-    ap.add_argument("--class-scale", type=float, default=3.0)
+    ap.add_argument("--class-scale", type=float, default=3.0, help="Used when --scales has one value or none.")
     ap.add_argument("--attr-scale", type=float, default=3.0)
+    ap.add_argument("--scales", type=float, nargs="*", default=[1.0, 2.0, 3.0],
+                    help="Candidate guidance scales, chosen per partition on the training classes.")
+    ap.add_argument("--select-n", type=int, default=60, help="Images per attribute in the scale selection.")
     ap.add_argument("--dml-iterations", type=int, default=800)
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--jobs", type=int, default=2)
@@ -180,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:
         args.partitions, args.seeds, args.gen_iterations = [0], [0], 60
         args.fid_n, args.pool_size, args.steps, args.dml_iterations, args.eval_every = 20, 40, 4, 20, 10
-        args.judge_images, args.work = 600, str(Path(args.work) / "quick")
+        args.judge_images, args.work, args.scales, args.select_n = 600, str(Path(args.work) / "quick"), [1.0, 2.0], 5
     t0 = time.perf_counter()
     guidance = Guidance(steps=args.steps, class_scale=args.class_scale, attr_scale=args.attr_scale)
     log = lambda m: print(m, flush=True)  # noqa: E731

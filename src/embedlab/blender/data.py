@@ -25,6 +25,7 @@ stripes    background rows ``y % 4 < 2`` of the    background mean of stripe row
            inner 28x28 set to grey 0              rows > 0.5 (1.0 when striped)
 frame      the 2-px border blue (-1, -1, 1)       mean blue of border pixels > 0
 small      longest side 15 px instead of 26       foreground bounding box longest side <= 20
+                                                  (rows/columns with >= 2 foreground pixels)
 =========  =====================================  ==========================================
 
 The foreground is the inner pixels whose red channel exceeds 0.3 (white and red both have
@@ -230,7 +231,9 @@ def detect_attributes(x: torch.Tensor) -> torch.Tensor:
     stripes = (mean_on - mean_off) > 0.5
     border = ~inner
     frame = x[:, 2][:, border].mean(1) > 0
-    rows_any, cols_any = fg.any(2), fg.any(1)
+    # rows/columns with at least 2 foreground pixels: a stray bright pixel in a generated
+    # background does not stretch the bounding box (real renders are unaffected; tested)
+    rows_any, cols_any = fg.sum(2) >= 2, fg.sum(1) >= 2
     idx = torch.arange(SIZE)
     h = (
         torch.where(rows_any, idx, -1).amax(1) - torch.where(rows_any, idx, SIZE).amin(1) + 1
