@@ -74,3 +74,17 @@ def test_ties_go_to_less_memory_then_lowest_index():
 def test_unknown_planner():
     with pytest.raises(UserError, match="valid: .*dim_greedy.*neuroshard"):
         get_planner("clever")
+
+
+def test_default_planner_resolves_to_the_measured_best():
+    from embedlab.sharding.planners import (
+        DEFAULT_PLANNER,
+        PLANNERS,
+        get_planner,
+        resolve_planner_name,
+    )
+
+    assert DEFAULT_PLANNER in PLANNERS
+    assert resolve_planner_name("default") == DEFAULT_PLANNER
+    assert resolve_planner_name("round_robin") == "round_robin"
+    assert type(get_planner("default")) is type(get_planner(DEFAULT_PLANNER))

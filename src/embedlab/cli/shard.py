@@ -12,16 +12,21 @@ app = typer.Typer(help="Embedding-table sharding: planners and plans.", no_args_
 @app.command("planners")
 def planners_cmd() -> None:
     """List the registered planners."""
-    from embedlab.sharding.planners import PLANNERS
+    from embedlab.sharding.planners import DEFAULT_PLANNER, PLANNERS
 
     for name in PLANNERS:
         typer.echo(name)
+    typer.echo(f"default -> {DEFAULT_PLANNER}")
 
 
 @app.command("plan")
 def plan_cmd(
     tasks: Path = typer.Option(..., "--tasks", help="Task file (embedlab.sharding-tasks/v1)."),
-    planner: str = typer.Option(..., "--planner", help="A name from `embedlab shard planners`."),
+    planner: str = typer.Option(
+        "default",
+        "--planner",
+        help="A name from `embedlab shard planners` (default: the measured best).",
+    ),
     out: Path = typer.Option(..., "--out", help="Plan file to write (embedlab.sharding-plans/v1)."),
     model: Path | None = typer.Option(
         None, "--model", help="A learned planner's model folder (dreamshard)."

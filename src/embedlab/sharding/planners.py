@@ -164,9 +164,25 @@ MODEL_PLANNERS = {"dreamshard", "autoshard", "neuroshard"}
 MEASURED_PLANNERS = {"hill_climb"}
 
 
+#: What ``--planner default`` means: the planner with the lowest geometric-mean measured cost
+#: (as a ratio to each family's best heuristic) over every task family of
+#: ``benchmarks/sharding_learned.py`` (``benchmarks/results/sharding_learned.json``, summary;
+#: README "Which planner by default"). DreamShard 0.925x, NeuroShard 0.932x, AutoShard 0.968x,
+#: TorchRec's planner 1.006x. NeuroShard is the better choice when column-wise splits matter
+#: (memory-limited tables: 0.839x vs DreamShard's 0.922x).
+DEFAULT_PLANNER = "dreamshard"
+
+
+def resolve_planner_name(name: str) -> str:
+    """``default`` -> :data:`DEFAULT_PLANNER`; any other name unchanged."""
+    return DEFAULT_PLANNER if name == "default" else name
+
+
 def get_planner(name: str, model: str | None = None) -> Planner:
-    """A fresh planner called ``name`` (the error lists the valid names); ``model`` is the
-    folder of a learned planner's trained model (None: its default)."""
+    """A fresh planner called ``name`` (``default``: :data:`DEFAULT_PLANNER`; the error lists
+    the valid names); ``model`` is the folder of a learned planner's trained model (None: its
+    default)."""
+    name = resolve_planner_name(name)
     if name not in PLANNERS:
         raise unknown_name("planner", name, list(PLANNERS))
     if model is not None:
@@ -178,6 +194,7 @@ def get_planner(name: str, model: str | None = None) -> Planner:
 
 def plan_all(tasks: list[Task], name: str, model: str | None = None) -> list[Plan]:
     """One plan per task, each validated against its task."""
+    name = resolve_planner_name(name)
     planner = get_planner(name, model)
     plans = []
     for task in tasks:

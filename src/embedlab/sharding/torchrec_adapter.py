@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from torchrec.distributed.types import ShardingPlanner
 
-from embedlab.sharding.planners import Infeasible, get_planner
+from embedlab.sharding.planners import Infeasible, get_planner, resolve_planner_name
 from embedlab.sharding.types import Plan, Shard, Table, Task
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -354,7 +354,7 @@ class EmbedlabPlanner(ShardingPlanner):
         local_size: int | None = None,
         task_name: str = "torchrec",
     ) -> None:
-        self.planner_name = planner
+        self.planner_name = resolve_planner_name(planner)
         self.world_size = world_size
         self.device_memory_bytes = device_memory_bytes
         self.batch_size = batch_size
