@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2, help="Torch threads of the sampling stage.")
     ap.add_argument("--work", default="benchmarks/.work/blender")
+    ap.add_argument("--stage-only", action="store_true", help="Generator, judge, fidelity, pools; no metric learning.")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="benchmarks/results/blender.json")
     args = ap.parse_args(argv)
@@ -215,6 +216,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     guidance = Guidance(steps=args.steps, class_scale=args.class_scale, attr_scale=args.attr_scale)
     log = lambda m: print(m, flush=True)  # noqa: E731
     parts = {p: _stage_partition(p, args, guidance, log) for p in args.partitions}
+    if args.stage_only:
+        return {"partitions": parts}
     jobs = []
     for p in args.partitions:
         for s in args.seeds:
