@@ -40,9 +40,8 @@ import torch
 
 from embedlab.errors import UserError
 from embedlab.sharding.autoshard.model import AutoShardNet, balance_reward
-from embedlab.sharding.dreamshard.features import task_features
+from embedlab.sharding.dreamshard.agent import TaskTensors, task_tensors  # the same task view
 from embedlab.sharding.nn import read_model_folder, save_model_folder
-from embedlab.sharding.types import Task
 
 MODEL_FORMAT = "embedlab.autoshard-model/v1"
 
@@ -74,22 +73,6 @@ class AutoShardModel:
                 f"{p}/weights.pt does not hold AutoShard weights: {str(e)[:200]}"
             ) from None
         return m
-
-
-@dataclass
-class TaskTensors:
-    """A task as the network sees it."""
-
-    feats: torch.Tensor  # [T, 21]
-    sizes: torch.Tensor  # [T] bytes (float64)
-    memory: float
-    devices: int
-
-
-def task_tensors(task: Task) -> TaskTensors:
-    return TaskTensors(torch.from_numpy(task_features(task)),
-                       torch.tensor([float(t.size_bytes) for t in task.tables], dtype=torch.float64),
-                       float(task.device_memory_bytes), task.num_devices)  # fmt: skip
 
 
 def placement_order(net: AutoShardNet, tt: TaskTensors) -> torch.Tensor:
