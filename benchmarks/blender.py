@@ -81,7 +81,9 @@ def _dml_job(job: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _stage_partition(p: int, args: argparse.Namespace, guidance: Guidance, log: Any) -> dict[str, Any]:
+def _stage_partition(
+    p: int, args: argparse.Namespace, guidance: Guidance, log: Any
+) -> dict[str, Any]:
     """Generator, judge, fidelity and pools of one partition (cached)."""
     torch.set_num_threads(args.threads)
     work = Path(args.work) / f"p{p}"
@@ -92,27 +94,33 @@ def _stage_partition(p: int, args: argparse.Namespace, guidance: Guidance, log: 
     if not (gdir / "generator.pt").is_file():
         log(f"partition {p}: training the generator ({args.gen_iterations} iterations)")
         cfg = GeneratorConfig(iterations=args.gen_iterations, seed=0)
-        train_generator(splits.train.x, splits.train.y, splits.train.attrs, cfg, gdir, progress=True)
+        train_generator(
+            splits.train.x, splits.train.y, splits.train.attrs, cfg, gdir, progress=True
+        )
     gen = load_generator(gdir)
     gen_meta = read_json(gdir / "generator.json")
     judge_path = work / f"judge-{args.judge_images}.pt"
-    o = oracle_images(splits.train, args.judge_images, seed=10_000 + p)
     if judge_path.is_file():
         judge = ClassJudge(ClassNet(len(part.train)), tuple(part.train), 0.0)
         st = torch.load(judge_path, weights_only=True)
         judge.net.load_state_dict(st["net"])
         judge.val_accuracy = float(st["val_accuracy"])
     else:
+        o = oracle_images(splits.train, args.judge_images, seed=10_000 + p)
         judge = train_class_judge(o.x, o.y, seed=p)
         torch.save({"net": judge.net.state_dict(), "val_accuracy": judge.val_accuracy}, judge_path)
     real_acc = judge.accuracy(splits.train.x, splits.train.y)
-    log(f"partition {p}: class judge val {judge.val_accuracy:.3f}, real training images {real_acc:.3f}")
+    log(
+        f"partition {p}: class judge val {judge.val_accuracy:.3f}, real training images {real_acc:.3f}"
+    )
     sel_path = work / f"scale-selection-{'-'.join(map(str, args.scales))}-s{args.steps}.json"
     if len(args.scales) > 1:
         if sel_path.is_file():
             sel = read_json(sel_path)
         else:
-            best, table = select_scale(gen, judge, part.train, tuple(args.scales), args.select_n, args.steps, seed=300 + p)
+            best, table = select_scale(
+                gen, judge, part.train, tuple(args.scales), args.select_n, args.steps, seed=300 + p
+            )
             sel = {"best": best, "table": table}
             write_json(sel_path, sel)
         guidance = Guidance(steps=args.steps, class_scale=sel["best"], attr_scale=sel["best"])
@@ -132,7 +140,9 @@ def _stage_partition(p: int, args: argparse.Namespace, guidance: Guidance, log: 
                 f"precision {s['intersection']['precision']:.2f} leak {s['union']['leak']:.2f} "
                 f"class {s['class_accuracy']:.2f} combos {s['combinations_per_class']:.1f}")  # fmt: skip
 
-        fid = fidelity_study(gen, judge, part.train, args.fid_n, guidance, seed=100 + p, progress=show)
+        fid = fidelity_study(
+            gen, judge, part.train, args.fid_n, guidance, seed=100 + p, progress=show
+        )
         fid.update(judge_val_accuracy=judge.val_accuracy, judge_real_train_accuracy=real_acc,
                    wall_s=time.perf_counter() - t0)  # fmt: skip
         write_json(fid_path, fid)
@@ -145,7 +155,9 @@ def _stage_partition(p: int, args: argparse.Namespace, guidance: Guidance, log: 
             t0 = time.perf_counter()
             pool = make_pool(arm, splits, gen, args.pool_size, guidance, seed=200 + p)
             torch.save({"x": pool.x.half(), "y": pool.y}, path)
-            log(f"partition {p}: pool {arm} ({args.pool_size} images) in {time.perf_counter() - t0:.0f} s")
+            log(
+                f"partition {p}: pool {arm} ({args.pool_size} images) in {time.perf_counter() - t0:.0f} s"
+            )
         pools[arm] = str(path)
     return {"partition": part.to_json(), "generator": {k: gen_meta[k] for k in ("parameters", "config")},
             "guidance": {"steps": guidance.steps, "class_scale": guidance.class_scale,
@@ -166,7 +178,10 @@ def _summarize(runs: list[dict[str, Any]], arms: tuple[str, ...]) -> dict[str, A
                                 "sd": statistics.stdev([v[m] for v in vals.values()]) if len(vals) > 1 else 0.0}
                             for m in ("recall_at_1", "recall_at_2", "recall_at_4", "recall_at_8", "map_at_r")}  # fmt: skip
         out["arms"][arm]["n"] = len(vals)
-    pairs = [(a, b) for a in BLENDER_ARMS for b in ("class", "none")] + [("class", "none"), ("oracle", "none")]
+    pairs = [(a, b) for a in BLENDER_ARMS for b in ("class", "none")] + [
+        ("class", "none"),
+        ("oracle", "none"),
+    ]
     for a, b in pairs:
         if a not in by or b not in by:
             continue
@@ -176,10 +191,15 @@ def _summarize(runs: list[dict[str, Any]], arms: tuple[str, ...]) -> dict[str, A
         out["paired"][f"{a}-{b}"] = {m: paired_difference([by[a][k][m] for k in keys], [by[b][k][m] for k in keys])
                                     for m in ("recall_at_1", "map_at_r")}  # fmt: skip
     if "oracle" in out["arms"] and "none" in out["arms"]:
-        gap = out["arms"]["oracle"]["recall_at_1"]["mean"] - out["arms"]["none"]["recall_at_1"]["mean"]
+        gap = (
+            out["arms"]["oracle"]["recall_at_1"]["mean"]
+            - out["arms"]["none"]["recall_at_1"]["mean"]
+        )
         out["gap_closed_recall_at_1"] = {
-            a: (out["arms"][a]["recall_at_1"]["mean"] - out["arms"]["none"]["recall_at_1"]["mean"]) / gap
-            for a in (*BLENDER_ARMS, "class") if a in out["arms"] and gap > 0
+            a: (out["arms"][a]["recall_at_1"]["mean"] - out["arms"]["none"]["recall_at_1"]["mean"])
+            / gap
+            for a in (*BLENDER_ARMS, "class")
+            if a in out["arms"] and gap > 0
         }
     return out
 
@@ -194,24 +214,48 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--fid-n", type=int, default=300, help="Images per operator variant.")
     ap.add_argument("--pool-size", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=25)
-    ap.add_argument("--class-scale", type=float, default=3.0, help="Used when --scales has one value or none.")
+    ap.add_argument(
+        "--class-scale", type=float, default=3.0, help="Used when --scales has one value or none."
+    )
     ap.add_argument("--attr-scale", type=float, default=3.0)
-    ap.add_argument("--scales", type=float, nargs="*", default=[1.0, 2.0, 3.0],
-                    help="Candidate guidance scales, chosen per partition on the training classes.")
-    ap.add_argument("--select-n", type=int, default=60, help="Images per attribute in the scale selection.")
+    ap.add_argument(
+        "--scales",
+        type=float,
+        nargs="*",
+        default=[1.0, 2.0, 3.0],
+        help="Candidate guidance scales, chosen per partition on the training classes.",
+    )
+    ap.add_argument(
+        "--select-n", type=int, default=60, help="Images per attribute in the scale selection."
+    )
     ap.add_argument("--dml-iterations", type=int, default=800)
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2, help="Torch threads of the sampling stage.")
     ap.add_argument("--work", default="benchmarks/.work/blender")
-    ap.add_argument("--stage-only", action="store_true", help="Generator, judge, fidelity, pools; no metric learning.")
+    ap.add_argument(
+        "--stage-only",
+        action="store_true",
+        help="Generator, judge, fidelity, pools; no metric learning.",
+    )
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="benchmarks/results/blender.json")
     args = ap.parse_args(argv)
     if args.quick:
         args.partitions, args.seeds, args.gen_iterations = [0], [0], 60
-        args.fid_n, args.pool_size, args.steps, args.dml_iterations, args.eval_every = 20, 40, 4, 20, 10
-        args.judge_images, args.work, args.scales, args.select_n = 600, str(Path(args.work) / "quick"), [1.0, 2.0], 5
+        args.fid_n, args.pool_size, args.steps, args.dml_iterations, args.eval_every = (
+            20,
+            40,
+            4,
+            20,
+            10,
+        )
+        args.judge_images, args.work, args.scales, args.select_n = (
+            600,
+            str(Path(args.work) / "quick"),
+            [1.0, 2.0],
+            5,
+        )
     t0 = time.perf_counter()
     guidance = Guidance(steps=args.steps, class_scale=args.class_scale, attr_scale=args.attr_scale)
     log = lambda m: print(m, flush=True)  # noqa: E731
@@ -240,7 +284,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     write_json(args.out, doc)
     s = doc["dml_summary"]
     for arm, v in s["arms"].items():
-        log(f"{arm:12s} R@1 {v['recall_at_1']['mean']:.4f} ± {v['recall_at_1']['sd']:.4f}  MAP@R {v['map_at_r']['mean']:.4f}")
+        log(
+            f"{arm:12s} R@1 {v['recall_at_1']['mean']:.4f} ± {v['recall_at_1']['sd']:.4f}  MAP@R {v['map_at_r']['mean']:.4f}"
+        )
     for k, v in s["paired"].items():
         d = v["recall_at_1"]
         log(f"{k:22s} ΔR@1 {d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]")

@@ -74,7 +74,6 @@ def test_intersection_global_equals_mean_for_equal_norm_orthogonal_privates():
     """The known algebra: v1 is parallel to the sum, so I-mean is the mean residual."""
     d = 4096
     g = torch.Generator().manual_seed(1)
-    c = torch.randn(d, generator=g)
     basis, _ = torch.linalg.qr(torch.randn(d, 4, generator=g))
     c = basis[:, 0] * 3.0
     r = torch.stack([c + 2.0 * basis[:, i] for i in (1, 2, 3)])[:, None]  # (3, 1, d)

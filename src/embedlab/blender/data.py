@@ -190,8 +190,7 @@ def render(big: torch.Tensor, small: torch.Tensor, attrs: torch.Tensor) -> torch
     rows = (
         (torch.arange(SIZE) % 4 < 2).float()[None, None, :, None].expand(n, 3, SIZE, SIZE).clone()
     )
-    inner = torch.zeros(SIZE, SIZE, dtype=torch.bool)
-    inner[BORDER:-BORDER, BORDER:-BORDER] = True
+    inner = _inner()
     stripe_px = (rows > 0) & inner & stripes[:, None, None, None]
     bg = torch.where(stripe_px, torch.full_like(bg, STRIPE_VALUE), bg)
     border = ~inner
@@ -202,11 +201,16 @@ def render(big: torch.Tensor, small: torch.Tensor, attrs: torch.Tensor) -> torch
     return bg * (1 - m) + fg * m
 
 
+def _inner() -> torch.Tensor:
+    """(32, 32) bool: the pixels inside the 2-px border."""
+    inner = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    inner[BORDER:-BORDER, BORDER:-BORDER] = True
+    return inner
+
+
 def foreground_mask(x: torch.Tensor) -> torch.Tensor:
     """(N, 32, 32) bool: inner pixels whose red channel exceeds the threshold."""
-    inner = torch.zeros(x.shape[-2:], dtype=torch.bool)
-    inner[BORDER:-BORDER, BORDER:-BORDER] = True
-    return (x[:, 0] > FG_THRESHOLD) & inner
+    return (x[:, 0] > FG_THRESHOLD) & _inner()
 
 
 def detect_attributes(x: torch.Tensor) -> torch.Tensor:
@@ -220,8 +224,7 @@ def detect_attributes(x: torch.Tensor) -> torch.Tensor:
     count = fg.flatten(1).sum(1).clamp(min=1)
     green = (x[:, 1] * fg).flatten(1).sum(1) / count
     tint = has_fg & (green < 0.2)
-    inner = torch.zeros(SIZE, SIZE, dtype=torch.bool)
-    inner[BORDER:-BORDER, BORDER:-BORDER] = True
+    inner = _inner()
     bg = inner[None] & ~fg
     stripe_rows = (torch.arange(SIZE) % 4 < 2)[None, :, None].expand(n, SIZE, SIZE)
     lum = x.mean(1)

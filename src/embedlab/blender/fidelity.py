@@ -125,10 +125,12 @@ def train_class_judge(x: torch.Tensor, y: torch.Tensor, seed: int = 0, epochs: i
     return judge
 
 
-def diversity(x: torch.Tensor, y: torch.Tensor, judge: ClassJudge) -> dict[str, float]:
+def diversity(x: torch.Tensor, y: torch.Tensor, judge: ClassJudge,
+              detected: torch.Tensor | None = None) -> dict[str, float]:  # fmt: skip
     """Mean over classes of distinct detected attribute combinations and of the mean
-    pairwise cosine distance of judge features."""
-    det = detect_attributes(x)
+    pairwise cosine distance of judge features (``detected``: the detectors' rows of ``x``,
+    if already computed)."""
+    det = detect_attributes(x) if detected is None else detected
     feats = nn.functional.normalize(judge.features(x), dim=1)
     combos, dists = [], []
     for c in sorted(set(y.tolist())):

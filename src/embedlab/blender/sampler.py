@@ -132,6 +132,7 @@ def blender_sample(model: EpsModel, scheduler: Any, shape: tuple[int, ...], null
     scheduler.set_timesteps(cfg.steps)
     x = x * getattr(scheduler, "init_noise_sigma", 1.0)
     steps = list(scheduler.timesteps)
+    step_kw = {"eta": cfg.eta, "generator": gen} if _takes_eta(scheduler) else {"generator": gen}
     for i, t in enumerate(steps):
         frac = i / max(1, len(steps))
         xin = scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x
@@ -148,9 +149,6 @@ def blender_sample(model: EpsModel, scheduler: Any, shape: tuple[int, ...], null
             base, prompt_eps = e_null, eps[1:]
         if cfg.window[0] <= frac < cfg.window[1]:
             guided = guided + cfg.attr_scale * op(prompt_eps - base[None], **opts)
-        step_kw = (
-            {"eta": cfg.eta, "generator": gen} if _takes_eta(scheduler) else {"generator": gen}
-        )
         x = scheduler.step(guided, t, x, **step_kw).prev_sample
     return x.clamp(-1, 1)
 

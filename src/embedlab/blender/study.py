@@ -109,7 +109,7 @@ def fidelity_study(model: ConditionalGenerator, judge: ClassJudge, classes: tupl
         det = detect_attributes(x)
         return {"union": union_scores(det, design.union),
                 "intersection": intersection_scores(det, design.union, design.shared),
-                "class_accuracy": judge.accuracy(x, design.cls), **diversity(x, design.cls, judge),
+                "class_accuracy": judge.accuracy(x, design.cls), **diversity(x, design.cls, judge, det),
                 "attribute_rates": dict(zip(ATTRIBUTES, det.float().mean(0).tolist()))}  # fmt: skip
 
     x = generate(model, d["class"], guidance.sampler("mean"), seed)

@@ -212,7 +212,7 @@ def dml_cmd(
     part = ClassPartition.from_seed(partition_seed)
     sp = make_splits(part, seed=partition_seed)
     model = load_generator(generator) if generator is not None else None
-    if model is not None and "partition.json" in {p.name for p in generator.iterdir()}:
+    if model is not None and (generator / "partition.json").is_file():
         trained_on = json.loads((generator / "partition.json").read_text())["train"]
         if sorted(trained_on) != sorted(part.train):
             raise UserError(
