@@ -23,6 +23,7 @@ import shlex
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,36 +40,86 @@ from embedlab.pu.data import FMNIST_I, FMNIST_II, binarize, load_fashion_mnist, 
 SPLITS = {"I": FMNIST_I, "II": FMNIST_II}
 
 
-def one_run(
-    data: Any, split_name: str, n_labeled: int, method: str, seed: int, args: argparse.Namespace
-) -> dict[str, Any]:
-    out = Path(args.work) / f"{split_name}-{n_labeled}-{method}-s{seed}-e{args.epochs}.json"
-    if out.is_file():
-        return read_json(out)
+@dataclass(frozen=True)
+class Variant:
+    """A benchmarked recipe: a ``PUClassifier`` method plus parameters. Variants of one
+    contrastive method share its pretraining (``PUClassifier.refit``)."""
+
+    name: str
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    extra_epochs: bool = False  # end to end for epochs + finetune epochs (compute parity)
+
+
+def variants(args: argparse.Namespace) -> dict[str, Variant]:
+    k, ft = args.cluster_k, args.finetune_epochs
+    out = {m: Variant(m, m) for m in METHODS}
+    for m in ("pucl", "punce", "simclr"):
+        out[f"{m}-k{k}"] = Variant(f"{m}-k{k}", m, {"cluster_k": k})
+        out[f"{m}-k{k}-ft"] = Variant(f"{m}-k{k}-ft", m, {"cluster_k": k, "finetune_epochs": ft})
+        out[f"{m}-ft-nnpu"] = Variant(f"{m}-ft-nnpu", m, {"probe": "nnpu", "finetune_epochs": ft})
+    out["nnpu-long"] = Variant("nnpu-long", "nnpu", extra_epochs=True)
+    return out
+
+
+def _cache(
+    args: argparse.Namespace, split_name: str, n_labeled: int, v: Variant, seed: int
+) -> Path:
+    tag = f"-ft{args.finetune_epochs}" if "finetune_epochs" in v.params or v.extra_epochs else ""
+    return Path(args.work) / f"{split_name}-{n_labeled}-{v.name}-s{seed}-e{args.epochs}{tag}.json"
+
+
+def run_seed(data: Any, split_name: str, n_labeled: int, todo: list[Variant], seed: int,
+             args: argparse.Namespace) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """All variants for one (split, labeled count, seed); cached per variant."""
+    results: dict[str, dict[str, Any]] = {}
     pos = SPLITS[split_name]
     split = pu_split(data.y_train, pos, n_labeled, seed=seed)
-    clf = PUClassifier(method=method, encoder=args.encoder, prior=split.prior, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, random_state=seed)  # fmt: skip
-    t0 = time.perf_counter()
-    clf.fit(data.x_train, split.y_true if method == "pn" else split.pu_labels)
-    wall = time.perf_counter() - t0
-    m = binary_metrics(binarize(data.y_test, pos), clf.decision_function(data.x_test))
-    if hasattr(clf, "pseudo_labels_"):
-        u = ~split.labeled
-        m["pseudo_label_accuracy"] = float((clf.pseudo_labels_[u] == split.y_true[u]).mean())
-    m.update({"wall_s": wall, "prior": split.prior, "loss_per_epoch": clf.history_})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, m)
-    return m
+    y_test = binarize(data.y_test, pos)
+    pretrained: dict[str, tuple[PUClassifier, float]] = {}
+    for v in todo:
+        out = _cache(args, split_name, n_labeled, v, seed)
+        if out.is_file():
+            results[v.name] = read_json(out)
+            continue
+        y = split.y_true if v.method == "pn" else split.pu_labels
+        epochs = args.epochs + (args.finetune_epochs if v.extra_epochs else 0)
+        t0 = time.perf_counter()
+        if v.method in pretrained:  # share the costly pretraining
+            clf, pre_s = pretrained[v.method]
+            clf.set_params(**{"cluster_k": 2, "finetune_epochs": 0, "probe": "pupl", **v.params})
+            clf.refit(data.x_train, y)
+            wall = pre_s + time.perf_counter() - t0
+        else:
+            clf = PUClassifier(method=v.method, encoder=args.encoder, prior=split.prior, epochs=epochs,
+                               batch_size=args.batch_size, lr=args.lr, random_state=seed, **v.params)  # fmt: skip
+            clf.fit(data.x_train, y)
+            wall = time.perf_counter() - t0
+            if METHODS[v.method].kind == "contrastive":
+                pre_s = wall  # upper bound of the pretraining share: what a refit adds to it
+                pretrained[v.method] = (clf, pre_s)
+        m = binary_metrics(y_test, clf.decision_function(data.x_test))
+        if hasattr(clf, "pseudo_labels_"):
+            u = ~split.labeled
+            m["pseudo_label_accuracy"] = float((clf.pseudo_labels_[u] == split.y_true[u]).mean())
+        m.update({"wall_s": wall, "prior": split.prior, "loss_per_epoch": list(clf.history_)})
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(out, m)
+        results[v.name] = m
+    return results
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=["I", "II"], choices=list(SPLITS))
     ap.add_argument("--labeled", type=int, nargs="+", default=[100, 500, 1000, 3000])
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS),
+                    help="methods, and variants (K = --cluster-k): pucl-kK, pucl-kK-ft, pucl-ft-nnpu "
+                    "(likewise for punce and simclr), nnpu-long")  # fmt: skip
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--cluster-k", type=int, default=10)
+    ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--encoder", default="lenet")
@@ -77,29 +128,31 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--work", default="benchmarks/.work/pu")
     ap.add_argument("--out", default="benchmarks/results/pu.json")
     args = ap.parse_args(argv)
+    table = variants(args)
+    unknown = [m for m in args.methods if m not in table]
+    if unknown:
+        ap.error(f"unknown method or variant {unknown[0]!r}; valid: {', '.join(table)}")
+    todo = [table[m] for m in args.methods]
     torch.set_num_threads(args.threads)
     data = load_fashion_mnist(args.data_dir)
     t0 = time.perf_counter()
     rows = []
     for ds in args.datasets:
         for n in args.labeled:
-            for method in args.methods:
-                runs = [one_run(data, ds, n, method, s, args) for s in args.seeds]
-                row: dict[str, Any] = {
-                    "dataset": f"F-MNIST-{ds}",
-                    "labeled": n,
-                    "method": method,
-                    "seeds": args.seeds,
-                }
+            per_seed = {s: run_seed(data, ds, n, todo, s, args) for s in args.seeds}
+            for v in todo:
+                runs = [per_seed[s][v.name] for s in args.seeds]
+                row: dict[str, Any] = {"dataset": f"F-MNIST-{ds}", "labeled": n, "method": v.name,
+                                       "base_method": v.method, "params": v.params, "seeds": args.seeds}  # fmt: skip
                 for k in ("accuracy", "auc", "f1", "pseudo_label_accuracy", "wall_s"):
                     vals = [r[k] for r in runs if k in r]
                     if vals:
                         row[k] = {"mean": statistics.fmean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0,
                                   "values": vals}  # fmt: skip
                 rows.append(row)
-                print(f"F-MNIST-{ds} {n:5d} {method:7s} acc {row['accuracy']['mean']:.4f}±{row['accuracy']['sd']:.4f} "
+                print(f"F-MNIST-{ds} {n:5d} {v.name:14s} acc {row['accuracy']['mean']:.4f}±{row['accuracy']['sd']:.4f} "
                       f"auc {row['auc']['mean']:.4f} ({row['wall_s']['mean']:.0f}s/run)", flush=True)  # fmt: skip
-                write_json(args.out, _doc(args, rows, t0, complete=False))
+            write_json(args.out, _doc(args, rows, t0, complete=False))
     doc = _doc(args, rows, t0, complete=True)
     write_json(args.out, doc)
     return doc

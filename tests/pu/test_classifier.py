@@ -69,6 +69,40 @@ def test_nnpu_probe_on_contrastive_features():
         PUClassifier(method="pucl", probe="nnpu").fit(x, lab)
 
 
+@pytest.mark.parametrize("probe", ["pupl", "nnpu"])
+def test_finetuning_and_overclustering(probe):
+    x, y, lab = _tabular()
+    clf = PUClassifier(method="pucl", probe=probe, prior=0.35, epochs=8, batch_size=128, cluster_k=6,
+                       finetune_epochs=8).fit(x, lab)  # fmt: skip
+    assert clf.finetuned_ and clf.pseudo_labels_.shape == (len(x),)
+    assert binary_metrics(y, clf.decision_function(x))["auc"] > 0.85
+    # the fine-tuned encoder is what predicts: changing it changes the scores
+    before = clf.decision_function(x[:20])
+    for p in clf.encoder_.parameters():
+        p.data.add_(0.5)
+    assert not np.allclose(before, clf.decision_function(x[:20]))
+    with pytest.raises(ValueError, match="cluster_k"):
+        PUClassifier(cluster_k=1).fit(x, lab)
+    with pytest.raises(ValueError, match="finetune_epochs"):
+        PUClassifier(finetune_epochs=-1).fit(x, lab)
+
+
+def test_refit_equals_a_fresh_fit_with_the_new_parameters():
+    x, y, lab = _tabular(300)
+    kw = dict(method="pucl", prior=0.35, epochs=3, batch_size=64, probe_epochs=5)
+    fresh = PUClassifier(**kw, cluster_k=4, finetune_epochs=2).fit(x, lab)
+    reused = PUClassifier(**kw).fit(x, lab)
+    first = reused.decision_function(x)
+    reused.set_params(cluster_k=4, finetune_epochs=2).refit(x, lab)
+    assert np.allclose(fresh.decision_function(x), reused.decision_function(x), atol=1e-5)
+    assert not np.allclose(first, reused.decision_function(x))
+    # back to the frozen probe: the encoder is the pretrained one again, not the fine-tuned one
+    reused.set_params(cluster_k=2, finetune_epochs=0).refit(x, lab)
+    assert np.allclose(first, reused.decision_function(x), atol=1e-5)
+    with pytest.raises(ValueError, match="contrastive"):
+        PUClassifier(method="nnpu", prior=0.35, epochs=1).fit(x, lab).refit(x, lab)
+
+
 def test_input_errors():
     x, y, lab = _tabular(300)
     with pytest.raises(ValueError, match="no labeled positive"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedlab.pu.cluster import pu_kmeans
+from embedlab.pu.cluster import pu_kmeans, pu_overcluster
 
 
 def _blobs(n_pos=300, n_neg=700, labeled=30, seed=0, sep=4.0):
@@ -53,3 +53,41 @@ def test_errors():
         pu_kmeans(x, np.ones(3, dtype=bool))
     with pytest.raises(ValueError, match="init"):
         pu_kmeans(x, np.ones(4, dtype=bool), init="random")
+
+
+def _multimodal(seed=0, labeled=150):
+    """Six blobs on a circle, positives at alternating angles: no two-cluster split separates them."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for j in range(6):
+        a = 2 * np.pi * j / 6
+        xs.append(rng.normal(0, 0.3, (200, 2)) + 5 * np.r_[np.cos(a), np.sin(a)])
+        ys.append(np.full(200, j % 2))
+    x, y = np.vstack(xs), np.concatenate(ys)
+    lab = np.zeros(len(x), dtype=bool)
+    lab[rng.choice(np.flatnonzero(y == 1), labeled, replace=False)] = True
+    return x, y, lab
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_overclustering_recovers_multimodal_positives_where_two_clusters_cannot(seed):
+    x, y, lab = _multimodal(seed)
+    two = pu_kmeans(x, lab, normalize=False)
+    many = pu_overcluster(x, lab, 12, normalize=False, seed=seed)
+    assert (two.labels == y).mean() < 0.8
+    assert (many.labels == y).mean() > 0.99
+    assert many.centers.shape == (12, 2)
+
+
+def test_overclustering_threshold_and_clamping():
+    x, y, lab = _multimodal(0, labeled=3)
+    strict = pu_overcluster(x, lab, 6, normalize=False, threshold=1.0)
+    assert strict.labels.sum() <= (y == 1).sum()  # only the purest clusters
+    clamped = pu_overcluster(x, lab, 6, normalize=False, threshold=1.0, clamp_labeled=True)
+    assert clamped.labels[lab].all()
+    with pytest.raises(ValueError, match="k must be"):
+        pu_overcluster(x, lab, 1)
+    with pytest.raises(ValueError, match="threshold"):
+        pu_overcluster(x, lab, 4, threshold=0.0)
+    with pytest.raises(ValueError, match="at least one labeled positive"):
+        pu_overcluster(x, np.zeros(len(x), dtype=bool), 4)

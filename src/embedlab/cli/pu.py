@@ -55,6 +55,19 @@ def fit_cmd(
     cluster_space: str = typer.Option(
         "projection", "--cluster-space", help="projection or backbone (the reference)."
     ),
+    probe: str = typer.Option(
+        "pupl", "--probe", help="pupl (pseudo-labels) or nnpu (the nnPU risk on the PU labels)."
+    ),
+    cluster_k: int = typer.Option(
+        2,
+        "--cluster-k",
+        help="2: the paper's puPL; more: over-clustering by labeled-positive rate.",
+    ),
+    finetune_epochs: int = typer.Option(
+        0,
+        "--finetune-epochs",
+        help="0: frozen linear probe; more: fine-tune the encoder end to end.",
+    ),
     seed: int = typer.Option(0, "--seed"),
     threads: int | None = typer.Option(None, "--threads"),
     out: Path = typer.Option(..., "--out", help="Run folder (metrics.json)."),
@@ -82,7 +95,8 @@ def fit_cmd(
     split = pu_split(data.y_train, pos, labeled, seed=seed)
     pi = prior if prior is not None else split.prior
     clf = PUClassifier(method=method, encoder=encoder, prior=pi, epochs=epochs, batch_size=batch_size, lr=lr,
-                       cluster_init=cluster_init, cluster_space=cluster_space, random_state=seed, verbose=True)  # fmt: skip
+                       cluster_init=cluster_init, cluster_space=cluster_space, probe=probe, cluster_k=cluster_k,
+                       finetune_epochs=finetune_epochs, random_state=seed, verbose=True)  # fmt: skip
     t0 = time.perf_counter()
     try:
         clf.fit(data.x_train, split.y_true if method == "pn" else split.pu_labels)
@@ -101,7 +115,8 @@ def fit_cmd(
         )
     m.update({"dataset": dataset, "positives": list(pos), "labeled": labeled, "method": method, "prior": pi,
               "prior_of_unlabeled": split.prior, "seed": seed, "epochs": epochs, "encoder": encoder,
-              "cluster_space": cluster_space, "cluster_init": cluster_init,
+              "cluster_space": cluster_space, "cluster_init": cluster_init, "probe": probe,
+              "cluster_k": cluster_k, "finetune_epochs": finetune_epochs,
               "train_loss_per_epoch": clf.history_, "wall_time_s": wall})  # fmt: skip
     ensure_dir(out)
     write_json(out / "metrics.json", m)

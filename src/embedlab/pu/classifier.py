@@ -21,6 +21,19 @@ Methods (``embedlab pu methods``):
   probe (logistic regression by Adam on the frozen normalised features) fitted to the
   pseudo-labels (``probe="pupl"``), or with the nnPU risk on the PU labels themselves
   (``probe="nnpu"``, needs ``prior``; the reference offers both).
+* Our extensions for the contrastive methods, both opt-in and measured in
+  ``benchmarks/pu.py``: ``cluster_k > 2`` replaces the two-cluster puPL by over-clustering
+  (:func:`~embedlab.pu.cluster.pu_overcluster`: k clusters, each labeled by its rate of
+  labeled positives; for positive classes made of several sub-classes), and
+  ``finetune_epochs > 0`` trains the pretrained encoder and a fresh linear output end to end
+  with the probe's loss (pseudo-label cross-entropy, or the nnPU risk with ``probe="nnpu"``)
+  instead of a frozen linear probe. Measured on F-MNIST-I (1,000 labeled, 20 pretraining
+  epochs, seed 0): a linear classifier on the frozen puCL features trained with the *true*
+  labels reaches only 0.89-0.90 test accuracy, because coats sit with pullovers and shirts
+  (two-cluster puPL put 18% of coats on the positive side). Frozen features therefore cap
+  every probe; fine-tuning does not share that cap. The fine-tuning sees no augmentation: with
+  the pretraining augmentations, nnPU fine-tuning reached 0.897 against 0.924 without (one
+  seed).
 * ``nnpu`` / ``upu``: encoder and a linear output trained end to end with the non-negative
   (or unbiased) PU risk (:class:`~embedlab.pu.losses.PURiskLoss`); need ``prior``, the share
   of positives among the unlabeled samples.
@@ -44,6 +57,8 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
+
+from embedlab.pu.losses import PURiskLoss
 
 
 @dataclass(frozen=True)
@@ -107,7 +122,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, method: str = "pucl", encoder: str = "auto", prior: float | None = None, temperature: float = 0.5,
                  epochs: int = 20, batch_size: int = 512, lr: float = 1e-3, weight_decay: float = 1e-5,
                  cluster_init: str = "reference", clamp_labeled: bool = False, cluster_space: str = "projection",
-                 probe: str = "pupl", probe_epochs: int = 100,
+                 probe: str = "pupl", probe_epochs: int = 100, cluster_k: int = 2, finetune_epochs: int = 0,
                  augment_noise: float = 0.1, device: str = "cpu", random_state: int | None = 0,
                  verbose: bool = False) -> None:  # fmt: skip
         self.method = method
@@ -123,6 +138,8 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         self.cluster_space = cluster_space
         self.probe = probe
         self.probe_epochs = probe_epochs
+        self.cluster_k = cluster_k
+        self.finetune_epochs = finetune_epochs
         self.augment_noise = augment_noise
         self.device = device
         self.random_state = random_state
@@ -166,7 +183,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
 
     # --- fitting ------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any) -> PUClassifier:
+    def _check_params(self) -> Method:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
         spec = METHODS[self.method]
@@ -187,6 +204,14 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         for k in ("epochs", "batch_size", "probe_epochs"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        if self.cluster_k < 2:
+            raise ValueError(f"cluster_k must be >= 2, got {self.cluster_k}")
+        if self.finetune_epochs < 0:
+            raise ValueError(f"finetune_epochs must be >= 0, got {self.finetune_epochs}")
+        return spec
+
+    def fit(self, X: Any, y: Any) -> PUClassifier:
+        spec = self._check_params()
         x = self._check_x(X, fitting=True)
         yy = self._check_y(y, len(x))
         self.input_shape_ = tuple(x.shape[1:])
@@ -206,20 +231,63 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         labeled = torch.from_numpy(yy.astype(bool))
         if spec.kind == "contrastive":
             self._pretrain(x, labeled, dev)
-            feats = self._features(x, dev)
-            from embedlab.pu.cluster import pu_kmeans
+            self.pretrained_state_ = {
+                k: v.detach().clone() for k, v in self.encoder_.state_dict().items()
+            }
+            self._fit_classifier(x, yy, dev)
+        else:
+            self.finetuned_ = True
+            self.head_ = nn.Linear(self.encoder_.feat_dim, 1).to(dev)
+            risk = (
+                PURiskLoss(float(self.prior), non_negative=self.method == "nnpu")
+                if spec.kind == "risk"
+                else None
+            )
+            self._train_end_to_end(x, yy, dev, risk, self.epochs)
+        return self
 
+    def refit(self, X: Any, y: Any) -> PUClassifier:
+        """Redo the clustering and classifier stages of a fitted contrastive model from its
+        pretrained encoder, with the current parameters (change them with ``set_params``:
+        ``cluster_k``, ``finetune_epochs``, ``probe``, ...). Pretraining, the costly stage, is
+        kept; ``X`` and ``y`` must be the data it was fitted on."""
+        check_is_fitted(self, ["encoder_", "head_"])
+        spec = self._check_params()
+        if spec.kind != "contrastive" or not hasattr(self, "pretrained_state_"):
+            raise ValueError(
+                "refit needs a model fitted with a contrastive method (pucl, punce, simclr)"
+            )
+        x = self._check_x(X, fitting=False)
+        yy = self._check_y(y, len(x))
+        self.encoder_.load_state_dict(self.pretrained_state_)
+        self._fit_classifier(x, yy, next(self.encoder_.parameters()).device)
+        return self
+
+    def _fit_classifier(self, x: torch.Tensor, yy: np.ndarray, dev: torch.device) -> None:
+        """puPL pseudo-labels, then the frozen probe or end-to-end fine-tuning (the module doc)."""
+        from embedlab.pu.cluster import pu_kmeans, pu_overcluster
+
+        seed = 0 if self.random_state is None else int(self.random_state)
+        torch.manual_seed(seed + 1)
+        self._gen = torch.Generator().manual_seed(seed + 1)
+        feats = self._features(x, dev)
+        if self.cluster_k == 2:
             cl = pu_kmeans(feats, yy.astype(bool), init=self.cluster_init, clamp_labeled=self.clamp_labeled,
                            normalize=False, seed=seed)  # fmt: skip
-            self.pseudo_labels_ = cl.labels
-            if self.probe == "nnpu":
-                self.head_ = self._fit_probe(feats, yy, dev, risk_prior=float(self.prior))
-            else:
-                self.head_ = self._fit_probe(feats, cl.labels, dev)
         else:
+            cl = pu_overcluster(feats, yy.astype(bool), self.cluster_k, clamp_labeled=self.clamp_labeled,
+                                normalize=False, seed=seed)  # fmt: skip
+        self.pseudo_labels_ = cl.labels
+        nnpu = self.probe == "nnpu"
+        self.finetuned_ = self.finetune_epochs > 0
+        if self.finetuned_:
             self.head_ = nn.Linear(self.encoder_.feat_dim, 1).to(dev)
-            self._train_end_to_end(x, yy, dev, spec)
-        return self
+            risk = PURiskLoss(float(self.prior)) if nnpu else None
+            self._train_end_to_end(x, yy if nnpu else cl.labels, dev, risk, self.finetune_epochs)
+        elif nnpu:
+            self.head_ = self._fit_probe(feats, yy, dev, risk_prior=float(self.prior))
+        else:
+            self.head_ = self._fit_probe(feats, cl.labels, dev)
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
@@ -243,10 +311,11 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         )
         return opt, sched
 
-    def _progress(self, epoch: int, loss: float) -> None:
+    def _progress(self, epoch: int, loss: float, epochs: int | None = None) -> None:
         self.history_.append(loss)
         if self.verbose:
-            print(f"[{self.method}] epoch {epoch + 1}/{self.epochs} loss {loss:.4f}", flush=True)
+            total = self.epochs if epochs is None else epochs
+            print(f"[{self.method}] epoch {epoch + 1}/{total} loss {loss:.4f}", flush=True)
 
     def _pretrain(self, x: torch.Tensor, labeled: torch.Tensor, dev: torch.device) -> None:
         from embedlab.pu.encoders import projection_head
@@ -292,8 +361,6 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                    risk_prior: float | None = None) -> nn.Module:  # fmt: skip
         """Linear probe on frozen features: logistic loss on ``labels`` (pseudo-labels), or
         with ``risk_prior`` the nnPU risk on PU labels."""
-        from embedlab.pu.losses import PURiskLoss
-
         risk = PURiskLoss(risk_prior) if risk_prior is not None else None
         head = nn.Linear(feats.shape[1], 1).to(dev)
         opt = torch.optim.Adam(head.parameters(), lr=1e-2)
@@ -314,21 +381,18 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                 opt.step()
         return head
 
-    def _train_end_to_end(
-        self, x: torch.Tensor, yy: np.ndarray, dev: torch.device, spec: Method
-    ) -> None:
-        from embedlab.pu.losses import PURiskLoss
-
-        risk = (
-            PURiskLoss(float(self.prior), non_negative=self.method == "nnpu")
-            if spec.kind == "risk"
-            else None
-        )
+    def _train_end_to_end(self, x: torch.Tensor, targets: np.ndarray, dev: torch.device,
+                          risk: PURiskLoss | None, epochs: int) -> None:  # fmt: skip
+        """Encoder and ``head_`` trained together: the PU risk on PU labels, or binary
+        cross-entropy on ``targets`` (true or pseudo-labels) when ``risk`` is None."""
         params = [*self.encoder_.parameters(), *self.head_.parameters()]
-        opt, sched = self._optimizer(params)
-        y_t = torch.from_numpy(yy)
+        opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=epochs, eta_min=self.lr * 0.01
+        )
+        y_t = torch.from_numpy(np.asarray(targets, dtype=np.int64))
         self.encoder_.train()
-        for epoch in range(self.epochs):
+        for epoch in range(epochs):
             tot, nb = 0.0, 0
             for idx in self._batches(len(x)):
                 xb = x[idx].to(dev)
@@ -345,7 +409,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                     nb + 1,
                 )
             sched.step()
-            self._progress(epoch, tot / max(nb, 1))
+            self._progress(epoch, tot / max(nb, 1), epochs)
 
     # --- prediction ---------------------------------------------------------------
 
@@ -356,13 +420,13 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         x = self._check_x(X, fitting=False)
         dev = next(self.head_.parameters()).device
         self.encoder_.eval()
-        contrastive = METHODS[self.method].kind == "contrastive"
-        if contrastive:
+        probe = not self.finetuned_
+        if probe:
             self.proj_.eval()
         out = []
         for i in range(0, len(x), 2048):
             xb = x[i : i + 2048].to(dev)
-            h = self._embed(xb) if contrastive else self.encoder_(xb)
+            h = self._embed(xb) if probe else self.encoder_(xb)
             out.append(self.head_(h).squeeze(1).cpu())
         return torch.cat(out).double().numpy()
 

@@ -18,6 +18,22 @@ Offered here (``init``):
 (they still move its centroid); the reference does not (default ``False``). Ties in the
 assignment go to the positive cluster. Returns the pseudo-labels of all points in input
 order (labeled positives included) and the final centroids ``[negative, positive]``.
+
+:func:`pu_overcluster` (our extension, ``cluster_k > 2`` in ``PUClassifier``): the paper's two
+clusters assume each class forms one mode in embedding space. When the positive class is a
+union of sub-classes (F-MNIST-I: trouser, coat, sneaker), the two-cluster split cuts across
+them. Over-clustering runs k-means with ``k`` clusters (k-means++ seeding, seeded) and labels
+each cluster by its share of labeled positives. Under SCAR (labeled positives are a uniform
+sample of the positives), a cluster whose positive share is ``p_c`` holds labeled positives at
+the rate ``γ·p_c`` (``γ`` = labeled positives / all positives). The purest cluster estimates
+``γ``; the maximum of noisy rates overestimates it, so we start from the maximum and then pool:
+``γ`` = labeled positives / points over the clusters currently called positive, repeated to a
+fixed point. A cluster is positive when ``p̂_c = rate_c / γ ≥ threshold`` (default 1/2:
+majority positive). No class prior is needed. Small labeled counts per cluster make the rates
+noisy (Poisson): keep ``k`` well below the number of labeled positives. Measured on puCL projections of
+F-MNIST-I (1,000 labeled, 20 epochs, seed 0): pseudo-label accuracy on the unlabeled set 0.787
+with two clusters; 0.865 with k = 10, which is also the best possible labeling of those ten
+clusters (the majority true label per cluster).
 """
 
 from __future__ import annotations
@@ -87,4 +103,43 @@ def pu_kmeans(x: np.ndarray, labeled: np.ndarray, *, init: str = "reference", cl
     return PUClustering(labels, centers, iterations)
 
 
-__all__ = ["INITS", "PUClustering", "l2_normalize", "pu_kmeans"]
+def pu_overcluster(x: np.ndarray, labeled: np.ndarray, k: int, *, threshold: float = 0.5, clamp_labeled: bool = False,
+                   normalize: bool = True, seed: int = 0, n_init: int = 3) -> PUClustering:  # fmt: skip
+    """k-means with ``k`` clusters labeled by their labeled-positive rate (see the module doc).
+
+    ``centers`` holds the ``k`` centroids; the labels are 1 for clusters whose estimated
+    positive share reaches ``threshold``."""
+    from sklearn.cluster import KMeans
+
+    x = np.asarray(x, dtype=np.float64)
+    lab = np.asarray(labeled, dtype=bool).reshape(-1)
+    if x.ndim != 2 or len(x) != len(lab):
+        raise ValueError(
+            f"need x [N, d] and one labeled flag per row; got {x.shape} and {lab.shape}"
+        )
+    if not lab.any():
+        raise ValueError("PU clustering needs at least one labeled positive")
+    if not 2 <= k <= len(x):
+        raise ValueError(f"k must be between 2 and the number of samples ({len(x)}); got {k}")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1]; got {threshold}")
+    if normalize:
+        x = l2_normalize(x)
+    km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x)
+    assign = km.labels_.astype(np.int64)
+    size = np.bincount(assign, minlength=k)
+    rate = np.bincount(assign[lab], minlength=k) / np.maximum(size, 1)
+    gamma = rate.max()
+    for _ in range(20):
+        pos = rate >= threshold * gamma
+        new = float(np.bincount(assign[lab], minlength=k)[pos].sum() / size[pos].sum())
+        if new == gamma:
+            break
+        gamma = new
+    labels = (rate[assign] >= threshold * gamma).astype(np.int64)
+    if clamp_labeled:
+        labels[lab] = 1
+    return PUClustering(labels, km.cluster_centers_, int(km.n_iter_))
+
+
+__all__ = ["INITS", "PUClustering", "l2_normalize", "pu_kmeans", "pu_overcluster"]

@@ -1,0 +1,66 @@
+"""``embedlab pu``: methods, fit end to end on digits with every classifier-stage option, user errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from embedlab.cli.main import main
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_methods(capsys):
+    code, out, _ = run(["pu", "methods"], capsys)
+    assert code == 0
+    assert {"pucl", "punce", "simclr", "nnpu", "upu", "pn"} <= {
+        line.split()[0] for line in out.splitlines()
+    }
+
+
+def test_fit_with_overclustering_and_finetuning(tmp_path, capsys):
+    torch.set_num_threads(1)
+    code, out, err = run(["pu", "fit", "--dataset", "digits", "--positives", "0,1,2,3,4", "--labeled", 60,
+                          "--method", "pucl", "--epochs", 1, "--batch-size", 128, "--cluster-k", 4,
+                          "--finetune-epochs", 1, "--probe", "nnpu", "--out", tmp_path / "run"], capsys)  # fmt: skip
+    assert code == 0, err
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["cluster_k"] == 4 and m["finetune_epochs"] == 1 and m["probe"] == "nnpu"
+    assert 0 <= m["test_accuracy"] <= 1 and 0 <= m["pseudo_label_accuracy_unlabeled"] <= 1
+    # pretraining epoch + fine-tuning epoch
+    assert len(m["train_loss_per_epoch"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--method", "nope"], "nope"),
+        (["--positives", "a,b"], "--positives"),
+        (["--positives", "42"], "class 42"),
+        (["--cluster-k", 1], "cluster_k"),
+        (["--probe", "svm"], "probe"),
+    ],
+)
+def test_user_errors_exit_2(tmp_path, capsys, extra, needle):
+    argv = [
+        "pu",
+        "fit",
+        "--dataset",
+        "digits",
+        "--labeled",
+        20,
+        "--epochs",
+        1,
+        "--out",
+        tmp_path / "r",
+    ]
+    code, out, err = run([*argv, *extra], capsys)
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1
