@@ -92,7 +92,8 @@ def run_seed(data: Any, split_name: str, n_labeled: int, todo: list[Variant], se
             wall = pre_s + time.perf_counter() - t0
         else:
             clf = PUClassifier(method=v.method, encoder=args.encoder, prior=split.prior, epochs=epochs,
-                               batch_size=args.batch_size, lr=args.lr, random_state=seed, **v.params)  # fmt: skip
+                               batch_size=args.batch_size, lr=args.lr, random_state=seed, device=args.device,
+                               **v.params)  # fmt: skip
             clf.fit(data.x_train, y)
             wall = time.perf_counter() - t0
             if METHODS[v.method].kind == "contrastive":
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--encoder", default="lenet")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--work", default="benchmarks/.work/pu")
     ap.add_argument("--out", default="benchmarks/results/pu.json")
