@@ -64,3 +64,44 @@ def test_user_errors_exit_2(tmp_path, capsys, extra, needle):
     code, out, err = run([*argv, *extra], capsys)
     assert code == 2
     assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_crashed_fit_resumes_and_a_foreign_checkpoint_is_refused(tmp_path, capsys, monkeypatch):
+    from embedlab.pu.classifier import PUClassifier
+
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    argv = [
+        "pu",
+        "fit",
+        "--dataset",
+        "digits",
+        "--labeled",
+        60,
+        "--method",
+        "nnpu",
+        "--batch-size",
+        128,
+        "--out",
+        out,
+    ]
+    save = PUClassifier._save_stage
+
+    def crashing(self, stage, epoch, *a):
+        save(self, stage, epoch, *a)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PUClassifier, "_save_stage", crashing)
+    code, _, _ = run([*argv, "--epochs", 2], capsys)  # interrupted (Ctrl-C) after epoch 1
+    assert code == 130
+    monkeypatch.setattr(PUClassifier, "_save_stage", save)
+    assert (out / "checkpoint.pt").is_file()
+    code, _, err = run([*argv, "--epochs", 3], capsys)  # other parameters: refused, not restarted
+    assert code == 2 and "another fit" in err
+    code, _, err = run([*argv, "--epochs", 2], capsys)  # the same fit: resumed after epoch 1
+    assert code == 0, err
+    assert "1/2" in err  # the progress bar starts at the resumed epoch
+    assert not (out / "checkpoint.pt").exists()
+    assert len(json.loads((out / "metrics.json").read_text())["train_loss_per_epoch"]) == 2
+    code, _, err = run([*argv, "--epochs", 3, "--no-resume"], capsys)
+    assert code == 0, err

@@ -103,6 +103,43 @@ def test_refit_equals_a_fresh_fit_with_the_new_parameters():
         PUClassifier(method="nnpu", prior=0.35, epochs=1).fit(x, lab).refit(x, lab)
 
 
+class _Crash(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("kw", "crash_at"),
+    [
+        (dict(method="pucl", probe="nnpu", cluster_k=3, finetune_epochs=2), ("pretrain", 2)),
+        (dict(method="pucl", probe="nnpu", cluster_k=3, finetune_epochs=2), ("finetune", 1)),
+        (dict(method="nnpu"), ("end_to_end", 1)),
+    ],
+)
+def test_a_crashed_fit_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, kw, crash_at):
+    x, y, lab = _tabular(300)
+    common = dict(prior=0.35, epochs=3, batch_size=64, probe_epochs=5, **kw)
+    whole = PUClassifier(**common, checkpoint=str(tmp_path / "a.pt")).fit(x, lab)
+    save = PUClassifier._save_stage
+
+    def crashing(self, stage, epoch, *a):
+        save(self, stage, epoch, *a)
+        if (stage, epoch) == crash_at:
+            raise _Crash
+
+    monkeypatch.setattr(PUClassifier, "_save_stage", crashing)
+    with pytest.raises(_Crash):
+        PUClassifier(**common, checkpoint=str(tmp_path / "b.pt")).fit(x, lab)
+    monkeypatch.setattr(PUClassifier, "_save_stage", save)
+    resumed = PUClassifier(**common, checkpoint=str(tmp_path / "b.pt"), verbose=True).fit(x, lab)
+    assert resumed.history_ == pytest.approx(whole.history_, abs=1e-6)
+    assert np.allclose(resumed.decision_function(x), whole.decision_function(x), atol=1e-5)
+    # another fit must not pick up this checkpoint
+    with pytest.raises(ValueError, match="another fit"):
+        PUClassifier(**{**common, "epochs": 4}, checkpoint=str(tmp_path / "b.pt")).fit(x, lab)
+    with pytest.raises(ValueError, match="another fit"):
+        PUClassifier(**common, checkpoint=str(tmp_path / "b.pt")).fit(x, 1 - lab)
+
+
 def test_input_errors():
     x, y, lab = _tabular(300)
     with pytest.raises(ValueError, match="no labeled positive"):

@@ -69,6 +69,9 @@ def fit_cmd(
         help="0: frozen linear probe; more: fine-tune the encoder end to end.",
     ),
     seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Continue a crashed fit from OUT/checkpoint.pt."
+    ),
     threads: int | None = typer.Option(None, "--threads"),
     out: Path = typer.Option(..., "--out", help="Run folder (metrics.json)."),
 ) -> None:
@@ -97,6 +100,11 @@ def fit_cmd(
     clf = PUClassifier(method=method, encoder=encoder, prior=pi, epochs=epochs, batch_size=batch_size, lr=lr,
                        cluster_init=cluster_init, cluster_space=cluster_space, probe=probe, cluster_k=cluster_k,
                        finetune_epochs=finetune_epochs, random_state=seed, verbose=True)  # fmt: skip
+    ensure_dir(out)
+    ckpt = out / "checkpoint.pt"
+    if not resume and ckpt.is_file():
+        ckpt.unlink()
+    clf.set_params(checkpoint=str(ckpt))
     t0 = time.perf_counter()
     try:
         clf.fit(data.x_train, split.y_true if method == "pn" else split.pu_labels)
@@ -118,8 +126,8 @@ def fit_cmd(
               "cluster_space": cluster_space, "cluster_init": cluster_init, "probe": probe,
               "cluster_k": cluster_k, "finetune_epochs": finetune_epochs,
               "train_loss_per_epoch": clf.history_, "wall_time_s": wall})  # fmt: skip
-    ensure_dir(out)
     write_json(out / "metrics.json", m)
+    ckpt.unlink(missing_ok=True)  # the fit is complete: metrics.json is the result
     line = f"test accuracy {m['test_accuracy']:.4f}, AUC {m['test_auc']:.4f}, F1 {m['test_f1']:.4f}"
     if "pseudo_label_accuracy_unlabeled" in m:
         line += f", pseudo-label accuracy {m['pseudo_label_accuracy_unlabeled']:.4f}"

@@ -124,7 +124,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                  cluster_init: str = "reference", clamp_labeled: bool = False, cluster_space: str = "projection",
                  probe: str = "pupl", probe_epochs: int = 100, cluster_k: int = 2, finetune_epochs: int = 0,
                  augment_noise: float = 0.1, device: str = "cpu", random_state: int | None = 0,
-                 verbose: bool = False) -> None:  # fmt: skip
+                 verbose: bool = False, checkpoint: str | None = None) -> None:  # fmt: skip
         self.method = method
         self.encoder = encoder
         self.prior = prior
@@ -144,6 +144,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint = checkpoint
 
     # --- input checks -------------------------------------------------------------
 
@@ -228,6 +229,11 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         dev = torch.device(self.device)
         self.encoder_ = _encoder(kind, tuple(x.shape)).to(dev)
         self.history_: list[float] = []
+        self._ck_sig = None
+        if self.checkpoint:
+            from embedlab.pu import checkpoint as ck
+
+            self._ck_sig = ck.signature(self.get_params(), ck.fingerprint(x, yy))
         labeled = torch.from_numpy(yy.astype(bool))
         if spec.kind == "contrastive":
             self._pretrain(x, labeled, dev)
@@ -243,7 +249,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                 if spec.kind == "risk"
                 else None
             )
-            self._train_end_to_end(x, yy, dev, risk, self.epochs)
+            self._train_end_to_end(x, yy, dev, risk, self.epochs, "end_to_end")
         return self
 
     def refit(self, X: Any, y: Any) -> PUClassifier:
@@ -260,6 +266,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         x = self._check_x(X, fitting=False)
         yy = self._check_y(y, len(x))
         self.encoder_.load_state_dict(self.pretrained_state_)
+        self._ck_sig = None  # a refit is not checkpointed (its stages are the short ones)
         self._fit_classifier(x, yy, next(self.encoder_.parameters()).device)
         return self
 
@@ -283,7 +290,9 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         if self.finetuned_:
             self.head_ = nn.Linear(self.encoder_.feat_dim, 1).to(dev)
             risk = PURiskLoss(float(self.prior)) if nnpu else None
-            self._train_end_to_end(x, yy if nnpu else cl.labels, dev, risk, self.finetune_epochs)
+            self._train_end_to_end(
+                x, yy if nnpu else cl.labels, dev, risk, self.finetune_epochs, "finetune"
+            )
         elif nnpu:
             self.head_ = self._fit_probe(feats, yy, dev, risk_prior=float(self.prior))
         else:
@@ -311,11 +320,71 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         )
         return opt, sched
 
-    def _progress(self, epoch: int, loss: float, epochs: int | None = None) -> None:
-        self.history_.append(loss)
-        if self.verbose:
-            total = self.epochs if epochs is None else epochs
-            print(f"[{self.method}] epoch {epoch + 1}/{total} loss {loss:.4f}", flush=True)
+    def _run_stage(self, stage: str, epochs: int, modules: dict[str, nn.Module], opt: torch.optim.Optimizer,
+                   sched: Any, one_epoch: Any) -> None:  # fmt: skip
+        """Run ``one_epoch()`` (it returns the epoch's mean loss) ``epochs`` times with a
+        progress bar (``verbose``), resuming from and writing to ``checkpoint`` when set."""
+        from tqdm import tqdm
+
+        start = self._resume(stage, epochs, modules, opt, sched)
+        bar = tqdm(
+            total=epochs, initial=start, desc=f"{self.method} {stage}", disable=not self.verbose
+        )
+        for epoch in range(start, epochs):
+            for m in modules.values():
+                m.train()
+            loss = float(one_epoch())
+            sched.step()
+            self.history_.append(loss)
+            self._save_stage(stage, epoch + 1, modules, opt, sched)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}")
+        bar.close()
+
+    def _resume(self, stage: str, epochs: int, modules: dict[str, nn.Module], opt: torch.optim.Optimizer,
+                sched: Any) -> int:  # fmt: skip
+        """Epochs of ``stage`` already done according to the checkpoint (0 without one)."""
+        if self._ck_sig is None:
+            return 0
+        from embedlab.pu import checkpoint as ck
+
+        state = ck.load(self.checkpoint)
+        if state is None:
+            return 0
+        if state["signature"] != self._ck_sig:
+            raise ValueError(f"checkpoint {self.checkpoint} belongs to another fit (other parameters or data); "
+                             "delete it or choose another path")  # fmt: skip
+        if state["stage"] == stage:
+            for k, m in modules.items():
+                m.load_state_dict(state["modules"][k])
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+            self._gen.set_state(state["gen"])
+            torch.set_rng_state(state["rng"])
+            self.history_ = list(state["history"])
+            return min(int(state["epoch"]), epochs)
+        if stage == "pretrain" and state.get("pretrained"):
+            self.encoder_.load_state_dict(state["pretrained"]["encoder"])
+            self.proj_.load_state_dict(state["pretrained"]["proj"])
+            self.history_ = list(state["history"][: self.epochs])
+            return epochs
+        return 0
+
+    def _save_stage(self, stage: str, epoch: int, modules: dict[str, nn.Module], opt: torch.optim.Optimizer,
+                    sched: Any) -> None:  # fmt: skip
+        if self._ck_sig is None:
+            return
+        from embedlab.pu import checkpoint as ck
+
+        pretrained = None
+        if stage == "finetune":
+            pretrained = {"encoder": self.pretrained_state_, "proj": self.proj_.state_dict()}
+        ck.save(self.checkpoint, {
+            "signature": self._ck_sig, "stage": stage, "epoch": epoch,
+            "modules": {k: m.state_dict() for k, m in modules.items()},
+            "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": self._gen.get_state(),
+            "rng": torch.get_rng_state(), "history": list(self.history_), "pretrained": pretrained,
+        })  # fmt: skip
 
     def _pretrain(self, x: torch.Tensor, labeled: torch.Tensor, dev: torch.device) -> None:
         from embedlab.pu.encoders import projection_head
@@ -326,9 +395,8 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         self.proj_ = projection_head(self.encoder_.feat_dim).to(dev)
         params = [*self.encoder_.parameters(), *self.proj_.parameters()]
         opt, sched = self._optimizer(params)
-        self.encoder_.train()
-        self.proj_.train()
-        for epoch in range(self.epochs):
+
+        def one_epoch() -> float:
             tot, nb = 0.0, 0
             for idx in self._batches(len(x)):
                 xb = x[idx].to(dev)
@@ -339,8 +407,16 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                 loss.backward()
                 opt.step()
                 tot, nb = tot + float(loss.detach()), nb + 1
-            sched.step()
-            self._progress(epoch, tot / max(nb, 1))
+            return tot / max(nb, 1)
+
+        self._run_stage(
+            "pretrain",
+            self.epochs,
+            {"encoder": self.encoder_, "proj": self.proj_},
+            opt,
+            sched,
+            one_epoch,
+        )
 
     @torch.no_grad()
     def _features(self, x: torch.Tensor, dev: torch.device) -> np.ndarray:
@@ -382,7 +458,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         return head
 
     def _train_end_to_end(self, x: torch.Tensor, targets: np.ndarray, dev: torch.device,
-                          risk: PURiskLoss | None, epochs: int) -> None:  # fmt: skip
+                          risk: PURiskLoss | None, epochs: int, stage: str) -> None:  # fmt: skip
         """Encoder and ``head_`` trained together: the PU risk on PU labels, or binary
         cross-entropy on ``targets`` (true or pseudo-labels) when ``risk`` is None."""
         params = [*self.encoder_.parameters(), *self.head_.parameters()]
@@ -391,8 +467,8 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             opt, T_max=epochs, eta_min=self.lr * 0.01
         )
         y_t = torch.from_numpy(np.asarray(targets, dtype=np.int64))
-        self.encoder_.train()
-        for epoch in range(epochs):
+
+        def one_epoch() -> float:
             tot, nb = 0.0, 0
             for idx in self._batches(len(x)):
                 xb = x[idx].to(dev)
@@ -404,12 +480,13 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                tot, nb = (
-                    tot + (risk.last_risk if risk is not None else float(loss.detach())),
-                    nb + 1,
-                )
-            sched.step()
-            self._progress(epoch, tot / max(nb, 1), epochs)
+                tot += risk.last_risk if risk is not None else float(loss.detach())
+                nb += 1
+            return tot / max(nb, 1)
+
+        self._run_stage(
+            stage, epochs, {"encoder": self.encoder_, "head": self.head_}, opt, sched, one_epoch
+        )
 
     # --- prediction ---------------------------------------------------------------
 

@@ -1,0 +1,60 @@
+"""Per-epoch checkpoints of a ``PUClassifier`` fit, so a crashed fit resumes where it stopped.
+
+A checkpoint is one file (``torch.save``, loaded with ``weights_only=True``), rewritten
+atomically after every epoch of a training stage (``pretrain``, ``finetune`` or
+``end_to_end``). It holds the stage and its finished epochs, the modules, optimizer and
+scheduler states, the data-order generator and torch's global RNG state, the loss history and,
+once pretraining has finished, the pretrained encoder and projection head. A *signature* (the
+estimator's parameters that change the result, and a fingerprint of ``X`` and ``y``) guards
+against resuming a different fit: a mismatch is an error, never a silent restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedlab.io import atomic_open
+
+#: Parameters that do not change what a fit computes.
+IGNORED = ("verbose", "checkpoint", "device")
+
+
+def fingerprint(x: torch.Tensor, y: np.ndarray) -> str:
+    """A cheap content hash of the training data: shape, labels and every 97th row of ``x``."""
+    h = hashlib.sha256()
+    h.update(repr(tuple(x.shape)).encode())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    h.update(x[::97].contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def signature(params: dict[str, Any], data: str) -> str:
+    kept = {k: params[k] for k in sorted(params) if k not in IGNORED}
+    return f"{kept!r}|{data}"
+
+
+def save(path: str | Path, payload: dict[str, Any]) -> None:
+    with atomic_open(path, "wb") as f:
+        torch.save(payload, f)
+
+
+def load(path: str | Path) -> dict[str, Any] | None:
+    p = Path(path)
+    if not p.is_file():
+        return None
+    return torch.load(p, map_location="cpu", weights_only=True)
+
+
+def remove(path: str | Path) -> None:
+    p = Path(path)
+    if p.is_file():
+        os.unlink(p)
+
+
+__all__ = ["IGNORED", "fingerprint", "load", "remove", "save", "signature"]
