@@ -59,6 +59,7 @@ def variants(args: argparse.Namespace) -> dict[str, Variant]:
         out[f"{m}-k{k}-ft"] = Variant(f"{m}-k{k}-ft", m, {"cluster_k": k, "finetune_epochs": ft})
         out[f"{m}-ft-nnpu"] = Variant(f"{m}-ft-nnpu", m, {"probe": "nnpu", "finetune_epochs": ft})
     out["nnpu-long"] = Variant("nnpu-long", "nnpu", extra_epochs=True)
+    out["nnpu-plain"] = Variant("nnpu-plain", "nnpu", {"positives_per_batch": 0})
     return out
 
 
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--labeled", type=int, nargs="+", default=[100, 500, 1000, 3000])
     ap.add_argument("--methods", nargs="+", default=list(METHODS),
                     help="methods, and variants (K = --cluster-k): pucl-kK, pucl-kK-ft, pucl-ft-nnpu "
-                    "(likewise for punce and simclr), nnpu-long")  # fmt: skip
+                    "(likewise for punce and simclr), nnpu-long, nnpu-plain")  # fmt: skip
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--cluster-k", type=int, default=10)

@@ -140,6 +140,34 @@ def test_a_crashed_fit_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch
         PUClassifier(**common, checkpoint=str(tmp_path / "b.pt")).fit(x, 1 - lab)
 
 
+def test_pu_batches_hold_labeled_positives_and_cover_the_unlabeled_once():
+    clf = PUClassifier(batch_size=64, positives_per_batch=16)
+    clf._gen = __import__("torch").Generator().manual_seed(0)
+    labeled = np.zeros(1000, dtype=bool)
+    labeled[:5] = True
+    batches = [b.numpy() for b in clf._pu_batches(labeled)]
+    assert all(len(b) == 64 and labeled[b].sum() == 5 for b in batches)  # capped at the 5 there are
+    u = np.concatenate([b[~labeled[b]] for b in batches])
+    assert len(u) == len(set(u.tolist())) > 995 - 59  # each unlabeled sample at most once
+    labeled[:200] = True
+    batches = [b.numpy() for b in clf._pu_batches(labeled)]
+    assert all(labeled[b].sum() == 16 for b in batches)
+    clf.set_params(positives_per_batch=0)
+    assert sum(len(b) for b in clf._pu_batches(labeled)) == 960  # plain shuffled batches
+
+
+def test_nnpu_learns_with_very_few_labeled_positives():
+    x, y, _ = _tabular(1200)
+    lab = np.zeros(len(y), dtype=int)
+    lab[np.flatnonzero(y == 1)[:6]] = 1
+    clf = PUClassifier(
+        method="nnpu", prior=0.4, epochs=10, batch_size=256, positives_per_batch=6
+    ).fit(x, lab)
+    assert binary_metrics(y, clf.decision_function(x))["auc"] > 0.85
+    with pytest.raises(ValueError, match="positives_per_batch"):
+        PUClassifier(method="nnpu", prior=0.4, batch_size=32, positives_per_batch=32).fit(x, lab)
+
+
 def test_input_errors():
     x, y, lab = _tabular(300)
     with pytest.raises(ValueError, match="no labeled positive"):
