@@ -68,6 +68,11 @@ def fit_cmd(
         "--finetune-epochs",
         help="0: frozen linear probe; more: fine-tune the encoder end to end.",
     ),
+    positives_per_batch: int = typer.Option(
+        32,
+        "--positives-per-batch",
+        help="Labeled positives in each PU-risk batch (0: plain batches).",
+    ),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue a crashed fit from OUT/checkpoint.pt."
@@ -99,7 +104,8 @@ def fit_cmd(
     pi = prior if prior is not None else split.prior
     clf = PUClassifier(method=method, encoder=encoder, prior=pi, epochs=epochs, batch_size=batch_size, lr=lr,
                        cluster_init=cluster_init, cluster_space=cluster_space, probe=probe, cluster_k=cluster_k,
-                       finetune_epochs=finetune_epochs, random_state=seed, verbose=True)  # fmt: skip
+                       finetune_epochs=finetune_epochs, positives_per_batch=positives_per_batch, random_state=seed,
+                       verbose=True)  # fmt: skip
     ensure_dir(out)
     ckpt = out / "checkpoint.pt"
     if not resume and ckpt.is_file():
@@ -124,7 +130,7 @@ def fit_cmd(
     m.update({"dataset": dataset, "positives": list(pos), "labeled": labeled, "method": method, "prior": pi,
               "prior_of_unlabeled": split.prior, "seed": seed, "epochs": epochs, "encoder": encoder,
               "cluster_space": cluster_space, "cluster_init": cluster_init, "probe": probe,
-              "cluster_k": cluster_k, "finetune_epochs": finetune_epochs,
+              "cluster_k": cluster_k, "finetune_epochs": finetune_epochs, "positives_per_batch": positives_per_batch,
               "train_loss_per_epoch": clf.history_, "wall_time_s": wall})  # fmt: skip
     write_json(out / "metrics.json", m)
     ckpt.unlink(missing_ok=True)  # the fit is complete: metrics.json is the result
