@@ -33,7 +33,8 @@ Methods (``embedlab pu methods``):
   accuracy, and the ten clusters put every coat with the pullovers and shirts (k = 10
   pseudo-labels 0.858, equal to the best labeling of those clusters); frozen features cap
   every probe. Fine-tuning sees no augmentation: with the
-  pretraining augmentations, nnPU fine-tuning reached 0.897 against 0.924 without (one seed).
+  pretraining augmentations, nnPU fine-tuning reached 0.897 against 0.924 without (one seed, an
+  ad-hoc check outside the benchmarks).
   Measured with 3 seeds (``benchmarks/results/pu_extensions.json``): test accuracy 0.775
   (two-cluster puPL + probe), 0.854 (k = 10 + probe), 0.855 (k = 10 + fine-tuning on the
   pseudo-labels), 0.911 (nnPU fine-tuning), against nnPU 0.910 and supervised 0.957.
