@@ -46,7 +46,7 @@ def test_fit_with_overclustering_and_finetuning(tmp_path, capsys):
         (["--positives", "42"], "class 42"),
         (["--cluster-k", 1], "cluster_k"),
         (["--probe", "svm"], "probe"),
-        (["--positives-per-batch", 600], "positives_per_batch"),
+        (["--positives-per-batch", -1], "positives_per_batch"),
     ],
 )
 def test_user_errors_exit_2(tmp_path, capsys, extra, needle):

@@ -165,7 +165,13 @@ def test_nnpu_learns_with_very_few_labeled_positives():
     ).fit(x, lab)
     assert binary_metrics(y, clf.decision_function(x))["auc"] > 0.85
     with pytest.raises(ValueError, match="positives_per_batch"):
-        PUClassifier(method="nnpu", prior=0.4, batch_size=32, positives_per_batch=32).fit(x, lab)
+        PUClassifier(method="nnpu", prior=0.4, positives_per_batch=-1).fit(x, lab)
+    # a small batch caps the positives at half of it
+    clf = PUClassifier(batch_size=16, positives_per_batch=32)
+    clf._gen = __import__("torch").Generator().manual_seed(0)
+    lab = np.zeros(200, dtype=bool)
+    lab[:50] = True
+    assert {int(lab[b].sum()) for b in clf._pu_batches(lab)} == {8}
 
 
 def test_input_errors():

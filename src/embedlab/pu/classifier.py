@@ -218,10 +218,8 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"cluster_k must be >= 2, got {self.cluster_k}")
         if self.finetune_epochs < 0:
             raise ValueError(f"finetune_epochs must be >= 0, got {self.finetune_epochs}")
-        if self.positives_per_batch < 0 or self.positives_per_batch >= self.batch_size:
-            raise ValueError(
-                f"positives_per_batch must be in [0, batch_size), got {self.positives_per_batch}"
-            )
+        if self.positives_per_batch < 0:
+            raise ValueError(f"positives_per_batch must be >= 0, got {self.positives_per_batch}")
         return spec
 
     def fit(self, X: Any, y: Any) -> PUClassifier:
@@ -328,7 +326,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
 
     def _pu_batches(self, labeled: np.ndarray):  # noqa: ANN202
         """Batches for the PU-risk stages: every batch holds ``max(natural share,
-        positives_per_batch)`` labeled positives (cycled through reshuffled passes, so they
+        positives_per_batch)`` labeled positives, at most half the batch (cycled through reshuffled passes, so they
         repeat within an epoch) and fills up with unlabeled samples; an epoch is one pass over
         the unlabeled set. The risk averages the labeled and the unlabeled part separately, so
         the mix does not bias it; without it a batch of 512 holds about one labeled positive
@@ -341,7 +339,9 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         u_idx = torch.from_numpy(np.flatnonzero(~labeled))
         n = len(labeled)
         bs = min(self.batch_size, n)
-        n_p = min(max(round(bs * len(p_idx) / n), self.positives_per_batch), len(p_idx), bs - 1)
+        n_p = min(
+            max(round(bs * len(p_idx) / n), self.positives_per_batch), len(p_idx), max(bs // 2, 1)
+        )
         n_u = bs - n_p
         if len(u_idx) < n_u:
             yield from self._batches(n)
