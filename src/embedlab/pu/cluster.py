@@ -58,9 +58,8 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(n, 1e-12)
 
 
-def pu_kmeans(x: np.ndarray, labeled: np.ndarray, *, init: str = "reference", clamp_labeled: bool = False,
-              normalize: bool = True, max_iter: int = 300, tol: float = 1e-8, seed: int = 0) -> PUClustering:  # fmt: skip
-    """Two-cluster PU k-means (see the module doc)."""
+def _inputs(x: np.ndarray, labeled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` as float64 ``[N, d]`` and the labeled flags as bool ``[N]``, checked."""
     x = np.asarray(x, dtype=np.float64)
     lab = np.asarray(labeled, dtype=bool).reshape(-1)
     if x.ndim != 2 or len(x) != len(lab):
@@ -69,6 +68,13 @@ def pu_kmeans(x: np.ndarray, labeled: np.ndarray, *, init: str = "reference", cl
         )
     if not lab.any():
         raise ValueError("PU clustering needs at least one labeled positive")
+    return x, lab
+
+
+def pu_kmeans(x: np.ndarray, labeled: np.ndarray, *, init: str = "reference", clamp_labeled: bool = False,
+              normalize: bool = True, max_iter: int = 300, tol: float = 1e-8, seed: int = 0) -> PUClustering:  # fmt: skip
+    """Two-cluster PU k-means (see the module doc)."""
+    x, lab = _inputs(x, labeled)
     if init not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r}")
     if normalize:
@@ -113,14 +119,7 @@ def pu_overcluster(x: np.ndarray, labeled: np.ndarray, k: int, *, threshold: flo
     positive share reaches ``threshold``."""
     from sklearn.cluster import KMeans
 
-    x = np.asarray(x, dtype=np.float64)
-    lab = np.asarray(labeled, dtype=bool).reshape(-1)
-    if x.ndim != 2 or len(x) != len(lab):
-        raise ValueError(
-            f"need x [N, d] and one labeled flag per row; got {x.shape} and {lab.shape}"
-        )
-    if not lab.any():
-        raise ValueError("PU clustering needs at least one labeled positive")
+    x, lab = _inputs(x, labeled)
     if not 2 <= k <= len(x):
         raise ValueError(f"k must be between 2 and the number of samples ({len(x)}); got {k}")
     if not 0 < threshold <= 1:
