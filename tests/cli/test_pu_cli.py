@@ -9,6 +9,8 @@ import torch
 
 from embedlab.cli.main import main
 
+FIT = ["pu", "fit", "--dataset", "digits"]
+
 
 def run(argv, capsys):
     with pytest.raises(SystemExit) as e:
@@ -27,7 +29,7 @@ def test_methods(capsys):
 
 def test_fit_with_overclustering_and_finetuning(tmp_path, capsys):
     torch.set_num_threads(1)
-    code, out, err = run(["pu", "fit", "--dataset", "digits", "--positives", "0,1,2,3,4", "--labeled", 60,
+    code, out, err = run([*FIT, "--positives", "0,1,2,3,4", "--labeled", 60,
                           "--method", "pucl", "--epochs", 1, "--batch-size", 128, "--cluster-k", 4,
                           "--finetune-epochs", 1, "--probe", "nnpu", "--out", tmp_path / "run"], capsys)  # fmt: skip
     assert code == 0, err
@@ -50,18 +52,7 @@ def test_fit_with_overclustering_and_finetuning(tmp_path, capsys):
     ],
 )
 def test_user_errors_exit_2(tmp_path, capsys, extra, needle):
-    argv = [
-        "pu",
-        "fit",
-        "--dataset",
-        "digits",
-        "--labeled",
-        20,
-        "--epochs",
-        1,
-        "--out",
-        tmp_path / "r",
-    ]
+    argv = [*FIT, "--labeled", 20, "--epochs", 1, "--out", tmp_path / "r"]
     code, out, err = run([*argv, *extra], capsys)
     assert code == 2
     assert needle in err and len(err.strip().splitlines()) == 1
@@ -72,20 +63,7 @@ def test_a_crashed_fit_resumes_and_a_foreign_checkpoint_is_refused(tmp_path, cap
 
     torch.set_num_threads(1)
     out = tmp_path / "run"
-    argv = [
-        "pu",
-        "fit",
-        "--dataset",
-        "digits",
-        "--labeled",
-        60,
-        "--method",
-        "nnpu",
-        "--batch-size",
-        128,
-        "--out",
-        out,
-    ]
+    argv = [*FIT, "--labeled", 60, "--method", "nnpu", "--batch-size", 128, "--out", out]
     save = PUClassifier._save_stage
 
     def crashing(self, stage, epoch, *a):
@@ -101,8 +79,12 @@ def test_a_crashed_fit_resumes_and_a_foreign_checkpoint_is_refused(tmp_path, cap
     assert code == 2 and "another fit" in err
     code, _, err = run([*argv, "--epochs", 2], capsys)  # the same fit: resumed after epoch 1
     assert code == 0, err
-    assert "1/2" in err  # the progress bar starts at the resumed epoch
+    assert "1/2" in err and "0/2" not in err  # the progress bar starts at the resumed epoch
     assert not (out / "checkpoint.pt").exists()
     assert len(json.loads((out / "metrics.json").read_text())["train_loss_per_epoch"]) == 2
+    monkeypatch.setattr(PUClassifier, "_save_stage", crashing)
+    assert run([*argv, "--epochs", 3], capsys)[0] == 130  # a checkpoint that --no-resume discards
+    monkeypatch.setattr(PUClassifier, "_save_stage", save)
     code, _, err = run([*argv, "--epochs", 3, "--no-resume"], capsys)
     assert code == 0, err
+    assert "0/3" in err  # restarted from scratch

@@ -12,7 +12,6 @@ against resuming a different fit: a mismatch is an error, never a silent restart
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +50,4 @@ def load(path: str | Path) -> dict[str, Any] | None:
     return torch.load(p, map_location="cpu", weights_only=True)
 
 
-def remove(path: str | Path) -> None:
-    p = Path(path)
-    if p.is_file():
-        os.unlink(p)
-
-
-__all__ = ["IGNORED", "fingerprint", "load", "remove", "save", "signature"]
+__all__ = ["IGNORED", "fingerprint", "load", "save", "signature"]

@@ -32,12 +32,12 @@ Methods (``embedlab pu methods``):
   labels on the frozen puCL features reaches only 0.892 (projection) / 0.902 (backbone) test
   accuracy, and the ten clusters put every coat with the pullovers and shirts (k = 10
   pseudo-labels 0.858, equal to the best labeling of those clusters); frozen features cap
-  every probe. Fine-tuning sees no augmentation: with the
-  pretraining augmentations, nnPU fine-tuning reached 0.897 against 0.924 without (one seed, an
-  ad-hoc check outside the benchmarks).
-  Measured with 3 seeds (``benchmarks/results/pu_extensions.json``): test accuracy 0.775
-  (two-cluster puPL + probe), 0.854 (k = 10 + probe), 0.855 (k = 10 + fine-tuning on the
-  pseudo-labels), 0.911 (nnPU fine-tuning), against nnPU 0.910 and supervised 0.957.
+  every probe. Fine-tuning sees no augmentation: with the pretraining augmentations, nnPU
+  fine-tuning reached 0.897 against 0.924 without (one seed, an ad-hoc check outside the
+  benchmarks). Measured with 3 seeds (``benchmarks/results/pu_extensions.json``): test
+  accuracy 0.775 (two-cluster puPL + probe), 0.854 (k = 10 + probe), 0.855 (k = 10 +
+  fine-tuning on the pseudo-labels), 0.911 (nnPU fine-tuning), against nnPU 0.901 (0.910
+  with plain batches) and supervised 0.957.
 * ``nnpu`` / ``upu``: encoder and a linear output trained end to end with the non-negative
   (or unbiased) PU risk (:class:`~embedlab.pu.losses.PURiskLoss`); need ``prior``, the share
   of positives among the unlabeled samples. Every PU-risk stage (these, and fine-tuning with
@@ -326,9 +326,9 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
 
     def _pu_batches(self, labeled: np.ndarray):  # noqa: ANN202
         """Batches for the PU-risk stages: every batch holds ``max(natural share,
-        positives_per_batch)`` labeled positives, at most half the batch (cycled through reshuffled passes, so they
-        repeat within an epoch) and fills up with unlabeled samples; an epoch is one pass over
-        the unlabeled set. The risk averages the labeled and the unlabeled part separately, so
+        positives_per_batch)`` labeled positives, at most half the batch (cycled through
+        reshuffled passes, so they repeat within an epoch), and fills up with unlabeled
+        samples; an epoch is one pass over the unlabeled set. The risk averages the labeled and the unlabeled part separately, so
         the mix does not bias it; without it a batch of 512 holds about one labeled positive
         when 100 of 60,000 are labeled, and nnPU learns to call everything negative.
         ``positives_per_batch=0`` gives plain shuffled batches (the reference's loader)."""
@@ -354,10 +354,11 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             yield torch.cat([p_perm[p_at : p_at + n_p], u_perm[i : i + n_u]])
             p_at += n_p
 
-    def _optimizer(self, params: Any) -> tuple[torch.optim.Optimizer, Any]:
+    def _optimizer(self, params: Any, epochs: int) -> tuple[torch.optim.Optimizer, Any]:
+        """Adam with a cosine decay over ``epochs`` to 1% of ``lr``."""
         opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=self.epochs, eta_min=self.lr * 0.01
+            opt, T_max=epochs, eta_min=self.lr * 0.01
         )
         return opt, sched
 
@@ -368,19 +369,18 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         from tqdm import tqdm
 
         start = self._resume(stage, epochs, modules, opt, sched)
-        bar = tqdm(
+        with tqdm(
             total=epochs, initial=start, desc=f"{self.method} {stage}", disable=not self.verbose
-        )
-        for epoch in range(start, epochs):
-            for m in modules.values():
-                m.train()
-            loss = float(one_epoch())
-            sched.step()
-            self.history_.append(loss)
-            self._save_stage(stage, epoch + 1, modules, opt, sched)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}")
-        bar.close()
+        ) as bar:
+            for epoch in range(start, epochs):
+                for m in modules.values():
+                    m.train()
+                loss = float(one_epoch())
+                sched.step()
+                self.history_.append(loss)
+                self._save_stage(stage, epoch + 1, modules, opt, sched)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
 
     def _resume(self, stage: str, epochs: int, modules: dict[str, nn.Module], opt: torch.optim.Optimizer,
                 sched: Any) -> int:  # fmt: skip
@@ -435,7 +435,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                    "punce": lambda: PUNCELoss(float(self.prior), self.temperature)}[self.method]()  # fmt: skip
         self.proj_ = projection_head(self.encoder_.feat_dim).to(dev)
         params = [*self.encoder_.parameters(), *self.proj_.parameters()]
-        opt, sched = self._optimizer(params)
+        opt, sched = self._optimizer(params, self.epochs)
 
         def one_epoch() -> float:
             tot, nb = 0.0, 0
@@ -503,10 +503,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         """Encoder and ``head_`` trained together: the PU risk on PU labels, or binary
         cross-entropy on ``targets`` (true or pseudo-labels) when ``risk`` is None."""
         params = [*self.encoder_.parameters(), *self.head_.parameters()]
-        opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=epochs, eta_min=self.lr * 0.01
-        )
+        opt, sched = self._optimizer(params, epochs)
         y_t = torch.from_numpy(np.asarray(targets, dtype=np.int64))
 
         def one_epoch() -> float:
