@@ -93,11 +93,12 @@ def _stage_partition(
     gdir = Path(args.work) / f"gen-p{p}"
     if not (gdir / "generator.pt").is_file():
         log(f"partition {p}: training the generator ({args.gen_iterations} iterations)")
-        cfg = GeneratorConfig(iterations=args.gen_iterations, seed=0)
-        train_generator(
-            splits.train.x, splits.train.y, splits.train.attrs, cfg, gdir, progress=True
-        )
-    gen = load_generator(gdir)
+        cfg = GeneratorConfig(iterations=args.gen_iterations, channels=tuple(args.gen_channels),
+                              layers_per_block=args.gen_layers, batch_size=args.gen_batch,
+                              lr=args.gen_lr, seed=0)  # fmt: skip
+        train_generator(splits.train.x, splits.train.y, splits.train.attrs, cfg, gdir, progress=True,
+                        device=args.device, deadline_s=args.gen_deadline_s)  # fmt: skip
+    gen = load_generator(gdir).to(args.device)
     gen_meta = read_json(gdir / "generator.json")
     judge_path = work / f"judge-{args.judge_images}.pt"
     if judge_path.is_file():
@@ -210,6 +211,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=POOLS)
     ap.add_argument("--gen-iterations", type=int, default=3000)
+    ap.add_argument("--gen-channels", type=int, nargs="+", default=[16, 32, 32])
+    ap.add_argument("--gen-layers", type=int, default=1, help="UNet layers per block.")
+    ap.add_argument("--gen-batch", type=int, default=64)
+    ap.add_argument("--gen-lr", type=float, default=1e-3)
+    ap.add_argument(
+        "--gen-deadline-s",
+        type=float,
+        default=None,
+        help="Stop generator training early after this many seconds (recorded in generator.json).",
+    )
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="Device of generator training and sampling (cpu, cuda); metric learning stays on CPU.",
+    )
     ap.add_argument("--judge-images", type=int, default=8000)
     ap.add_argument("--fid-n", type=int, default=300, help="Images per operator variant.")
     ap.add_argument("--pool-size", type=int, default=1000)

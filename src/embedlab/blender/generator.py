@@ -21,6 +21,12 @@ Choices (``../shared/reference/blender.md`` section 5.3, measured in our feasibi
   the rest unspecified") -- the marginals composition needs. A token never means "absent".
 * AdamW (lr 1e-3, weight decay 1e-4), batch 64, EMA of the weights (decay 0.999) used for
   sampling; resumable checkpoints every ``checkpoint_every`` iterations.
+* ``device``: training runs on any torch device. Every random draw (batch indices, dropout,
+  noise, timesteps) comes from one CPU ``torch.Generator`` and is moved to the device, so
+  the data order is the same on every device (the arithmetic is not bit-identical).
+  ``deadline_s`` stops early and saves the EMA weights reached so far; the iterations
+  actually done are recorded in ``generator.json`` (``meta.iterations``,
+  ``meta.stopped_at_deadline``).
 """
 
 from __future__ import annotations
@@ -165,7 +171,9 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 def train_generator(x: torch.Tensor, y: torch.Tensor, attrs: torch.Tensor, cfg: GeneratorConfig,
-                    out: str | Path, progress: bool = False, resume: bool = True) -> ConditionalGenerator:  # fmt: skip
+                    out: str | Path, progress: bool = False, resume: bool = True,
+                    device: str | torch.device = "cpu",
+                    deadline_s: float | None = None) -> ConditionalGenerator:  # fmt: skip
     """Train on images ``x`` (N, 3, 32, 32) in [-1, 1] with classes ``y`` and attribute rows
     ``attrs``; writes ``out/checkpoint.pt`` (resumable) and finally ``out/generator.pt``
     (EMA weights only) and ``out/generator.json``. Returns the EMA model."""
@@ -180,7 +188,8 @@ def train_generator(x: torch.Tensor, y: torch.Tensor, attrs: torch.Tensor, cfg: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    model = ConditionalGenerator(cfg)
+    device = torch.device(device)
+    model = ConditionalGenerator(cfg).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = make_scheduler(cfg)
@@ -188,7 +197,7 @@ def train_generator(x: torch.Tensor, y: torch.Tensor, attrs: torch.Tensor, cfg: 
     log = TrainLog()
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.is_file():
-        st = torch.load(ckpt, weights_only=True)
+        st = torch.load(ckpt, weights_only=True, map_location=device)
         if st["config"] != json.dumps(cfg.to_json(), sort_keys=True):
             raise UserError(f"{ckpt} was written with another generator config; use a new --out")
         (
@@ -196,9 +205,11 @@ def train_generator(x: torch.Tensor, y: torch.Tensor, attrs: torch.Tensor, cfg: 
             ema.load_state_dict(st["ema"]),
             opt.load_state_dict(st["opt"]),
         )
-        gen.set_state(st["gen"])
+        gen.set_state(st["gen"].cpu())
         log = TrainLog(int(st["iterations"]), list(st["losses"]), float(st["wall_s"]))
     t0 = time.perf_counter() - log.wall_s
+    started = time.perf_counter()
+    stopped = False
     bar = tqdm(total=cfg.iterations, initial=log.iterations, desc="generator", disable=not progress)
     window: list[float] = []
     model.train()
@@ -208,6 +219,7 @@ def train_generator(x: torch.Tensor, y: torch.Tensor, attrs: torch.Tensor, cfg: 
         cls, a = drop_conditions(y[idx], attrs[idx], cfg, gen)
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, cfg.train_timesteps, (len(x0),), generator=gen)
+        x0, noise, t, cls, a = (v.to(device) for v in (x0, noise, t, cls, a))
         xt = sched.add_noise(x0, noise, t)
         loss = torch.nn.functional.mse_loss(model.eps(xt, t, model.condition(cls, a)), noise)
         opt.zero_grad(set_to_none=True)
@@ -221,24 +233,33 @@ def train_generator(x: torch.Tensor, y: torch.Tensor, attrs: torch.Tensor, cfg: 
             window = []
             bar.set_postfix(loss=f"{log.losses[-1]:.4f}")
         bar.update(1)
-        if log.iterations % cfg.checkpoint_every == 0 or log.iterations == cfg.iterations:
+        stopped = deadline_s is not None and time.perf_counter() - started > deadline_s
+        if log.iterations % cfg.checkpoint_every == 0 or log.iterations == cfg.iterations or stopped:
             log.wall_s = time.perf_counter() - t0
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                         "gen": gen.get_state(), "iterations": log.iterations, "losses": log.losses,
                         "wall_s": log.wall_s, "config": json.dumps(cfg.to_json(), sort_keys=True)}, tmp)  # fmt: skip
             tmp.replace(ckpt)
+        if stopped:
+            break
     bar.close()
-    save_generator(
-        ema, out, {"iterations": log.iterations, "loss_per_50": log.losses, "wall_s": log.wall_s}
-    )
+    meta = {"iterations": log.iterations, "loss_per_50": log.losses, "wall_s": log.wall_s,
+            "device": _device_name(device), "stopped_at_deadline": stopped}  # fmt: skip
+    save_generator(ema, out, meta)
     return ema.eval()
 
 
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
 def save_generator(model: ConditionalGenerator, out: str | Path, meta: dict[str, Any]) -> None:
-    """Weights only (``generator.pt``) and the config and metadata (``generator.json``)."""
+    """Weights only (``generator.pt``, CPU tensors) and the config and metadata (``generator.json``)."""
     out = Path(out)
-    torch.save(model.state_dict(), out / "generator.pt")
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out / "generator.pt")
     doc = {
         "format": FORMAT,
         "config": model.cfg.to_json(),

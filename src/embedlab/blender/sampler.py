@@ -114,11 +114,12 @@ def blender_sample(model: EpsModel, scheduler: Any, shape: tuple[int, ...], null
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     if prompts.ndim < 2 or prompts.shape[0] < 1:
         raise UserError("need at least one prompt condition")
+    device = null.device
     conds = torch.stack([_repeat(p, b) for p in prompts])  # (n, B, ...)
     if cfg.op == "blend":
         w = (dirichlet_weights(b, len(conds), cfg.blend_alpha, gen) if cfg.blend_alpha is not None
              else torch.full((len(conds),), 1.0 / len(conds)))  # fmt: skip
-        conds = blend_conditions(conds, w)[None]
+        conds = blend_conditions(conds, w.to(device))[None]
         op, opts = get_operator("mean"), {}
     else:
         op, opts = get_operator(cfg.op), dict(cfg.op_options)
@@ -128,7 +129,7 @@ def blender_sample(model: EpsModel, scheduler: Any, shape: tuple[int, ...], null
     parts = [_repeat(null, b), *([_repeat(anchor, b)] if use_anchor else []), *conds]
     batch_cond = torch.cat(parts)
     k = len(parts)
-    x = torch.randn(shape, generator=gen)
+    x = torch.randn(shape, generator=gen).to(device)  # CPU draws: the same samples on any device
     scheduler.set_timesteps(cfg.steps)
     x = x * getattr(scheduler, "init_noise_sigma", 1.0)
     steps = list(scheduler.timesteps)
@@ -136,7 +137,7 @@ def blender_sample(model: EpsModel, scheduler: Any, shape: tuple[int, ...], null
     for i, t in enumerate(steps):
         frac = i / max(1, len(steps))
         xin = scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x
-        tt = torch.full((b * k,), int(t), dtype=torch.long)
+        tt = torch.full((b * k,), int(t), dtype=torch.long, device=device)
         eps = model.eps(xin.repeat(k, *([1] * (x.ndim - 1))), tt, batch_cond).view(k, *shape)
         e_null = eps[0]
         guided = e_null.clone()

@@ -82,21 +82,25 @@ def intersection_prompts(cls: torch.Tensor, num_attributes: int, n: int, shared:
 @torch.inference_mode()
 def generate(model: ConditionalGenerator, design: PromptDesign, cfg: SamplerConfig, seed: int,
              chunk: int = 250) -> torch.Tensor:  # fmt: skip
-    """One image per row of ``design`` (B, 3, H, W) in [-1, 1]."""
+    """One image per row of ``design`` (B, 3, H, W) in [-1, 1], on the CPU; the model runs on
+    its own device, the random draws come from a CPU generator seeded with ``seed``."""
     sched = make_scheduler(model.cfg, "ddim")
     gen = torch.Generator().manual_seed(seed)
+    dev = next(model.parameters()).device
     a = model.cfg.num_attributes
     size = model.cfg.sample_size
-    null = model.condition(torch.tensor([-1]), torch.zeros(1, a))
+    null = model.condition(torch.tensor([-1], device=dev), torch.zeros(1, a, device=dev))
     out = []
     for s in range(0, len(design), chunk):
-        cls = design.cls[s : s + chunk]
+        cls = design.cls[s : s + chunk].to(dev)
         anchor = (
-            model.condition(cls, torch.zeros(len(cls), a)) if cfg.residual_base == "class" else None
+            model.condition(cls, torch.zeros(len(cls), a, device=dev))
+            if cfg.residual_base == "class"
+            else None
         )
-        prompts = torch.stack([model.condition(cls, p[s : s + chunk]) for p in design.prompts])
+        prompts = torch.stack([model.condition(cls, p[s : s + chunk].to(dev)) for p in design.prompts])
         out.append(blender_sample(model, sched, (len(cls), 3, size, size), null, prompts, cfg,
-                                  anchor=anchor, generator=gen))  # fmt: skip
+                                  anchor=anchor, generator=gen).cpu())  # fmt: skip
     return torch.cat(out)
 
 
