@@ -82,7 +82,7 @@ def _weights(
     w = torch.ones(n) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
     if w.shape != (n,):
         raise ValueError(f"need {n} weights, got shape {tuple(w.shape)}")
-    return w.to(like.dtype).view(n, *([1] * (like.ndim - 1)))
+    return w.to(device=like.device, dtype=like.dtype).view(n, *([1] * (like.ndim - 1)))
 
 
 def composable_sum(residuals: torch.Tensor, weights: Sequence[float] | None = None) -> torch.Tensor:
@@ -124,7 +124,9 @@ def _pca_rows(m: torch.Tensor, magnitude: str) -> torch.Tensor:
     """Uncentred first component of each row stack: m (K, n, D) -> (K, D)."""
     m64 = m.double()
     gram = m64 @ m64.transpose(1, 2)  # (K, n, n)
-    vals, vecs = torch.linalg.eigh(gram)  # ascending
+    # The n x n Gram matrices are tiny but may number B*H*W; cuSOLVER's batched eigh asks for
+    # workspace in proportion to the batch (129 GiB at 256k matrices), so they go to the CPU.
+    vals, vecs = (v.to(m.device) for v in torch.linalg.eigh(gram.cpu()))  # ascending
     lam, u = vals[:, -1].clamp(min=0), vecs[:, :, -1]  # (K,), (K, n)
     v = torch.einsum("kn,knd->kd", u, m64) / lam.sqrt().clamp(min=_EPS)[:, None]
     sign = torch.sign((v * m64.sum(1)).sum(1))
@@ -182,13 +184,13 @@ def dirichlet_weights(
 def blend_conditions(conds: torch.Tensor, weights: torch.Tensor | Sequence[float]) -> torch.Tensor:
     """Convex blend of prompt conditions ``conds`` (n, B, ...) with weights (n,) shared by
     the batch or (B, n) per sample; returns (B, ...). Weights must be >= 0 and sum to 1."""
-    w = torch.as_tensor(weights, dtype=conds.dtype)
+    w = torch.as_tensor(weights, dtype=conds.dtype, device=conds.device)
     n, b = conds.shape[:2]
     if w.shape == (n,):
         w = w[None].expand(b, n)
     if w.shape != (b, n):
         raise ValueError(f"weights must be ({n},) or ({b}, {n}), got {tuple(w.shape)}")
-    if (w < 0).any() or not torch.allclose(w.sum(1), torch.ones(b, dtype=w.dtype), atol=1e-4):
+    if (w < 0).any() or not torch.allclose(w.sum(1), torch.ones(b, dtype=w.dtype, device=w.device), atol=1e-4):
         raise ValueError("blend weights must be non-negative and sum to 1")
     return torch.einsum("bn,nb...->b...", w, conds)
 
