@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--torchrec", action="store_true", help="Also TorchRec's planner.")
     ap.add_argument("--hill-climb-s", type=float, default=0.0,
                     help="Also the measured hill-climb baseline with this many seconds per task (0: off).")  # fmt: skip
+    ap.add_argument("--variants", default="",
+                    help="Comma-separated planning-time search variants of DreamShard, each tokens "
+                         "bestN (best of N policy samples by predicted cost) and/or refineK (K steps "
+                         "of descent on the predicted cost), e.g. best64,refine20,best64-refine20.")  # fmt: skip
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--work", default="benchmarks/.work/dreamshard")
     ap.add_argument("--out", default="benchmarks/results/dreamshard.json")
@@ -94,7 +98,19 @@ def main(argv: list[str] | None = None) -> dict:
         train_info[seed] = {"wall_s": m.meta.get("wall_s"), "measure_s": m.meta.get("measure_s"), "samples": m.meta.get("samples"),
                             "this_call_s": time.perf_counter() - ts}  # fmt: skip
     names = [*HEURISTICS, *(["torchrec"] if args.torchrec else [])]
-    learned = {seed: DreamShardPlanner(folder) for seed, folder in models.items()}
+    variants = {"dreamshard": {}}
+    for v in filter(None, args.variants.split(",")):
+        opts = {}
+        for tok in v.split("-"):
+            if tok.startswith("best"):
+                opts["samples"] = int(tok[4:])
+            elif tok.startswith("refine"):
+                opts["refine_steps"] = int(tok[6:])
+            else:
+                raise SystemExit(f"unknown variant token {tok!r} in {v!r} (bestN, refineK)")
+        variants[f"dreamshard-{v}"] = opts
+    learned = {f"{name}-s{seed}": DreamShardPlanner(folder, name=name, seed=seed, **opts)
+               for seed, folder in models.items() for name, opts in variants.items()}  # fmt: skip
     results = []
     for n, d in families:
         tasks = gen_tasks("dreamshard", n, d, args.eval_count, seed=1, split="test")
@@ -110,15 +126,19 @@ def main(argv: list[str] | None = None) -> dict:
                     plans[name] = get_planner(name).plan(task)
                 except Infeasible:
                     pass
-            for seed, planner in learned.items():
+            for key, planner in learned.items():
                 try:
-                    plans[f"dreamshard-s{seed}"] = planner.plan(task)
+                    plans[key] = planner.plan(task)
                 except Infeasible:
                     pass
-            if args.hill_climb_s > 0:  # its own meter: the evaluation below re-measures its plan afresh
+            if (
+                args.hill_climb_s > 0
+            ):  # its own meter: the evaluation below re-measures its plan afresh
                 hc_meter = CostMeter(MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=1000 + len(mape)),
                                      comm=comms.get(d))  # fmt: skip
-                plans["hill_climb"] = HillClimbPlanner(hc_meter, HillClimbSettings(budget_s=args.hill_climb_s)).plan(task)
+                plans["hill_climb"] = HillClimbPlanner(
+                    hc_meter, HillClimbSettings(budget_s=args.hill_climb_s)
+                ).plan(task)
             meter = CostMeter(settings, comm=comms.get(d))
             costs = dict(zip(plans, meter.measure_plans(task, list(plans.values()))))
             singles = meter.single_table_costs(task)
@@ -127,15 +147,14 @@ def main(argv: list[str] | None = None) -> dict:
             ) + meter.comm_lower_bound(task)
             best_h = min(c.total_ms for k, c in costs.items() if k in HEURISTICS)
             for k, c in costs.items():
-                key = "dreamshard" if k.startswith("dreamshard") else k
+                key = k.rsplit("-s", 1)[0] if k in learned else k
                 ratio.setdefault(key, []).append(c.total_ms / best_h)
-                if k.startswith("dreamshard"):
+                if k in learned:
                     seed_ratio.setdefault(k, []).append(c.total_ms / best_h)
                 bound_ratio.setdefault(key, []).append(c.total_ms / bound)
                 plan_s.setdefault(key, []).append(plans[k].planning_seconds)
-                if k.startswith("dreamshard"):
-                    model = learned[int(k.split("-s")[1])].model
-                    mape.append(cost_mape(model, [sample_from_cost(task, plans[k], c)]))
+                if key == "dreamshard":
+                    mape.append(cost_mape(learned[k].model, [sample_from_cost(task, plans[k], c)]))
         row: dict[str, Any] = {"tables": n, "devices": d, "tasks": len(tasks), "planners": {}}
         for k in ratio:
             row["planners"][k] = {"ratio_to_best_heuristic": statistics.fmean(ratio[k]),
@@ -143,12 +162,26 @@ def main(argv: list[str] | None = None) -> dict:
                                   "ratio_to_bound": statistics.fmean(bound_ratio[k]), "planning_s": statistics.fmean(plan_s[k])}  # fmt: skip
         row["cost_net_mape_on_eval_plans"] = statistics.fmean(mape) if mape else None
         per_seed = {k: statistics.fmean(v) for k, v in sorted(seed_ratio.items())}
-        row["dreamshard_per_training_seed"] = per_seed
-        row["dreamshard_training_seed_sd"] = statistics.stdev(per_seed.values()) if len(per_seed) > 1 else 0.0
+        row["dreamshard_per_training_seed"] = {
+            k: v for k, v in per_seed.items() if k.rsplit("-s", 1)[0] == "dreamshard"
+        }
+        row["dreamshard_training_seed_sd"] = (
+            statistics.stdev(row["dreamshard_per_training_seed"].values())
+            if len(row["dreamshard_per_training_seed"]) > 1
+            else 0.0
+        )
+        row["variants_per_training_seed"] = per_seed  # fmt: skip
         results.append(row)
         ds = row["planners"].get("dreamshard", {})
         print(f"DLRM-{n} ({d}): dreamshard x{ds.get('ratio_to_best_heuristic', float('nan')):.3f} of best heuristic, "
               f"MAPE {row['cost_net_mape_on_eval_plans']}", flush=True)  # fmt: skip
+        for k in variants:
+            if k != "dreamshard" and k in row["planners"]:
+                v = row["planners"][k]
+                print(
+                    f"  {k}: x{v['ratio_to_best_heuristic']:.3f} ({v['planning_s']:.3f} s)",
+                    flush=True,
+                )
         write_json(args.out, _doc(args, results, train_info, comms, t0, False))
     doc = _doc(args, results, train_info, comms, t0, True)
     write_json(args.out, doc)

@@ -52,14 +52,20 @@ class Variant:
 
 
 def variants(args: argparse.Namespace) -> dict[str, Variant]:
-    k, ft = args.cluster_k, args.finetune_epochs
+    k, ft, st = args.cluster_k, args.finetune_epochs, args.selftrain_epochs
     out = {m: Variant(m, m) for m in METHODS}
     for m in ("pucl", "punce", "simclr"):
         out[f"{m}-k{k}"] = Variant(f"{m}-k{k}", m, {"cluster_k": k})
         out[f"{m}-k{k}-ft"] = Variant(f"{m}-k{k}-ft", m, {"cluster_k": k, "finetune_epochs": ft})
         out[f"{m}-ft-nnpu"] = Variant(f"{m}-ft-nnpu", m, {"probe": "nnpu", "finetune_epochs": ft})
+        out[f"{m}-ft-nnpu-st"] = Variant(f"{m}-ft-nnpu-st", m, {"probe": "nnpu", "finetune_epochs": ft,
+                                                                "selftrain_epochs": st})  # fmt: skip
+        out[f"{m}-ft-nnpu-st-noaug"] = Variant(f"{m}-ft-nnpu-st-noaug", m,
+                                               {"probe": "nnpu", "finetune_epochs": ft, "selftrain_epochs": st,
+                                                "selftrain_augment": False})  # fmt: skip
     out["nnpu-long"] = Variant("nnpu-long", "nnpu", extra_epochs=True)
     out["nnpu-plain"] = Variant("nnpu-plain", "nnpu", {"positives_per_batch": 0})
+    out["nnpu-st"] = Variant("nnpu-st", "nnpu", {"selftrain_epochs": st})
     return out
 
 
@@ -67,6 +73,8 @@ def _cache(
     args: argparse.Namespace, split_name: str, n_labeled: int, v: Variant, seed: int
 ) -> Path:
     tag = f"-ft{args.finetune_epochs}" if "finetune_epochs" in v.params or v.extra_epochs else ""
+    if "selftrain_epochs" in v.params:
+        tag += f"-st{args.selftrain_epochs}"
     return Path(args.work) / f"{split_name}-{n_labeled}-{v.name}-s{seed}-e{args.epochs}{tag}.json"
 
 
@@ -88,7 +96,8 @@ def run_seed(data: Any, split_name: str, n_labeled: int, todo: list[Variant], se
         t0 = time.perf_counter()
         if v.method in pretrained:  # share the costly pretraining
             clf, pre_s = pretrained[v.method]
-            clf.set_params(**{"cluster_k": 2, "finetune_epochs": 0, "probe": "pupl", **v.params})
+            clf.set_params(**{"cluster_k": 2, "finetune_epochs": 0, "probe": "pupl", "selftrain_epochs": 0,
+                              "selftrain_augment": True, **v.params})  # fmt: skip
             clf.refit(data.x_train, y)
             wall = pre_s + time.perf_counter() - t0
         else:
@@ -116,12 +125,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--datasets", nargs="+", default=["I", "II"], choices=list(SPLITS))
     ap.add_argument("--labeled", type=int, nargs="+", default=[100, 500, 1000, 3000])
     ap.add_argument("--methods", nargs="+", default=list(METHODS),
-                    help="methods, and variants (K = --cluster-k): pucl-kK, pucl-kK-ft, pucl-ft-nnpu "
-                    "(likewise for punce and simclr), nnpu-long, nnpu-plain")  # fmt: skip
+                    help="methods, and variants (K = --cluster-k): pucl-kK, pucl-kK-ft, pucl-ft-nnpu, "
+                    "pucl-ft-nnpu-st, pucl-ft-nnpu-st-noaug (likewise for punce and simclr), nnpu-long, "
+                    "nnpu-plain, nnpu-st")  # fmt: skip
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--cluster-k", type=int, default=10)
     ap.add_argument("--finetune-epochs", type=int, default=10)
+    ap.add_argument("--selftrain-epochs", type=int, default=10,
+                    help="Epochs of the self-training variants (*-st, *-st-noaug, nnpu-st).")  # fmt: skip
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--encoder", default="lenet")

@@ -74,3 +74,18 @@ def test_class_judge_and_diversity_on_real_renders():
     div_oracle = diversity(o.x[:600], o.y[:600], judge)
     assert div_real["combinations_per_class"] <= 5  # partial support: none or one attribute
     assert div_oracle["combinations_per_class"] > 10
+
+
+def test_wilson_and_newcombe_intervals_match_published_values():
+    from embedlab.blender.fidelity import rate_difference_interval, wilson_interval
+
+    low, high = wilson_interval(0.5, 100)
+    assert (round(low, 4), round(high, 4)) == (0.4038, 0.5962)
+    low, high = wilson_interval(0.0, 10)
+    assert low == 0.0 and round(high, 4) == 0.2775
+    # Newcombe (1998), Statistics in Medicine 17, example (a): 56/70 - 48/80
+    d = rate_difference_interval(56 / 70, 70, 48 / 80, 80)
+    assert round(d["diff"], 4) == 0.2
+    assert (round(d["ci_low"], 4), round(d["ci_high"], 4)) == (0.0524, 0.3339)
+    with pytest.raises(ValueError):
+        wilson_interval(1.2, 10)

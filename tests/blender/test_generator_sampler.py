@@ -146,3 +146,19 @@ def test_adapters_for_plain_diffusers_unets():
     z = blender_sample(UNet2DConditionEps(cu), sch, (2, 4, 8, 8), text[0], text[1:],
                        SamplerConfig(op="intersection", steps=2, residual_base="null"))  # fmt: skip
     assert z.shape == (2, 4, 8, 8) and torch.isfinite(z).all()
+
+
+def test_deadline_stops_early_and_is_recorded(tmp_path):
+    import json
+
+    x, y, a = _data()
+    cfg = GeneratorConfig(**{**TINY, "iterations": 8, "checkpoint_every": 5})
+    train_generator(x, y, a, cfg, tmp_path, resume=False, deadline_s=0.0, device="cpu")
+    meta = json.loads((tmp_path / "generator.json").read_text())["meta"]
+    assert meta["iterations"] == 1 and meta["stopped_at_deadline"] is True
+    assert meta["device"] == "cpu"
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ck["iterations"] == 1  # the stop is checkpointed: a rerun without deadline continues
+    train_generator(x, y, a, cfg, tmp_path, resume=True, deadline_s=None)
+    meta = json.loads((tmp_path / "generator.json").read_text())["meta"]
+    assert meta["iterations"] == 8 and meta["stopped_at_deadline"] is False

@@ -103,6 +103,29 @@ def test_refit_equals_a_fresh_fit_with_the_new_parameters():
         PUClassifier(method="nnpu", prior=0.35, epochs=1).fit(x, lab).refit(x, lab)
 
 
+@pytest.mark.parametrize("kw", [dict(method="nnpu"), dict(method="pucl")])
+def test_selftraining_labels_the_confident_unlabeled_and_continues_training(kw):
+    x, y, lab = _tabular()
+    common = dict(prior=0.35, epochs=8, batch_size=128, probe_epochs=30, **kw)
+    teacher = PUClassifier(**common).fit(x, lab)
+    student = PUClassifier(**common, selftrain_epochs=4, selftrain_keep=0.7).fit(x, lab)
+    t = student.selftrain_labels_
+    u = lab == 0
+    assert (t[lab == 1] == 1).all()
+    assert abs((t[u] < 0).mean() - 0.3) < 0.01  # the least confident 30% of each predicted class
+    # the kept labels are the teacher's own predictions
+    pred = (teacher.decision_function(x) > 0).astype(int)
+    kept = u & (t >= 0)
+    assert (t[kept] == pred[kept]).all()
+    assert student.finetuned_  # a probe teacher gets a student head on the encoder
+    assert binary_metrics(y, student.decision_function(x))["auc"] > 0.85
+    assert not np.allclose(teacher.decision_function(x), student.decision_function(x))
+    with pytest.raises(ValueError, match="selftrain_keep"):
+        PUClassifier(**common, selftrain_epochs=1, selftrain_keep=0).fit(x, lab)
+    with pytest.raises(ValueError, match="selftrain_epochs"):
+        PUClassifier(**common, selftrain_epochs=-1).fit(x, lab)
+
+
 class _Crash(RuntimeError):
     pass
 
@@ -113,6 +136,11 @@ class _Crash(RuntimeError):
         (dict(method="pucl", probe="nnpu", cluster_k=3, finetune_epochs=2), ("pretrain", 2)),
         (dict(method="pucl", probe="nnpu", cluster_k=3, finetune_epochs=2), ("finetune", 1)),
         (dict(method="nnpu"), ("end_to_end", 1)),
+        (
+            dict(method="pucl", probe="nnpu", finetune_epochs=2, selftrain_epochs=2),
+            ("selftrain", 1),
+        ),
+        (dict(method="nnpu", selftrain_epochs=2), ("selftrain", 1)),
     ],
 )
 def test_a_crashed_fit_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, kw, crash_at):

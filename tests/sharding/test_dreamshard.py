@@ -168,3 +168,62 @@ def test_gymnasium_env_passes_the_checker_and_plays_episodes():
     )  # minus the predicted cost
     with pytest.raises(Exception, match="same number of devices"):
         make_env(DreamShardModel(), [_task(n=4, d=2), _task(n=4, d=3)])
+
+
+def _moves_and_memory_ok(t, place):
+    sizes = np.array([x.size_bytes for x in t.tables])
+    used = np.bincount(place.numpy(), weights=sizes, minlength=t.num_devices)
+    return (used <= t.device_memory_bytes).all()
+
+
+def test_predicted_costs_match_the_rollout_and_refinement_reaches_a_local_minimum():
+    from embedlab.sharding.dreamshard.agent import predicted_costs, refine_placement
+
+    torch.manual_seed(3)
+    t = _task(n=12, d=3, memory=5 * 3000 * 8 * 2)
+    tt = task_tensors(t)
+    model = DreamShardModel()
+    r = rollout(model, tt, greedy=True)
+    start = r.placement[0]
+    assert float(predicted_costs(model.cost, tt, start[None])[0]) == pytest.approx(
+        float(r.predicted[0]), rel=1e-5
+    )
+    place, pred = refine_placement(model.cost, tt, start, steps=200)
+    assert pred <= float(r.predicted[0]) + 1e-6
+    assert pred == pytest.approx(float(predicted_costs(model.cost, tt, place[None])[0]), rel=1e-5)
+    assert _moves_and_memory_ok(t, place)
+    # no single legal move improves the prediction by more than the tolerance
+    sizes = tt.sizes.numpy()
+    for i in range(12):
+        for d in range(3):
+            if d == int(place[i]):
+                continue
+            p = place.clone()
+            p[i] = d
+            used = np.bincount(p.numpy(), weights=sizes, minlength=3)
+            if (used <= tt.memory).all():
+                assert (
+                    float(predicted_costs(model.cost, tt, p[None])[0])
+                    >= pred - 1e-4 * abs(pred) - 1e-7
+                )
+
+
+def test_planner_search_options_never_predict_worse_than_greedy(tmp_path):
+    from embedlab.sharding.dreamshard.planner import DreamShardPlanner
+
+    torch.manual_seed(0)
+    model = DreamShardModel()
+    model.save(tmp_path / "m")
+    t = _task(n=15, d=4)
+    greedy = DreamShardPlanner(tmp_path / "m").plan(t)
+    best = DreamShardPlanner(tmp_path / "m", samples=32, seed=1, name="ds-best").plan(t)
+    both = DreamShardPlanner(tmp_path / "m", samples=32, refine_steps=50, seed=1).plan(t)
+    for p in (greedy, best, both):
+        p.validate(t)
+    assert best.planner == "ds-best"
+    assert best.estimated_cost_ms <= greedy.estimated_cost_ms + 1e-9
+    assert both.estimated_cost_ms <= best.estimated_cost_ms + 1e-9
+    again = DreamShardPlanner(tmp_path / "m", samples=32, refine_steps=50, seed=1).plan(t)
+    assert again.shards == both.shards
+    with pytest.raises(UserError, match=">= 0"):
+        DreamShardPlanner(tmp_path / "m", samples=-1)

@@ -19,6 +19,7 @@ combinations (so it judges the animal, not the attributes).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +53,32 @@ def intersection_scores(
         "precision": (has_shared & ~has_private).float().mean().item(),
         "leak": (d & ~u).any(1).float().mean().item(),
     }
+
+
+def wilson_interval(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval (95% by default) of a proportion ``rate`` observed on ``n`` images."""
+    if n <= 0:
+        raise ValueError("n must be positive")
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate must be in [0, 1], got {rate}")
+    z2 = z * z
+    centre = (rate + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(rate * (1 - rate) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate_difference_interval(
+    a: float, n_a: int, b: float, n_b: int, z: float = 1.96
+) -> dict[str, float]:
+    """``a - b`` with Newcombe's hybrid score interval (method 10) from the two Wilson
+    intervals. It treats the samples as independent; the fidelity study's variants share
+    prompts and seeds (paired), for which this interval is conservative."""
+    la, ua = wilson_interval(a, n_a, z)
+    lb, ub = wilson_interval(b, n_b, z)
+    d = a - b
+    low = d - math.sqrt((a - la) ** 2 + (ub - b) ** 2)
+    high = d + math.sqrt((ua - a) ** 2 + (b - lb) ** 2)
+    return {"diff": d, "ci_low": low, "ci_high": high}
 
 
 class ClassNet(nn.Module):
@@ -151,6 +178,8 @@ __all__ = [
     "ClassNet",
     "diversity",
     "intersection_scores",
+    "rate_difference_interval",
     "train_class_judge",
     "union_scores",
+    "wilson_interval",
 ]

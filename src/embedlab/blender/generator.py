@@ -234,7 +234,11 @@ def train_generator(x: torch.Tensor, y: torch.Tensor, attrs: torch.Tensor, cfg: 
             bar.set_postfix(loss=f"{log.losses[-1]:.4f}")
         bar.update(1)
         stopped = deadline_s is not None and time.perf_counter() - started > deadline_s
-        if log.iterations % cfg.checkpoint_every == 0 or log.iterations == cfg.iterations or stopped:
+        if (
+            log.iterations % cfg.checkpoint_every == 0
+            or log.iterations == cfg.iterations
+            or stopped
+        ):
             log.wall_s = time.perf_counter() - t0
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),

@@ -190,7 +190,9 @@ def blend_conditions(conds: torch.Tensor, weights: torch.Tensor | Sequence[float
         w = w[None].expand(b, n)
     if w.shape != (b, n):
         raise ValueError(f"weights must be ({n},) or ({b}, {n}), got {tuple(w.shape)}")
-    if (w < 0).any() or not torch.allclose(w.sum(1), torch.ones(b, dtype=w.dtype, device=w.device), atol=1e-4):
+    if (w < 0).any() or not torch.allclose(
+        w.sum(1), torch.ones(b, dtype=w.dtype, device=w.device), atol=1e-4
+    ):
         raise ValueError("blend weights must be non-negative and sum to 1")
     return torch.einsum("bn,nb...->b...", w, conds)
 

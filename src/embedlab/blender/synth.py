@@ -98,7 +98,9 @@ def generate(model: ConditionalGenerator, design: PromptDesign, cfg: SamplerConf
             if cfg.residual_base == "class"
             else None
         )
-        prompts = torch.stack([model.condition(cls, p[s : s + chunk].to(dev)) for p in design.prompts])
+        prompts = torch.stack(
+            [model.condition(cls, p[s : s + chunk].to(dev)) for p in design.prompts]
+        )
         out.append(blender_sample(model, sched, (len(cls), 3, size, size), null, prompts, cfg,
                                   anchor=anchor, generator=gen).cpu())  # fmt: skip
     return torch.cat(out)

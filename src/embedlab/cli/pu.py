@@ -73,6 +73,14 @@ def fit_cmd(
         "--positives-per-batch",
         help="Labeled positives in each PU-risk batch (0: plain batches).",
     ),
+    selftrain_epochs: int = typer.Option(
+        0,
+        "--selftrain-epochs",
+        help="0: off; more: self-train on the model's own confident labels (noisy student).",
+    ),
+    selftrain_keep: float = typer.Option(
+        0.8, "--selftrain-keep", help="Share of each predicted class kept for self-training."
+    ),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue a crashed fit from OUT/checkpoint.pt."
@@ -105,7 +113,7 @@ def fit_cmd(
     clf = PUClassifier(method=method, encoder=encoder, prior=pi, epochs=epochs, batch_size=batch_size, lr=lr,
                        cluster_init=cluster_init, cluster_space=cluster_space, probe=probe, cluster_k=cluster_k,
                        finetune_epochs=finetune_epochs, positives_per_batch=positives_per_batch, random_state=seed,
-                       verbose=True)  # fmt: skip
+                       selftrain_epochs=selftrain_epochs, selftrain_keep=selftrain_keep, verbose=True)  # fmt: skip
     ensure_dir(out)
     ckpt = out / "checkpoint.pt"
     if not resume and ckpt.is_file():
@@ -131,6 +139,7 @@ def fit_cmd(
               "prior_of_unlabeled": split.prior, "seed": seed, "epochs": epochs, "encoder": encoder,
               "cluster_space": cluster_space, "cluster_init": cluster_init, "probe": probe,
               "cluster_k": cluster_k, "finetune_epochs": finetune_epochs, "positives_per_batch": positives_per_batch,
+              "selftrain_epochs": selftrain_epochs, "selftrain_keep": selftrain_keep,
               "train_loss_per_epoch": clf.history_, "wall_time_s": wall})  # fmt: skip
     write_json(out / "metrics.json", m)
     ckpt.unlink(missing_ok=True)  # the fit is complete: metrics.json is the result

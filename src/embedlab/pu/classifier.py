@@ -124,6 +124,10 @@ def _encoder(kind: str, x_shape: tuple[int, ...]) -> nn.Module:
     raise unknown_name("encoder", kind, ("auto", "lenet", "resnet", "mlp"))
 
 
+#: Training stages in fit order (a checkpoint of a later stage means the earlier ones finished).
+_STAGE_ORDER = {"pretrain": 0, "finetune": 1, "end_to_end": 1, "selftrain": 2}
+
+
 class PUClassifier(ClassifierMixin, BaseEstimator):
     """Positive-unlabeled classifier (see the module doc). Parameters are only stored here."""
 
@@ -132,7 +136,8 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                  cluster_init: str = "reference", clamp_labeled: bool = False, cluster_space: str = "projection",
                  probe: str = "pupl", probe_epochs: int = 100, cluster_k: int = 2, finetune_epochs: int = 0,
                  augment_noise: float = 0.1, device: str = "cpu", random_state: int | None = 0,
-                 positives_per_batch: int = 32, verbose: bool = False, checkpoint: str | None = None) -> None:  # fmt: skip
+                 positives_per_batch: int = 32, selftrain_epochs: int = 0, selftrain_keep: float = 0.8,
+                 selftrain_augment: bool = True, verbose: bool = False, checkpoint: str | None = None) -> None:  # fmt: skip
         self.method = method
         self.encoder = encoder
         self.prior = prior
@@ -152,6 +157,9 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.positives_per_batch = positives_per_batch
+        self.selftrain_epochs = selftrain_epochs
+        self.selftrain_keep = selftrain_keep
+        self.selftrain_augment = selftrain_augment
         self.verbose = verbose
         self.checkpoint = checkpoint
 
@@ -220,6 +228,10 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"finetune_epochs must be >= 0, got {self.finetune_epochs}")
         if self.positives_per_batch < 0:
             raise ValueError(f"positives_per_batch must be >= 0, got {self.positives_per_batch}")
+        if self.selftrain_epochs < 0:
+            raise ValueError(f"selftrain_epochs must be >= 0, got {self.selftrain_epochs}")
+        if not 0 < self.selftrain_keep <= 1:
+            raise ValueError(f"selftrain_keep must be in (0, 1], got {self.selftrain_keep}")
         return spec
 
     def fit(self, X: Any, y: Any) -> PUClassifier:
@@ -261,6 +273,8 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                 else None
             )
             self._train_end_to_end(x, yy, dev, risk, self.epochs, "end_to_end")
+        if spec.kind != "supervised" and self.selftrain_epochs:
+            self._selftrain(x, yy, dev)
         return self
 
     def refit(self, X: Any, y: Any) -> PUClassifier:
@@ -278,7 +292,10 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         yy = self._check_y(y, len(x))
         self.encoder_.load_state_dict(self.pretrained_state_)
         self._ck_sig = None  # a refit is not checkpointed (its stages are the short ones)
-        self._fit_classifier(x, yy, next(self.encoder_.parameters()).device)
+        dev = next(self.encoder_.parameters()).device
+        self._fit_classifier(x, yy, dev)
+        if self.selftrain_epochs:
+            self._selftrain(x, yy, dev)
         return self
 
     def _fit_classifier(self, x: torch.Tensor, yy: np.ndarray, dev: torch.device) -> None:
@@ -308,6 +325,62 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             self.head_ = self._fit_probe(feats, yy, dev, risk_prior=float(self.prior))
         else:
             self.head_ = self._fit_probe(feats, cl.labels, dev)
+
+    def _selftrain(self, x: torch.Tensor, yy: np.ndarray, dev: torch.device) -> None:
+        """Self-training (ours, opt-in): the fitted model labels the unlabeled samples by
+        the sign of its logit; the ``selftrain_keep`` most confident share of each predicted
+        class (by |logit|) and every labeled positive (always 1) train encoder and head
+        further with binary cross-entropy for ``selftrain_epochs``, on augmented views when
+        ``selftrain_augment`` (a noisy student). The teacher is the model itself, before
+        this stage; ``selftrain_labels_`` holds its labels (-1: not confident enough)."""
+        state = self._checkpoint_state()
+        if state is not None and state["stage"] == "selftrain":
+            targets = np.asarray(state["extra"]["selftrain_labels"], dtype=np.int64)
+        else:
+            scores = self._logits(x, dev)
+            lab = yy.astype(bool)
+            pred = (scores > 0).astype(np.int64)
+            targets = np.where(lab, 1, -1).astype(np.int64)
+            for c in (0, 1):
+                idx = np.flatnonzero(~lab & (pred == c))
+                k = int(round(self.selftrain_keep * len(idx)))
+                keep = idx[np.argsort(-np.abs(scores[idx]), kind="stable")[:k]]
+                targets[keep] = c
+        self.selftrain_labels_ = targets
+        if not self.finetuned_:  # the teacher was a probe on frozen features: a fresh head
+            self.head_ = nn.Linear(self.encoder_.feat_dim, 1).to(dev)
+            self.finetuned_ = True
+        sel = np.flatnonzero(targets >= 0)
+        self._train_end_to_end(x[torch.from_numpy(sel)], targets[sel], dev, None, self.selftrain_epochs,
+                               "selftrain", augment=self.selftrain_augment,
+                               extra={"selftrain_labels": targets.tolist()})  # fmt: skip
+
+    @torch.no_grad()
+    def _logits(self, x: torch.Tensor, dev: torch.device) -> np.ndarray:
+        """Positive-class logits of prepared inputs (eval mode; probe or fine-tuned head)."""
+        self.encoder_.eval()
+        self.head_.eval()
+        probe = not self.finetuned_
+        if probe:
+            self.proj_.eval()
+        out = []
+        for i in range(0, len(x), 2048):
+            xb = x[i : i + 2048].to(dev)
+            h = self._embed(xb) if probe else self.encoder_(xb)
+            out.append(self.head_(h).squeeze(1).cpu())
+        return torch.cat(out).double().numpy()
+
+    def _checkpoint_state(self) -> dict[str, Any] | None:
+        """The checkpoint of this fit (signature checked), or None."""
+        if self._ck_sig is None:
+            return None
+        from embedlab.pu import checkpoint as ck
+
+        state = ck.load(self.checkpoint)
+        if state is not None and state["signature"] != self._ck_sig:
+            raise ValueError(f"checkpoint {self.checkpoint} belongs to another fit (other parameters or data); "
+                             "delete it or choose another path")  # fmt: skip
+        return state
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
@@ -363,7 +436,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         return opt, sched
 
     def _run_stage(self, stage: str, epochs: int, modules: dict[str, nn.Module], opt: torch.optim.Optimizer,
-                   sched: Any, one_epoch: Any) -> None:  # fmt: skip
+                   sched: Any, one_epoch: Any, extra: dict[str, Any] | None = None) -> None:  # fmt: skip
         """Run ``one_epoch()`` (it returns the epoch's mean loss) ``epochs`` times with a
         progress bar (``verbose``), resuming from and writing to ``checkpoint`` when set."""
         from tqdm import tqdm
@@ -378,23 +451,21 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                 loss = float(one_epoch())
                 sched.step()
                 self.history_.append(loss)
-                self._save_stage(stage, epoch + 1, modules, opt, sched)
+                self._save_stage(stage, epoch + 1, modules, opt, sched, extra)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
 
     def _resume(self, stage: str, epochs: int, modules: dict[str, nn.Module], opt: torch.optim.Optimizer,
                 sched: Any) -> int:  # fmt: skip
-        """Epochs of ``stage`` already done according to the checkpoint (0 without one)."""
-        if self._ck_sig is None:
-            return 0
-        from embedlab.pu import checkpoint as ck
-
-        state = ck.load(self.checkpoint)
+        """Epochs of ``stage`` already done according to the checkpoint (0 without one). A
+        checkpoint of a later stage means this one finished: pretraining restores the
+        pretrained weights stored with it; a finished classifier stage is skipped (the later
+        stage restores the modules it continues from)."""
+        state = self._checkpoint_state()
         if state is None:
             return 0
-        if state["signature"] != self._ck_sig:
-            raise ValueError(f"checkpoint {self.checkpoint} belongs to another fit (other parameters or data); "
-                             "delete it or choose another path")  # fmt: skip
+        if _STAGE_ORDER[state["stage"]] > _STAGE_ORDER[stage] and stage != "pretrain":
+            return epochs
         if state["stage"] == stage:
             for k, m in modules.items():
                 m.load_state_dict(state["modules"][k])
@@ -404,7 +475,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             torch.set_rng_state(state["rng"])
             self.history_ = list(state["history"])
             return min(int(state["epoch"]), epochs)
-        if stage == "pretrain" and state.get("pretrained"):
+        if stage == "pretrain" and state.get("pretrained"):  # any later stage of a contrastive fit
             self.encoder_.load_state_dict(state["pretrained"]["encoder"])
             self.proj_.load_state_dict(state["pretrained"]["proj"])
             self.history_ = list(state["history"][: self.epochs])
@@ -412,19 +483,20 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         return 0
 
     def _save_stage(self, stage: str, epoch: int, modules: dict[str, nn.Module], opt: torch.optim.Optimizer,
-                    sched: Any) -> None:  # fmt: skip
+                    sched: Any, extra: dict[str, Any] | None = None) -> None:  # fmt: skip
         if self._ck_sig is None:
             return
         from embedlab.pu import checkpoint as ck
 
         pretrained = None
-        if stage == "finetune":
+        if stage != "pretrain" and hasattr(self, "pretrained_state_"):
             pretrained = {"encoder": self.pretrained_state_, "proj": self.proj_.state_dict()}
         ck.save(self.checkpoint, {
             "signature": self._ck_sig, "stage": stage, "epoch": epoch,
             "modules": {k: m.state_dict() for k, m in modules.items()},
             "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": self._gen.get_state(),
             "rng": torch.get_rng_state(), "history": list(self.history_), "pretrained": pretrained,
+            "extra": extra or {},
         })  # fmt: skip
 
     def _pretrain(self, x: torch.Tensor, labeled: torch.Tensor, dev: torch.device) -> None:
@@ -499,7 +571,8 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         return head
 
     def _train_end_to_end(self, x: torch.Tensor, targets: np.ndarray, dev: torch.device,
-                          risk: PURiskLoss | None, epochs: int, stage: str) -> None:  # fmt: skip
+                          risk: PURiskLoss | None, epochs: int, stage: str, augment: bool = False,
+                          extra: dict[str, Any] | None = None) -> None:  # fmt: skip
         """Encoder and ``head_`` trained together: the PU risk on PU labels, or binary
         cross-entropy on ``targets`` (true or pseudo-labels) when ``risk`` is None."""
         params = [*self.encoder_.parameters(), *self.head_.parameters()]
@@ -513,6 +586,8 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             )
             for idx in batches:
                 xb = x[idx].to(dev)
+                if augment:
+                    xb = self._augment(xb)
                 logits = self.head_(self.encoder_(xb)).squeeze(1)
                 if risk is not None:
                     loss = risk(logits, y_t[idx].bool().to(dev))
@@ -525,9 +600,8 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                 nb += 1
             return tot / max(nb, 1)
 
-        self._run_stage(
-            stage, epochs, {"encoder": self.encoder_, "head": self.head_}, opt, sched, one_epoch
-        )
+        self._run_stage(stage, epochs, {"encoder": self.encoder_, "head": self.head_}, opt, sched, one_epoch,
+                        extra)  # fmt: skip
 
     # --- prediction ---------------------------------------------------------------
 
@@ -536,17 +610,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         """The positive-class logit of each sample."""
         check_is_fitted(self, ["encoder_", "head_"])
         x = self._check_x(X, fitting=False)
-        dev = next(self.head_.parameters()).device
-        self.encoder_.eval()
-        probe = not self.finetuned_
-        if probe:
-            self.proj_.eval()
-        out = []
-        for i in range(0, len(x), 2048):
-            xb = x[i : i + 2048].to(dev)
-            h = self._embed(xb) if probe else self.encoder_(xb)
-            out.append(self.head_(h).squeeze(1).cpu())
-        return torch.cat(out).double().numpy()
+        return self._logits(x, next(self.head_.parameters()).device)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))

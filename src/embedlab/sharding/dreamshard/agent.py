@@ -128,6 +128,58 @@ def rollout(model: DreamShardModel, tt: TaskTensors, episodes: int = 1, greedy: 
     return Rollout(placement, logp, ent, pred, feasible)
 
 
+def predicted_costs(cost: CostNet, tt: TaskTensors, placements: torch.Tensor) -> torch.Tensor:
+    """The cost network's plan cost ``[C]`` (scaled units) of placements ``[C, T]``."""
+    c, T = placements.shape
+    mask = torch.zeros(c, tt.devices, T)
+    mask[torch.arange(c)[:, None], placements, torch.arange(T)[None]] = 1.0
+    with torch.no_grad():
+        return cost.overall(mask @ cost.table_fc(tt.feats))
+
+
+def refine_placement(cost: CostNet, tt: TaskTensors, placement: torch.Tensor,
+                     steps: int) -> tuple[torch.Tensor, float]:  # fmt: skip
+    """Steepest descent on the predicted plan cost by single-table moves and swaps with the
+    device of largest predicted cost (see ``planner.py``); memory limits are kept. Returns
+    the placement ``[T]`` and its predicted cost."""
+    place = placement.clone()
+    T, D = len(place), tt.devices
+    best = float(predicted_costs(cost, tt, place[None])[0])
+    enc = cost.table_fc(tt.feats).detach()
+    for _ in range(steps):
+        used = torch.zeros(D, dtype=torch.float64).index_add_(0, place, tt.sizes)
+        cands = []
+        # moves: table t -> device d (d != place[t], room on d)
+        t_idx, d_idx = torch.meshgrid(torch.arange(T), torch.arange(D), indexing="ij")
+        t_idx, d_idx = t_idx.reshape(-1), d_idx.reshape(-1)
+        ok = (d_idx != place[t_idx]) & (used[d_idx] + tt.sizes[t_idx] <= tt.memory)
+        for t, d in zip(t_idx[ok].tolist(), d_idx[ok].tolist()):
+            p = place.clone()
+            p[t] = d
+            cands.append(p)
+        # swaps: a table of the straggler device with a table of another device
+        mask = torch.zeros(D, T)
+        mask[place, torch.arange(T)] = 1.0
+        with torch.no_grad():
+            straggler = int(cost.parts(mask @ enc).sum(-1).argmax())
+        for a in (place == straggler).nonzero().flatten().tolist():
+            for b in (place != straggler).nonzero().flatten().tolist():
+                da, db = straggler, int(place[b])
+                delta = float(tt.sizes[b] - tt.sizes[a])
+                if used[da] + delta <= tt.memory and used[db] - delta <= tt.memory:
+                    p = place.clone()
+                    p[a], p[b] = db, da
+                    cands.append(p)
+        if not cands:
+            break
+        preds = predicted_costs(cost, tt, torch.stack(cands))
+        i = int(preds.argmin())
+        if float(preds[i]) >= best - 1e-4 * abs(best):
+            break
+        place, best = cands[i], float(preds[i])
+    return place, best
+
+
 def reinforce_loss(r: Rollout, entropy_coef: float = 1e-3) -> torch.Tensor:
     """``mean(-log π · R̂) - c · H`` with ``R = -predicted cost`` (infeasible: doubled cost)."""
     reward = -(r.predicted * torch.where(r.feasible, 1.0, 2.0))
@@ -179,5 +231,5 @@ class EstimatedMDP:
         return self.mask.numpy().copy(), reward, done, False, info
 
 
-__all__ = ["DreamShardModel", "EstimatedMDP", "Rollout", "TaskTensors", "placement_order", "reinforce_loss",
-           "rollout", "task_tensors"]  # fmt: skip
+__all__ = ["DreamShardModel", "EstimatedMDP", "Rollout", "TaskTensors", "placement_order", "predicted_costs",
+           "refine_placement", "reinforce_loss", "rollout", "task_tensors"]  # fmt: skip

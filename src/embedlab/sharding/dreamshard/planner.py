@@ -1,5 +1,19 @@
 """The ``dreamshard`` planner: the trained policy's greedy placement (no measurement).
 
+Two opt-in extensions (ours; the paper plans greedily), both still without measuring,
+using only the cost network at planning time:
+
+* ``samples = N``: also draw ``N`` placements from the policy's softmax (seeded) and keep,
+  of those and the greedy one, the placement with the lowest *predicted* plan cost.
+* ``refine_steps = K``: then up to ``K`` steps of steepest descent on the predicted plan
+  cost: each step scores, in one batch, every move of one table to another device with
+  room and every swap of a table on the device with the largest predicted cost with a
+  table elsewhere (memory permitting), and takes the best if it lowers the prediction by
+  more than ``1e-4`` relative.
+
+Both search the cost network, so they gain only where its ranking of nearby plans is
+right; ``benchmarks/dreamshard.py --variants`` measures them beside the greedy policy.
+
 ``DreamShardPlanner(model)`` loads a model folder written by ``embedlab shard train
 dreamshard`` (or :func:`~embedlab.sharding.dreamshard.train.train_dreamshard`); without one it
 uses the default model shipped in the package (:data:`DEFAULT_MODEL`), if present. The plan's
@@ -22,8 +36,15 @@ DEFAULT_MODEL = Path(__file__).parent / "default_model"
 class DreamShardPlanner:
     name = "dreamshard"
 
-    def __init__(self, model: str | Path | None = None) -> None:
+    def __init__(self, model: str | Path | None = None, samples: int = 0, refine_steps: int = 0,
+                 seed: int = 0, name: str | None = None) -> None:  # fmt: skip
         from embedlab.sharding.dreamshard.agent import DreamShardModel
+
+        if samples < 0 or refine_steps < 0:
+            raise UserError("samples and refine_steps must be >= 0")
+        self.samples, self.refine_steps, self.seed = samples, refine_steps, seed
+        if name is not None:
+            self.name = name
 
         folder = Path(model) if model is not None else DEFAULT_MODEL
         if model is None and not (folder / "model.json").is_file():
@@ -34,19 +55,30 @@ class DreamShardPlanner:
     def plan(self, task: Task) -> Plan:
         import torch
 
-        from embedlab.sharding.dreamshard.agent import rollout, task_tensors
+        from embedlab.sharding.dreamshard.agent import refine_placement, rollout, task_tensors
 
         t0 = time.perf_counter()
+        tt = task_tensors(task)
         with torch.no_grad():
-            r = rollout(self.model, task_tensors(task), episodes=1, greedy=True)
-        if not bool(r.feasible[0]):
+            r = rollout(self.model, tt, episodes=1, greedy=True)
+            place, pred, ok = r.placement[0], float(r.predicted[0]), bool(r.feasible[0])
+            if self.samples:
+                g = torch.Generator().manual_seed(self.seed)
+                s = rollout(self.model, tt, episodes=self.samples, greedy=False, generator=g)
+                cand = torch.where(
+                    s.feasible, s.predicted, torch.full_like(s.predicted, float("inf"))
+                )
+                i = int(cand.argmin())
+                if bool(s.feasible[i]) and (not ok or float(cand[i]) < pred):
+                    place, pred, ok = s.placement[i], float(cand[i]), True
+        if not ok:
             raise Infeasible(
                 f"task {task.name!r}: DreamShard found no placement within {task.device_memory_bytes} bytes per device"
             )
-        shards = tuple(
-            Shard(t.name, int(d), 0, t.dim) for t, d in zip(task.tables, r.placement[0].tolist())
-        )
-        plan = Plan(task.name, self.name, shards, estimated_cost_ms=float(r.predicted[0]) * self.model.scale_ms,
+        if self.refine_steps:
+            place, pred = refine_placement(self.model.cost, tt, place, self.refine_steps)
+        shards = tuple(Shard(t.name, int(d), 0, t.dim) for t, d in zip(task.tables, place.tolist()))
+        plan = Plan(task.name, self.name, shards, estimated_cost_ms=pred * self.model.scale_ms,
                     planning_seconds=time.perf_counter() - t0)  # fmt: skip
         plan.validate(task)
         return plan
