@@ -2,11 +2,11 @@
 # Long-pretraining PU runs on a GPU: three seeds at once on one device, then one merged JSON.
 # What produced benchmarks/results/pu_gpu_long.json (on an H200, with DATA_DIR=.gpu/data):
 #   OUT=/some/dir LIMIT=470 EPOCHS=120 bash benchmarks/pu_long.sh
-# Variables: OUT (output folder), EPOCHS (120), LIMIT (seconds per seed, 450), DEV (cuda),
+# Variables: OUT (output folder), EPOCHS (120), LIMIT (seconds per seed, 450), DEV (cuda), METHODS,
 # DATA_DIR (Fashion-MNIST IDX files), PY (python3).
 export PYTHONUNBUFFERED=1 PYTHONPATH=src
 PY=${PY:-python3}
-M="pucl pucl-k10 pucl-k10-ft pucl-ft-nnpu nnpu"
+M=${METHODS:-"pucl pucl-k10 pucl-k10-ft pucl-ft-nnpu nnpu"}
 WORK=$(mktemp -d)
 for s in 0 1 2; do
   timeout "${LIMIT:-450}" $PY benchmarks/pu.py --datasets I --labeled 1000 --methods $M --seeds $s \
