@@ -169,7 +169,8 @@ def _stage_partition(
     return {"partition": part.to_json(), "generator": {k: gen_meta[k] for k in ("parameters", "config")},
             "guidance": {"steps": guidance.steps, "class_scale": guidance.class_scale,
                          "attr_scale": guidance.attr_scale}, "scale_selection": sel,
-            "generator_wall_s": gen_meta["meta"].get("wall_s"), "fidelity": fid, "pools": pools}  # fmt: skip
+            "generator_wall_s": gen_meta["meta"].get("wall_s"),
+            "generator_training": {k: gen_meta["meta"].get(k) for k in ("iterations", "device", "stopped_at_deadline")}, "fidelity": fid, "pools": pools}  # fmt: skip
 
 
 def _summarize(runs: list[dict[str, Any]], arms: tuple[str, ...]) -> dict[str, Any]:

@@ -60,6 +60,11 @@ def test_train_sample_dml(tmp_path, capsys):
         (["blender", "dml", "--synthetic", "magic", "--out", "{tmp}/d"], "unknown --synthetic"),
         (["blender", "dml", "--loss", "triplet", "--out", "{tmp}/d"], "loss"),
         (["blender", "train-generator", "--channels", "12", "--out", "{tmp}/g"], "multiples of 8"),
+        (
+            ["blender", "train-generator", "--device", "gpu0", "--out", "{tmp}/g"],
+            "not a torch device",
+        ),
+        (["blender", "train-generator", "--layers", "0", "--out", "{tmp}/g"], "--layers"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(tmp_path, capsys, argv, needle):

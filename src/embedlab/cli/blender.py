@@ -31,8 +31,13 @@ def train_generator_cmd(
     batch_size: int = typer.Option(64, "--batch-size"),
     lr: float = typer.Option(1e-3, "--lr"),
     channels: str = typer.Option("16,32,32", "--channels", help="UNet block channels."),
+    layers: int = typer.Option(1, "--layers", help="UNet layers per block."),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(1, "--threads"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    deadline_s: float | None = typer.Option(
+        None, "--deadline-s", help="Stop early after this many seconds (recorded)."
+    ),
     out: Path = typer.Option(..., "--out", help="Run folder (checkpoint.pt, generator.pt/json)."),
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:
@@ -45,17 +50,27 @@ def train_generator_cmd(
         ch = tuple(int(c) for c in channels.split(","))
     except ValueError:
         raise UserError(f"--channels must be comma-separated integers, got {channels!r}") from None
-    if iterations < 1 or batch_size < 1 or any(c < 8 or c % 8 for c in ch):
-        raise UserError("--iterations and --batch-size must be >= 1; --channels multiples of 8")
+    if iterations < 1 or batch_size < 1 or layers < 1 or any(c < 8 or c % 8 for c in ch):
+        raise UserError(
+            "--iterations, --batch-size and --layers must be >= 1; --channels multiples of 8"
+        )
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"--device: not a torch device: {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: this torch build sees no CUDA device")
     part = ClassPartition.from_seed(partition_seed)
     sp = make_splits(part, seed=data_seed)
-    cfg = GeneratorConfig(
-        channels=ch, iterations=iterations, batch_size=batch_size, lr=lr, seed=seed
-    )
+    cfg = GeneratorConfig(channels=ch, layers_per_block=layers, iterations=iterations,
+                          batch_size=batch_size, lr=lr, seed=seed)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "partition.json").write_text(json.dumps({**part.to_json(), "partition_seed": partition_seed,
                                                      "data_seed": data_seed}, indent=1))  # fmt: skip
-    train_generator(sp.train.x, sp.train.y, sp.train.attrs, cfg, out, progress=not no_progress)
+    train_generator(sp.train.x, sp.train.y, sp.train.attrs, cfg, out, progress=not no_progress,
+                    device=dev, deadline_s=deadline_s)  # fmt: skip
     typer.echo(f"generator: {out / 'generator.pt'} (classes {list(part.train)})")
 
 
