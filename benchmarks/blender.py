@@ -26,6 +26,11 @@ Usage::
 
     .venv/bin/python benchmarks/blender.py --partitions 0 1 --seeds 0 1 2 3 4 --jobs 2 --out benchmarks/results/blender.json
     .venv/bin/python benchmarks/blender.py --quick --out /tmp/blender.json
+
+With a GPU: ``--device cuda`` (and a larger generator, ``--gen-channels 32 64 64 --gen-layers 2``),
+or stage the partitions on a GPU machine with ``benchmarks/blender_gpu.sh`` and run the metric
+learning here from the unpacked ``--work`` cache (what produced
+``benchmarks/results/blender_gpu_generator.json``; see its ``staging`` field).
 """
 
 from __future__ import annotations
