@@ -343,7 +343,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         this stage; ``selftrain_labels_`` holds its labels (-1: not confident enough)."""
         state = self._checkpoint_state()
         if state is not None and state["stage"] == "selftrain":
-            targets = np.asarray(state["extra"]["selftrain_labels"], dtype=np.int64)
+            targets = state["extra"]["selftrain_labels"].numpy()
         else:
             scores = self._logits(x, dev)
             lab = yy.astype(bool)
@@ -361,7 +361,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         sel = np.flatnonzero(targets >= 0)
         self._train_end_to_end(x[torch.from_numpy(sel)], targets[sel], dev, None, self.selftrain_epochs,
                                "selftrain", augment=self.selftrain_augment,
-                               extra={"selftrain_labels": targets.tolist()})  # fmt: skip
+                               extra={"selftrain_labels": torch.from_numpy(targets)})  # fmt: skip
 
     @torch.no_grad()
     def _logits(self, x: torch.Tensor, dev: torch.device) -> np.ndarray:

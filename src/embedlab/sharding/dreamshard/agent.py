@@ -141,42 +141,54 @@ def refine_placement(cost: CostNet, tt: TaskTensors, placement: torch.Tensor,
                      steps: int) -> tuple[torch.Tensor, float]:  # fmt: skip
     """Steepest descent on the predicted plan cost by single-table moves and swaps with the
     device of largest predicted cost (see ``planner.py``); memory limits are kept. Returns
-    the placement ``[T]`` and its predicted cost."""
+    the placement ``[T]`` and its predicted cost.
+
+    The cost network sees a plan only through its per-device sums of table encodings, so
+    every candidate is scored from the current sums plus or minus the tables it moves
+    (one batched head evaluation per step, no per-candidate plan masks)."""
     place = placement.clone()
     T, D = len(place), tt.devices
-    best = float(predicted_costs(cost, tt, place[None])[0])
-    enc = cost.table_fc(tt.feats).detach()
-    for _ in range(steps):
-        used = torch.zeros(D, dtype=torch.float64).index_add_(0, place, tt.sizes)
-        cands = []
-        # moves: table t -> device d (d != place[t], room on d)
-        t_idx, d_idx = torch.meshgrid(torch.arange(T), torch.arange(D), indexing="ij")
-        t_idx, d_idx = t_idx.reshape(-1), d_idx.reshape(-1)
-        ok = (d_idx != place[t_idx]) & (used[d_idx] + tt.sizes[t_idx] <= tt.memory)
-        for t, d in zip(t_idx[ok].tolist(), d_idx[ok].tolist()):
-            p = place.clone()
-            p[t] = d
-            cands.append(p)
-        # swaps: a table of the straggler device with a table of another device
-        mask = torch.zeros(D, T)
-        mask[place, torch.arange(T)] = 1.0
-        with torch.no_grad():
-            straggler = int(cost.parts(mask @ enc).sum(-1).argmax())
-        for a in (place == straggler).nonzero().flatten().tolist():
-            for b in (place != straggler).nonzero().flatten().tolist():
-                da, db = straggler, int(place[b])
-                delta = float(tt.sizes[b] - tt.sizes[a])
-                if used[da] + delta <= tt.memory and used[db] - delta <= tt.memory:
-                    p = place.clone()
-                    p[a], p[b] = db, da
-                    cands.append(p)
-        if not cands:
-            break
-        preds = predicted_costs(cost, tt, torch.stack(cands))
-        i = int(preds.argmin())
-        if float(preds[i]) >= best - 1e-4 * abs(best):
-            break
-        place, best = cands[i], float(preds[i])
+    with torch.no_grad():
+        enc = cost.table_fc(tt.feats)  # [T, E]
+        best = float(predicted_costs(cost, tt, place[None])[0])
+        for _ in range(steps):
+            used = torch.zeros(D, dtype=torch.float64).index_add_(0, place, tt.sizes)
+            vec = torch.zeros(D, enc.shape[1]).index_add_(0, place, enc)  # [D, E]
+            # moves: table t -> device d (d != place[t], room on d), in (t, d) order
+            t_idx, d_idx = torch.meshgrid(torch.arange(T), torch.arange(D), indexing="ij")
+            t_idx, d_idx = t_idx.reshape(-1), d_idx.reshape(-1)
+            ok = (d_idx != place[t_idx]) & (used[d_idx] + tt.sizes[t_idx] <= tt.memory)
+            mt, md = t_idx[ok], d_idx[ok]
+            mv = vec.expand(len(mt), D, -1).clone()
+            rows = torch.arange(len(mt))
+            mv[rows, place[mt]] -= enc[mt]
+            mv[rows, md] += enc[mt]
+            # swaps: a table a of the straggler device with a table b elsewhere, in (a, b) order
+            straggler = int(cost.parts(vec).sum(-1).argmax())
+            on = (place == straggler).nonzero().flatten()
+            off = (place != straggler).nonzero().flatten()
+            a, b = (v.reshape(-1) for v in torch.meshgrid(on, off, indexing="ij"))
+            db = place[b]
+            delta = tt.sizes[b] - tt.sizes[a]
+            fits = (used[straggler] + delta <= tt.memory) & (used[db] - delta <= tt.memory)
+            a, b, db = a[fits], b[fits], db[fits]
+            sv = vec.expand(len(a), D, -1).clone()
+            rows = torch.arange(len(a))
+            sv[rows, straggler] += enc[b] - enc[a]
+            sv[rows, db] += enc[a] - enc[b]
+            if len(mt) + len(a) == 0:
+                break
+            preds = cost.overall(torch.cat([mv, sv]))
+            i = int(preds.argmin())
+            if float(preds[i]) >= best - 1e-4 * abs(best):
+                break
+            place = place.clone()
+            if i < len(mt):
+                place[mt[i]] = md[i]
+            else:
+                j = i - len(mt)
+                place[a[j]], place[b[j]] = db[j], straggler
+            best = float(preds[i])
     return place, best
 
 
