@@ -34,6 +34,7 @@ from embedlab.sharding.comm import calibrate  # noqa: E402
 from embedlab.sharding.cost import CostMeter, MeterSettings, lower_bound_from  # noqa: E402
 from embedlab.sharding.dreamshard.planner import DreamShardPlanner  # noqa: E402
 from embedlab.sharding.dreamshard.train import (
+    COMM_MODES,
     TrainSettings,
     cost_mape,
     sample_from_cost,
@@ -63,6 +64,11 @@ def main(argv: list[str] | None = None) -> dict:
                     help="Comma-separated planning-time search variants of DreamShard, each tokens "
                          "bestN (best of N policy samples by predicted cost) and/or refineK (K steps "
                          "of descent on the predicted cost), e.g. best64,refine20,best64-refine20.")  # fmt: skip
+    ap.add_argument("--comm-modes", default="analytic",
+                    help="Comma-separated DreamShard communication modes to train and compare (analytic, learned); "
+                         "the first is reported as 'dreamshard', the others as 'dreamshard-MODE'. An analytic "
+                         "model plans each family with that family's calibrated all-to-all model, the one the "
+                         "evaluation meter adds to measured compute.")  # fmt: skip
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--work", default="benchmarks/.work/dreamshard")
     ap.add_argument("--out", default="benchmarks/results/dreamshard.json")
@@ -84,19 +90,26 @@ def main(argv: list[str] | None = None) -> dict:
     settings = MeterSettings(batch_size=args.batch, repeats=args.repeats)
     comms = {d: calibrate(d) for d in sorted({4, *(d for _, d in families)}) if d > 1}
     train_tasks = gen_tasks("dreamshard", 50, 4, args.train_count, seed=0, split="train")
-    models: dict[int, str] = {}
+    modes = [m for m in args.comm_modes.split(",") if m]
+    if not modes or any(m not in COMM_MODES for m in modes):
+        raise SystemExit(f"--comm-modes takes {', '.join(COMM_MODES)}, got {args.comm_modes!r}")
+    models: dict[tuple[str, int], str] = {}
     train_info = {}
-    for seed in args.seeds:
-        run = Path(args.work) / f"train-s{seed}"
-        meter = CostMeter(
-            MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=seed), comm=comms[4]
-        )
-        ts = time.perf_counter()
-        m = train_dreamshard(train_tasks, run, meter, TrainSettings(iterations=args.iterations, rollout_tasks=args.rollout_tasks, seed=seed),
-                             resume=True, meta={"command": "benchmarks/dreamshard.py", "seed": seed})  # fmt: skip
-        models[seed] = str(run / "model")
-        train_info[seed] = {"wall_s": m.meta.get("wall_s"), "measure_s": m.meta.get("measure_s"), "samples": m.meta.get("samples"),
-                            "this_call_s": time.perf_counter() - ts}  # fmt: skip
+    for mode in modes:
+        for seed in args.seeds:
+            run = Path(args.work) / (
+                f"train-s{seed}" if mode == "learned" else f"train-{mode}-s{seed}"
+            )
+            meter = CostMeter(
+                MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=seed), comm=comms[4]
+            )
+            ts = time.perf_counter()
+            m = train_dreamshard(train_tasks, run, meter, TrainSettings(iterations=args.iterations, rollout_tasks=args.rollout_tasks,
+                                                                        seed=seed, comm_mode=mode),
+                                 resume=True, meta={"command": "benchmarks/dreamshard.py", "seed": seed})  # fmt: skip
+            models[mode, seed] = str(run / "model")
+            train_info[f"{mode}-s{seed}"] = {"wall_s": m.meta.get("wall_s"), "measure_s": m.meta.get("measure_s"),
+                                             "samples": m.meta.get("samples"), "this_call_s": time.perf_counter() - ts}  # fmt: skip
     names = [*HEURISTICS, *(["torchrec"] if args.torchrec else [])]
     variants = {"dreamshard": {}}
     for v in filter(None, args.variants.split(",")):
@@ -110,15 +123,22 @@ def main(argv: list[str] | None = None) -> dict:
                 raise SystemExit(f"unknown variant token {tok!r} in {v!r} (bestN, refineK)")
         variants[f"dreamshard-{v}"] = opts
     learned = {f"{name}-s{seed}": DreamShardPlanner(folder, name=name, seed=seed, **opts)
-               for seed, folder in models.items() for name, opts in variants.items()}  # fmt: skip
+               for (mode, seed), folder in models.items() if mode == modes[0]
+               for name, opts in variants.items()}  # fmt: skip
+    bases = ["dreamshard", *(f"dreamshard-{m}" for m in modes[1:])]
+    for mode in modes[1:]:
+        learned.update({f"dreamshard-{mode}-s{seed}": DreamShardPlanner(folder, name=f"dreamshard-{mode}", seed=seed)
+                        for (m, seed), folder in models.items() if m == mode})  # fmt: skip
     results = []
     for n, d in families:
         tasks = gen_tasks("dreamshard", n, d, args.eval_count, seed=1, split="test")
         ratio: dict[str, list[float]] = {}
         bound_ratio: dict[str, list[float]] = {}
         plan_s: dict[str, list[float]] = {}
-        mape: list[float] = []
+        mape: dict[str, list[float]] = {}
         seed_ratio: dict[str, list[float]] = {}
+        for planner in learned.values():  # analytic models: this family's all-to-all model
+            planner.comm = comms.get(d) if planner.model.comm is not None else None
         for task in tasks:
             plans = {}
             for name in names:
@@ -134,7 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
             if (
                 args.hill_climb_s > 0
             ):  # its own meter: the evaluation below re-measures its plan afresh
-                hc_meter = CostMeter(MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=1000 + len(mape)),
+                hc_meter = CostMeter(MeterSettings(batch_size=args.batch, repeats=args.repeats,
+                                                   seed=1000 + len(plan_s.get("dreamshard", []))),
                                      comm=comms.get(d))  # fmt: skip
                 plans["hill_climb"] = HillClimbPlanner(
                     hc_meter, HillClimbSettings(budget_s=args.hill_climb_s)
@@ -153,18 +174,28 @@ def main(argv: list[str] | None = None) -> dict:
                     seed_ratio.setdefault(k, []).append(c.total_ms / best_h)
                 bound_ratio.setdefault(key, []).append(c.total_ms / bound)
                 plan_s.setdefault(key, []).append(plans[k].planning_seconds)
-                if key == "dreamshard":
-                    mape.append(cost_mape(learned[k].model, [sample_from_cost(task, plans[k], c)]))
+                if key in bases:
+                    sample = sample_from_cost(task, plans[k], c)
+                    mape.setdefault(key, []).append(
+                        cost_mape(learned[k].model, [sample], learned[k].comm)
+                    )
         row: dict[str, Any] = {"tables": n, "devices": d, "tasks": len(tasks), "planners": {}}
         for k in ratio:
             row["planners"][k] = {"ratio_to_best_heuristic": statistics.fmean(ratio[k]),
                                   "ratio_to_best_heuristic_sd": statistics.stdev(ratio[k]) if len(ratio[k]) > 1 else 0.0,
                                   "ratio_to_bound": statistics.fmean(bound_ratio[k]), "planning_s": statistics.fmean(plan_s[k])}  # fmt: skip
-        row["cost_net_mape_on_eval_plans"] = statistics.fmean(mape) if mape else None
+        row["cost_net_mape_on_eval_plans"] = (
+            statistics.fmean(mape["dreamshard"]) if mape.get("dreamshard") else None
+        )
+        row["mape_by_comm_mode"] = {k: statistics.fmean(v) for k, v in mape.items()}
         per_seed = {k: statistics.fmean(v) for k, v in sorted(seed_ratio.items())}
         row["dreamshard_per_training_seed"] = {
             k: v for k, v in per_seed.items() if k.rsplit("-s", 1)[0] == "dreamshard"
         }
+        row["per_training_seed_sd"] = {
+            b: statistics.stdev(vs) if len(vs := [v for k, v in per_seed.items() if k.rsplit("-s", 1)[0] == b]) > 1 else 0.0
+            for b in bases
+        }  # fmt: skip
         row["dreamshard_training_seed_sd"] = (
             statistics.stdev(row["dreamshard_per_training_seed"].values())
             if len(row["dreamshard_per_training_seed"]) > 1
@@ -175,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
         ds = row["planners"].get("dreamshard", {})
         print(f"DLRM-{n} ({d}): dreamshard x{ds.get('ratio_to_best_heuristic', float('nan')):.3f} of best heuristic, "
               f"MAPE {row['cost_net_mape_on_eval_plans']}", flush=True)  # fmt: skip
-        for k in variants:
+        for k in [*variants, *bases[1:]]:
             if k != "dreamshard" and k in row["planners"]:
                 v = row["planners"][k]
                 print(

@@ -250,3 +250,39 @@ def test_idx_reader_and_missing_fashion_mnist(tmp_path):
     assert np.array_equal(read_idx(tmp_path / "train-images-idx3-ubyte.gz"), imgs)
     with pytest.raises(UserError, match=f"looked in: {tmp_path}"):
         load_fashion_mnist(tmp_path)
+
+
+@pytest.mark.parametrize("method", ["nnpu", "pucl"])
+def test_prior_threshold_calls_the_prior_share_of_the_unlabeled_positive(method):
+    x, y, lab = _tabular(800, seed=3)
+    u = lab == 0
+    prior = float(y[u].mean())
+    kw = dict(prior=prior, epochs=4, batch_size=128, probe_epochs=20, random_state=1)
+    if method == "pucl":
+        kw["probe"] = "nnpu"
+    plain = PUClassifier(method=method, **kw).fit(x, lab)
+    shifted = PUClassifier(method=method, threshold="prior", **kw).fit(x, lab)
+    assert plain.threshold_ == 0.0 and shifted.threshold_ != 0.0
+    # the same model (same seed), only the decision threshold moves
+    np.testing.assert_allclose(
+        shifted.decision_function(x),
+        plain.decision_function(x) - shifted.threshold_,
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    share = float(shifted.predict(x[u]).mean())
+    assert abs(share - prior) <= 1.0 / u.sum() + 1e-9
+    # refit keeps the rule
+    if method == "pucl":
+        shifted.set_params(probe_epochs=10).refit(x, lab)
+        assert abs(float(shifted.predict(x[u]).mean()) - prior) <= 1.0 / u.sum() + 1e-9
+
+
+def test_prior_threshold_errors():
+    x, y, lab = _tabular(200)
+    with pytest.raises(ValueError, match="'zero' or 'prior'"):
+        PUClassifier(method="nnpu", prior=0.3, threshold="best").fit(x, lab)
+    with pytest.raises(ValueError, match="needs prior"):
+        PUClassifier(method="pucl", threshold="prior").fit(x, lab)
+    with pytest.raises(ValueError, match="method 'pn'"):
+        PUClassifier(method="pn", prior=0.3, threshold="prior").fit(x, y)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from embedlab.errors import UserError
+from embedlab.sharding.comm import CommModel
 from embedlab.sharding.cost import CostMeter, MeterSettings
 from embedlab.sharding.dreamshard.agent import (
     DreamShardModel,
@@ -176,21 +177,26 @@ def _moves_and_memory_ok(t, place):
     return (used <= t.device_memory_bytes).all()
 
 
-def test_predicted_costs_match_the_rollout_and_refinement_reaches_a_local_minimum():
+@pytest.mark.parametrize("analytic", [False, True])
+def test_predicted_costs_match_the_rollout_and_refinement_reaches_a_local_minimum(analytic):
     from embedlab.sharding.dreamshard.agent import predicted_costs, refine_placement
 
     torch.manual_seed(3)
     t = _task(n=12, d=3, memory=5 * 3000 * 8 * 2)
+    t = Task(t.name, t.num_devices, t.device_memory_bytes, t.batch_size,
+             tuple(Table(x.name, x.rows, 4 + 4 * (i % 5), x.pooling_factor, 2) for i, x in enumerate(t.tables)))  # fmt: skip
     tt = task_tensors(t)
     model = DreamShardModel()
+    if analytic:  # communication large enough to move the optimum
+        model.comm, model.comm_batch = CommModel(0.01, 1e-3), 64
     r = rollout(model, tt, greedy=True)
     start = r.placement[0]
-    assert float(predicted_costs(model.cost, tt, start[None])[0]) == pytest.approx(
+    assert float(predicted_costs(model, tt, start[None])[0]) == pytest.approx(
         float(r.predicted[0]), rel=1e-5
     )
-    place, pred = refine_placement(model.cost, tt, start, steps=200)
+    place, pred = refine_placement(model, tt, start, steps=200)
     assert pred <= float(r.predicted[0]) + 1e-6
-    assert pred == pytest.approx(float(predicted_costs(model.cost, tt, place[None])[0]), rel=1e-5)
+    assert pred == pytest.approx(float(predicted_costs(model, tt, place[None])[0]), rel=1e-5)
     assert _moves_and_memory_ok(t, place)
     # no single legal move improves the prediction by more than the tolerance
     sizes = tt.sizes.numpy()
@@ -203,8 +209,7 @@ def test_predicted_costs_match_the_rollout_and_refinement_reaches_a_local_minimu
             used = np.bincount(p.numpy(), weights=sizes, minlength=3)
             if (used <= tt.memory).all():
                 assert (
-                    float(predicted_costs(model.cost, tt, p[None])[0])
-                    >= pred - 1e-4 * abs(pred) - 1e-7
+                    float(predicted_costs(model, tt, p[None])[0]) >= pred - 1e-4 * abs(pred) - 1e-7
                 )
 
 
@@ -227,3 +232,77 @@ def test_planner_search_options_never_predict_worse_than_greedy(tmp_path):
     assert again.shards == both.shards
     with pytest.raises(UserError, match=">= 0"):
         DreamShardPlanner(tmp_path / "m", samples=-1)
+
+
+def test_batched_all_to_all_equals_the_comm_model():
+    from embedlab.sharding.dreamshard.agent import all_to_all_total_ms
+
+    comm = CommModel(0.3, 2e-6)
+    rng = np.random.default_rng(0)
+    for d in (1, 2, 4, 8):
+        cols = rng.integers(0, 400, size=(5, d))
+        got = all_to_all_total_ms(comm, torch.tensor(cols, dtype=torch.float32), 512)
+        want = [sum(comm.all_to_all_ms(list(c), 512)) for c in cols.tolist()]
+        assert got.shape == (5,)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
+
+
+def test_analytic_comm_training_targets_model_round_trip_and_override(tmp_path):
+    from embedlab.sharding.dreamshard.agent import predicted_costs
+    from embedlab.sharding.dreamshard.planner import DreamShardPlanner
+    from embedlab.sharding.dreamshard.train import sample_columns
+
+    tasks = [_task(n=6, d=2, seed=s, name=f"a{s}") for s in range(3)]
+    comm = CommModel(0.2, 1e-5)
+    meter = CostMeter(MeterSettings(batch_size=64, warmup=0, repeats=2, rounds=1), comm=comm)
+    st = TrainSettings(
+        iterations=1, rollout_tasks=2, cost_steps=3, cost_batch=4, rl_batches=1, rl_episodes=2
+    )
+    model = train_dreamshard(tasks, tmp_path / "run", meter, st, show_progress=False)
+    assert model.comm == comm and model.comm_batch == 64
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    s = CostSample.from_state(ck["samples"][0])
+    want = sum(comm.all_to_all_ms(sample_columns(s), 64))
+    assert s.comm_ms == pytest.approx(want, rel=1e-6) and s.comm_ms > 0
+    *_, overall, _ = batch_tensors([s], 2.0, minus_comm=True)
+    assert float(overall[0]) == pytest.approx((s.overall - s.comm_ms) / 2.0, rel=1e-6)
+    # an older checkpoint (no "comm" entry): forward and backward all-to-all are equal
+    old = {k: v for k, v in ck["samples"][0].items() if k != "comm"}
+    assert CostSample.from_state(old).comm_ms == pytest.approx(s.comm_ms, rel=1e-5)
+    loaded = DreamShardModel.load(tmp_path / "run" / "model")
+    assert loaded.comm == comm and loaded.comm_batch == 64
+    # a planning-time comm model changes the prediction by exactly the difference in all-to-all time
+    t = _task(n=6, d=4)
+    tt = task_tensors(t)
+    place = torch.tensor([[0, 1, 2, 3, 0, 1]])
+    slow = CommModel(1.0, 1e-4)
+    cols = [sum(x.dim for x, p in zip(t.tables, place[0].tolist()) if p == d) for d in range(4)]
+    diff = (sum(slow.all_to_all_ms(cols, 64)) - sum(comm.all_to_all_ms(cols, 64))) / loaded.scale_ms
+    got = float(predicted_costs(loaded, tt, place, slow)[0] - predicted_costs(loaded, tt, place)[0])
+    assert got == pytest.approx(diff, rel=1e-4)
+    plan = DreamShardPlanner(tmp_path / "run" / "model", comm=slow).plan(t)
+    plan.validate(t)
+    # a model that learned communication takes no communication model
+    DreamShardModel().save(tmp_path / "learned")
+    with pytest.raises(UserError, match="learned communication"):
+        DreamShardPlanner(tmp_path / "learned", comm=slow)
+    with pytest.raises(UserError, match="comm_mode"):
+        train_dreamshard(
+            tasks, tmp_path / "bad", meter, TrainSettings(comm_mode="guess"), show_progress=False
+        )
+
+
+def test_learned_mode_checkpoints_keep_their_settings_key():
+    import json
+    from dataclasses import asdict
+
+    from embedlab.sharding.dreamshard.train import _settings_key
+
+    old = {k: v for k, v in asdict(TrainSettings(comm_mode="learned")).items() if k != "comm_mode"}
+    assert _settings_key(TrainSettings(comm_mode="learned")) == json.dumps(old, sort_keys=True)
+    assert _settings_key(TrainSettings()) != _settings_key(TrainSettings(comm_mode="learned"))
+
+
+def test_plan_comm_option_only_for_comm_planners():
+    with pytest.raises(UserError, match="takes no --comm"):
+        get_planner("size_greedy", comm="x.json")

@@ -31,6 +31,11 @@ def plan_cmd(
     model: Path | None = typer.Option(
         None, "--model", help="A learned planner's model folder (dreamshard)."
     ),
+    comm: Path | None = typer.Option(
+        None,
+        "--comm",
+        help="dreamshard: communication model of the target devices (`shard calibrate-comm`).",
+    ),
 ) -> None:
     """One plan per task, with the planning time recorded; plans are validated."""
     from embedlab.io import ensure_dir
@@ -38,7 +43,8 @@ def plan_cmd(
     from embedlab.sharding.types import load_tasks, save_plans
 
     ts = load_tasks(tasks)
-    plans = plan_all(ts, planner, str(model) if model is not None else None)
+    plans = plan_all(ts, planner, str(model) if model is not None else None,
+                     str(comm) if comm is not None else None)  # fmt: skip
     ensure_dir(out.parent if str(out.parent) else Path("."))
     save_plans(out, plans)
     total = sum(p.planning_seconds for p in plans)
@@ -353,6 +359,11 @@ def train_cmd(
     ),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT."),
+    comm_mode: str = typer.Option(
+        "analytic",
+        "--comm-mode",
+        help="dreamshard: 'analytic' (predicted compute + the --comm model) or 'learned' (the reference).",
+    ),
 ) -> None:
     """Train a learned planner on measured plans of the training tasks."""
     import shlex
@@ -384,7 +395,9 @@ def train_cmd(
         return
     meter = CostMeter(MeterSettings(batch_size=batch_size, repeats=repeats, seed=seed),
                       comm=CommModel.load(comm) if comm else None, budget_s=budget_s)  # fmt: skip
-    settings = TrainSettings(iterations=iterations, rollout_tasks=rollout_tasks, seed=seed)
+    settings = TrainSettings(
+        iterations=iterations, rollout_tasks=rollout_tasks, seed=seed, comm_mode=comm_mode
+    )
     model = train_dreamshard(ts, out, meter, settings, resume=resume, meta=meta)
     typer.echo(f"DreamShard trained ({model.meta.get('iterations')} iterations, {model.meta.get('samples')} measured plans, "
                f"{model.meta.get('measure_s', 0):.0f}s measuring) -> {out}/model")  # fmt: skip

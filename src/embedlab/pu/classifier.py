@@ -145,7 +145,8 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                  probe: str = "pupl", probe_epochs: int = 100, cluster_k: int = 2, finetune_epochs: int = 0,
                  augment_noise: float = 0.1, device: str = "cpu", random_state: int | None = 0,
                  positives_per_batch: int = 32, selftrain_epochs: int = 0, selftrain_keep: float = 0.8,
-                 selftrain_augment: bool = True, verbose: bool = False, checkpoint: str | None = None) -> None:  # fmt: skip
+                 selftrain_augment: bool = True, threshold: str = "zero", verbose: bool = False,
+                 checkpoint: str | None = None) -> None:  # fmt: skip
         self.method = method
         self.encoder = encoder
         self.prior = prior
@@ -168,6 +169,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         self.selftrain_epochs = selftrain_epochs
         self.selftrain_keep = selftrain_keep
         self.selftrain_augment = selftrain_augment
+        self.threshold = threshold
         self.verbose = verbose
         self.checkpoint = checkpoint
 
@@ -240,6 +242,15 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"selftrain_epochs must be >= 0, got {self.selftrain_epochs}")
         if not 0 < self.selftrain_keep <= 1:
             raise ValueError(f"selftrain_keep must be in (0, 1], got {self.selftrain_keep}")
+        if self.threshold not in ("zero", "prior"):
+            raise ValueError(f"threshold must be 'zero' or 'prior', got {self.threshold!r}")
+        if self.threshold == "prior":
+            if spec.kind == "supervised":
+                raise ValueError(
+                    "threshold 'prior' is for PU methods (method 'pn' has no unlabeled set)"
+                )
+            if self.prior is None or not 0 < self.prior < 1:
+                raise ValueError(f"threshold 'prior' needs prior in (0, 1), got {self.prior}")
         return spec
 
     def fit(self, X: Any, y: Any) -> PUClassifier:
@@ -283,6 +294,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             self._train_end_to_end(x, yy, dev, risk, self.epochs, "end_to_end")
         if spec.kind != "supervised" and self.selftrain_epochs:
             self._selftrain(x, yy, dev)
+        self._set_threshold(x, yy, dev)
         return self
 
     def refit(self, X: Any, y: Any) -> PUClassifier:
@@ -304,7 +316,17 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         self._fit_classifier(x, yy, dev)
         if self.selftrain_epochs:
             self._selftrain(x, yy, dev)
+        self._set_threshold(x, yy, dev)
         return self
+
+    def _set_threshold(self, x: torch.Tensor, yy: np.ndarray, dev: torch.device) -> None:
+        """``threshold_``, subtracted from the logit by :meth:`decision_function`: 0, or with
+        ``threshold="prior"`` the ``1 - prior`` quantile of the unlabeled training samples'
+        logits, so that the share of them called positive equals the prior (see the module doc)."""
+        self.threshold_ = 0.0
+        if self.threshold == "prior":
+            scores = self._logits(x[torch.from_numpy(yy == 0)], dev)
+            self.threshold_ = float(np.quantile(scores, 1.0 - float(self.prior)))
 
     def _fit_classifier(self, x: torch.Tensor, yy: np.ndarray, dev: torch.device) -> None:
         """puPL pseudo-labels, then the frozen probe or end-to-end fine-tuning (the module doc)."""
@@ -615,10 +637,13 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
 
     @torch.no_grad()
     def decision_function(self, X: Any) -> np.ndarray:
-        """The positive-class logit of each sample."""
+        """The positive-class logit of each sample, minus ``threshold_`` (0 unless
+        ``threshold="prior"``): positive above 0."""
         check_is_fitted(self, ["encoder_", "head_"])
         x = self._check_x(X, fitting=False)
-        return self._logits(x, next(self.head_.parameters()).device)
+        return self._logits(x, next(self.head_.parameters()).device) - getattr(
+            self, "threshold_", 0.0
+        )
 
     def predict_proba(self, X: Any) -> np.ndarray:
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))

@@ -178,24 +178,31 @@ def resolve_planner_name(name: str) -> str:
     return DEFAULT_PLANNER if name == "default" else name
 
 
-def get_planner(name: str, model: str | None = None) -> Planner:
+def get_planner(name: str, model: str | None = None, comm: str | None = None) -> Planner:
     """A fresh planner called ``name`` (``default``: :data:`DEFAULT_PLANNER`; the error lists
     the valid names); ``model`` is the folder of a learned planner's trained model (None: its
-    default)."""
+    default); ``comm`` a communication model file for the planners of :data:`COMM_PLANNERS`."""
     name = resolve_planner_name(name)
     if name not in PLANNERS:
         raise unknown_name("planner", name, list(PLANNERS))
+    kw: dict[str, str] = {}
     if model is not None:
         if name not in MODEL_PLANNERS:
             raise UserError(f"planner {name!r} takes no --model")
-        return PLANNERS[name](model=model)
-    return PLANNERS[name]()
+        kw["model"] = model
+    if comm is not None:
+        if name not in COMM_PLANNERS:
+            raise UserError(f"planner {name!r} takes no --comm")
+        kw["comm"] = comm
+    return PLANNERS[name](**kw)
 
 
-def plan_all(tasks: list[Task], name: str, model: str | None = None) -> list[Plan]:
+def plan_all(
+    tasks: list[Task], name: str, model: str | None = None, comm: str | None = None
+) -> list[Plan]:
     """One plan per task, each validated against its task."""
     name = resolve_planner_name(name)
-    planner = get_planner(name, model)
+    planner = get_planner(name, model, comm)
     plans = []
     for task in tasks:
         p = planner.plan(task)
@@ -212,9 +219,16 @@ PLANNERS["torchrec"] = lambda: __import__(
 
 
 # DreamShard (learned; imports its networks on first use).
-PLANNERS["dreamshard"] = lambda model=None: __import__(
-    "embedlab.sharding.dreamshard.planner", fromlist=["DreamShardPlanner"]
-).DreamShardPlanner(model)
+def _dreamshard(model: str | None = None, comm: str | None = None) -> Planner:
+    from embedlab.sharding.comm import CommModel
+    from embedlab.sharding.dreamshard.planner import DreamShardPlanner
+
+    return DreamShardPlanner(model, comm=CommModel.load(comm) if comm is not None else None)
+
+
+PLANNERS["dreamshard"] = _dreamshard
+#: Planners that take a communication model (``--comm``) at planning time.
+COMM_PLANNERS = {"dreamshard"}
 
 
 # AutoShard and NeuroShard (learned; each ships a small default model).

@@ -9,6 +9,16 @@ once (tensors ``[E, D, T]`` of which table is where), sampling from the policy's
 taking its argmax. :class:`EstimatedMDP` is the same MDP one step at a time with the
 ``reset``/``step`` interface of ``gymnasium`` (observation: the per-device table mask).
 
+Communication (ours; the reference learns it): with ``comm_mode="analytic"`` (the
+default of :class:`~embedlab.sharding.dreamshard.train.TrainSettings`) the cost network's
+overall head predicts only the straggler's compute, and the plan cost adds the all-to-all
+time of :class:`~embedlab.sharding.comm.CommModel` from the columns each device holds
+(:func:`all_to_all_total_ms`, the formula the CostMeter itself adds to measured compute).
+A learned communication head cannot know the alpha-beta constants of a device count it
+never saw (DLRM-50 on 8 devices: 52% MAPE when trained on 4), nor a fresh calibration of
+the same machine; the calibrated model of the target devices can be given at planning time.
+``comm_mode="learned"`` keeps the reference's behaviour (a model with ``comm=None``).
+
 REINFORCE (``training.py`` of the reference): every step's return is the episode's final
 reward, z-normalised over the batch of episodes; loss ``mean(-log π(a) · R̂) - c · H(π)``
 with ``c = 0.001``.
@@ -23,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from embedlab.sharding.comm import ACTIVATION_BYTES, CommModel
 from embedlab.sharding.dreamshard.features import task_features
 from embedlab.sharding.dreamshard.model import CostNet, Policy
 from embedlab.sharding.nn import read_model_folder, save_model_folder
@@ -39,19 +50,61 @@ class DreamShardModel:
     policy: Policy = field(default_factory=Policy)
     scale_ms: float = 1.0  # cost targets are ms / scale_ms
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Analytic communication (see the module doc): the all-to-all model added to the
+    #: predicted compute, at the timed batch ``comm_batch``; None: communication is learned.
+    comm: CommModel | None = None
+    comm_batch: int = 0
 
     def save(self, folder: str | Path) -> None:
         """``weights.pt`` (a weights-only state dict) and ``model.json`` (format, scale, meta)."""
+        info: dict[str, Any] = {"scale_ms": self.scale_ms, "meta": self.meta}
+        if self.comm is not None:
+            info.update(comm=self.comm.to_json(), comm_batch=self.comm_batch)
         save_model_folder(folder, MODEL_FORMAT, {"cost": self.cost.state_dict(), "policy": self.policy.state_dict()},
-                          {"scale_ms": self.scale_ms, "meta": self.meta})  # fmt: skip
+                          info)  # fmt: skip
 
     @classmethod
     def load(cls, folder: str | Path) -> DreamShardModel:
         info, w = read_model_folder(folder, MODEL_FORMAT, "a DreamShard")
         m = cls(scale_ms=float(info["scale_ms"]), meta=dict(info.get("meta", {})))
+        if info.get("comm") is not None:
+            c = info["comm"]
+            m.comm = CommModel(float(c["alpha_ms"]), float(c["beta_ms_per_byte"]), str(c.get("backend", "model")),
+                               dict(c.get("settings", {})))  # fmt: skip
+            m.comm_batch = int(info["comm_batch"])
         m.cost.load_state_dict(w["cost"])
         m.policy.load_state_dict(w["policy"])
         return m
+
+    def comm_scaled(self, cols: torch.Tensor, comm: CommModel | None = None) -> torch.Tensor:
+        """Forward + backward all-to-all time ``[...]`` (scaled units) of plans whose devices
+        hold ``cols [..., D]`` columns: ``comm`` (or the model's own) in analytic mode, 0 when
+        the model learned communication."""
+        if self.comm is None:
+            return torch.zeros(cols.shape[:-1])
+        return all_to_all_total_ms(comm or self.comm, cols, self.comm_batch) / self.scale_ms
+
+    def plan_cost(
+        self, vec: torch.Tensor, cols: torch.Tensor, comm: CommModel | None = None
+    ) -> torch.Tensor:
+        """Predicted plan cost ``[...]`` (scaled units) from the shard vectors ``[..., D, 32]``
+        and the per-device columns ``[..., D]``."""
+        return self.cost.overall(vec) + self.comm_scaled(cols, comm)
+
+
+def all_to_all_total_ms(comm: CommModel, cols: torch.Tensor, batch_size: int,
+                        elem_bytes: int = ACTIVATION_BYTES) -> torch.Tensor:  # fmt: skip
+    """:meth:`CommModel.all_to_all_ms` (forward + backward) batched over plans: ``cols [..., D]``
+    → ``[...]`` ms. The two all-to-alls take equally long (each device's time depends on
+    ``max(sent, received)``, which the backward swaps)."""
+    d = cols.shape[-1]
+    if d <= 1:
+        return torch.zeros(cols.shape[:-1])
+    c = cols.double()
+    sent = batch_size * c * elem_bytes * (d - 1) / d
+    recv = batch_size / d * (c.sum(-1, keepdim=True) - c) * elem_bytes
+    one = comm.alpha_ms + comm.beta_ms_per_byte * torch.maximum(sent, recv).amax(-1)
+    return (2.0 * one).float()
 
 
 @dataclass
@@ -62,12 +115,14 @@ class TaskTensors:
     sizes: torch.Tensor  # [T] bytes
     memory: float
     devices: int
+    cols: torch.Tensor  # [T] embedding columns (the table's dim)
 
 
 def task_tensors(task: Task) -> TaskTensors:
     return TaskTensors(torch.from_numpy(task_features(task)),
                        torch.tensor([float(t.size_bytes) for t in task.tables], dtype=torch.float64),
-                       float(task.device_memory_bytes), task.num_devices)  # fmt: skip
+                       float(task.device_memory_bytes), task.num_devices,
+                       torch.tensor([float(t.dim) for t in task.tables]))  # fmt: skip
 
 
 def placement_order(cost: CostNet, tt: TaskTensors) -> torch.Tensor:
@@ -87,8 +142,10 @@ class Rollout:
 
 
 def rollout(model: DreamShardModel, tt: TaskTensors, episodes: int = 1, greedy: bool = False,
-            generator: torch.Generator | None = None, grad: bool = False) -> Rollout:  # fmt: skip
-    """Play ``episodes`` episodes of the estimated MDP of one task (see the module doc)."""
+            generator: torch.Generator | None = None, grad: bool = False,
+            comm: CommModel | None = None) -> Rollout:  # fmt: skip
+    """Play ``episodes`` episodes of the estimated MDP of one task (see the module doc);
+    ``comm`` replaces an analytic model's communication model."""
     cost, pol = model.cost, model.policy
     T, D, E = tt.feats.shape[0], tt.devices, episodes
     order = placement_order(cost, tt)
@@ -124,21 +181,22 @@ def rollout(model: DreamShardModel, tt: TaskTensors, episodes: int = 1, greedy: 
             mask = mask + step_mask  # out of place: earlier steps' graphs still use mask
             used[torch.arange(E), a] += tt.sizes[t]
         with torch.no_grad():
-            pred = cost.overall(mask @ enc_c)
+            pred = model.plan_cost(mask @ enc_c, mask @ tt.cols, comm)
     return Rollout(placement, logp, ent, pred, feasible)
 
 
-def predicted_costs(cost: CostNet, tt: TaskTensors, placements: torch.Tensor) -> torch.Tensor:
-    """The cost network's plan cost ``[C]`` (scaled units) of placements ``[C, T]``."""
+def predicted_costs(model: DreamShardModel, tt: TaskTensors, placements: torch.Tensor,
+                    comm: CommModel | None = None) -> torch.Tensor:  # fmt: skip
+    """The predicted plan cost ``[C]`` (scaled units) of placements ``[C, T]``."""
     c, T = placements.shape
     mask = torch.zeros(c, tt.devices, T)
     mask[torch.arange(c)[:, None], placements, torch.arange(T)[None]] = 1.0
     with torch.no_grad():
-        return cost.overall(mask @ cost.table_fc(tt.feats))
+        return model.plan_cost(mask @ model.cost.table_fc(tt.feats), mask @ tt.cols, comm)
 
 
-def refine_placement(cost: CostNet, tt: TaskTensors, placement: torch.Tensor,
-                     steps: int) -> tuple[torch.Tensor, float]:  # fmt: skip
+def refine_placement(model: DreamShardModel, tt: TaskTensors, placement: torch.Tensor,
+                     steps: int, comm: CommModel | None = None) -> tuple[torch.Tensor, float]:  # fmt: skip
     """Steepest descent on the predicted plan cost by single-table moves and swaps with the
     device of largest predicted cost (see ``planner.py``); memory limits are kept. Returns
     the placement ``[T]`` and its predicted cost.
@@ -148,12 +206,14 @@ def refine_placement(cost: CostNet, tt: TaskTensors, placement: torch.Tensor,
     (one batched head evaluation per step, no per-candidate plan masks)."""
     place = placement.clone()
     T, D = len(place), tt.devices
+    cost = model.cost
     with torch.no_grad():
         enc = cost.table_fc(tt.feats)  # [T, E]
-        best = float(predicted_costs(cost, tt, place[None])[0])
+        best = float(predicted_costs(model, tt, place[None], comm)[0])
         for _ in range(steps):
             used = torch.zeros(D, dtype=torch.float64).index_add_(0, place, tt.sizes)
             vec = torch.zeros(D, enc.shape[1]).index_add_(0, place, enc)  # [D, E]
+            dcols = torch.zeros(D).index_add_(0, place, tt.cols)  # [D]
             # moves: table t -> device d (d != place[t], room on d), in (t, d) order
             t_idx, d_idx = torch.meshgrid(torch.arange(T), torch.arange(D), indexing="ij")
             t_idx, d_idx = t_idx.reshape(-1), d_idx.reshape(-1)
@@ -163,6 +223,9 @@ def refine_placement(cost: CostNet, tt: TaskTensors, placement: torch.Tensor,
             rows = torch.arange(len(mt))
             mv[rows, place[mt]] -= enc[mt]
             mv[rows, md] += enc[mt]
+            mc = dcols.expand(len(mt), D).clone()
+            mc[rows, place[mt]] -= tt.cols[mt]
+            mc[rows, md] += tt.cols[mt]
             # swaps: a table a of the straggler device with a table b elsewhere, in (a, b) order
             straggler = int(cost.parts(vec).sum(-1).argmax())
             on = (place == straggler).nonzero().flatten()
@@ -176,9 +239,12 @@ def refine_placement(cost: CostNet, tt: TaskTensors, placement: torch.Tensor,
             rows = torch.arange(len(a))
             sv[rows, straggler] += enc[b] - enc[a]
             sv[rows, db] += enc[a] - enc[b]
+            sc = dcols.expand(len(a), D).clone()
+            sc[rows, straggler] += tt.cols[b] - tt.cols[a]
+            sc[rows, db] += tt.cols[a] - tt.cols[b]
             if len(mt) + len(a) == 0:
                 break
-            preds = cost.overall(torch.cat([mv, sv]))
+            preds = model.plan_cost(torch.cat([mv, sv]), torch.cat([mc, sc]), comm)
             i = int(preds.argmin())
             if float(preds[i]) >= best - 1e-4 * abs(best):
                 break
@@ -238,10 +304,12 @@ class EstimatedMDP:
                 vec = self.model.cost.shard_vectors(
                     self.tt.feats.expand(self.tt.devices, -1, -1), self.mask
                 )
-                reward = -float(self.model.cost.overall(vec)) * self.model.scale_ms
+                cost = self.model.plan_cost(vec, self.mask @ self.tt.cols)
+                reward = -float(cost) * self.model.scale_ms
         info = {"legal": self.legal(), "table": self.order[self.t] if not done else None}
         return self.mask.numpy().copy(), reward, done, False, info
 
 
-__all__ = ["DreamShardModel", "EstimatedMDP", "Rollout", "TaskTensors", "placement_order", "predicted_costs",
+__all__ = ["DreamShardModel", "EstimatedMDP", "Rollout", "TaskTensors", "all_to_all_total_ms", "placement_order",
+           "predicted_costs",
            "refine_placement", "reinforce_loss", "rollout", "task_tensors"]  # fmt: skip

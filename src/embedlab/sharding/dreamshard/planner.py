@@ -19,6 +19,12 @@ but 1.012 against 0.998 on DLRM-200 (4); the best of 64 samples did not help on 
 Both stay off by default. Planning time of 20 descent steps (scored from per-device encoding
 sums, one batched evaluation per step): 0.02 s at 50 tables, 0.12 s at 200.
 
+A model trained with analytic communication (the default ``comm_mode``) adds the
+all-to-all time of a calibrated :class:`~embedlab.sharding.comm.CommModel` to its predicted
+compute: its own (the training machine's, at the training device count) unless ``comm``
+gives the model calibrated for the devices being planned (``embedlab shard calibrate-comm``,
+``embedlab shard plan --comm``).
+
 ``DreamShardPlanner(model)`` loads a model folder written by ``embedlab shard train
 dreamshard`` (or :func:`~embedlab.sharding.dreamshard.train.train_dreamshard`); without one it
 uses the default model shipped in the package (:data:`DEFAULT_MODEL`), if present. The plan's
@@ -32,6 +38,7 @@ import time
 from pathlib import Path
 
 from embedlab.errors import UserError
+from embedlab.sharding.comm import CommModel
 from embedlab.sharding.planners import Infeasible
 from embedlab.sharding.types import Plan, Shard, Task
 
@@ -42,7 +49,7 @@ class DreamShardPlanner:
     name = "dreamshard"
 
     def __init__(self, model: str | Path | None = None, samples: int = 0, refine_steps: int = 0,
-                 seed: int = 0, name: str | None = None) -> None:  # fmt: skip
+                 seed: int = 0, name: str | None = None, comm: CommModel | None = None) -> None:  # fmt: skip
         from embedlab.sharding.dreamshard.agent import DreamShardModel
 
         if samples < 0 or refine_steps < 0:
@@ -56,6 +63,10 @@ class DreamShardPlanner:
             raise UserError("no default DreamShard model is shipped in this install; train one with "
                             "`embedlab shard train dreamshard --tasks TASKS --out DIR` and pass --model DIR/model")  # fmt: skip
         self.model = DreamShardModel.load(folder)
+        self.comm = comm
+        if comm is not None and self.model.comm is None:
+            raise UserError(f"the DreamShard model in {folder} learned communication (comm_mode 'learned'); "
+                            "a communication model applies only to models trained with comm_mode 'analytic'")  # fmt: skip
 
     def plan(self, task: Task) -> Plan:
         import torch
@@ -65,11 +76,13 @@ class DreamShardPlanner:
         t0 = time.perf_counter()
         tt = task_tensors(task)
         with torch.no_grad():
-            r = rollout(self.model, tt, episodes=1, greedy=True)
+            r = rollout(self.model, tt, episodes=1, greedy=True, comm=self.comm)
             place, pred, ok = r.placement[0], float(r.predicted[0]), bool(r.feasible[0])
             if self.samples:
                 g = torch.Generator().manual_seed(self.seed)
-                s = rollout(self.model, tt, episodes=self.samples, greedy=False, generator=g)
+                s = rollout(
+                    self.model, tt, episodes=self.samples, greedy=False, generator=g, comm=self.comm
+                )
                 cand = torch.where(
                     s.feasible, s.predicted, torch.full_like(s.predicted, float("inf"))
                 )
@@ -81,7 +94,7 @@ class DreamShardPlanner:
                 f"task {task.name!r}: DreamShard found no placement within {task.device_memory_bytes} bytes per device"
             )
         if self.refine_steps:
-            place, pred = refine_placement(self.model.cost, tt, place, self.refine_steps)
+            place, pred = refine_placement(self.model, tt, place, self.refine_steps, self.comm)
         shards = tuple(Shard(t.name, int(d), 0, t.dim) for t, d in zip(task.tables, place.tolist()))
         plan = Plan(task.name, self.name, shards, estimated_cost_ms=pred * self.model.scale_ms,
                     planning_seconds=time.perf_counter() - t0)  # fmt: skip

@@ -11,6 +11,11 @@ Each of ``iterations`` outer iterations (reference defaults in :class:`TrainSett
 3. ``rl_batches`` REINFORCE updates of the policy on the estimated MDP, each one random
    training task × ``rl_episodes`` episodes -- no measurement in this inner loop.
 
+Communication (``comm_mode``, ours): ``"analytic"`` (default) trains the overall head on the
+measured plan cost minus the all-to-all time the meter added, and the model keeps the
+meter's :class:`~embedlab.sharding.comm.CommModel` to add it back (``agent.py``'s module doc);
+``"learned"`` is the reference (the heads learn communication too).
+
 One Adam optimizer (lr 5e-4) for both networks, its rate decayed linearly to 0 over the
 iterations (as the reference). Targets are scaled by ``scale_ms``: the median plan cost of
 the first iteration's measurements. After every iteration the run folder gets the model
@@ -32,6 +37,7 @@ import torch
 
 from embedlab.errors import UserError
 from embedlab.io import ensure_dir, write_json
+from embedlab.sharding.comm import CommModel
 from embedlab.sharding.cost import CostMeter
 from embedlab.sharding.dreamshard.agent import (
     DreamShardModel,
@@ -56,23 +62,41 @@ class TrainSettings:
     lr: float = 5e-4
     entropy: float = 1e-3
     seed: int = 0
+    comm_mode: str = "analytic"  # or "learned" (the reference)
+
+
+COMM_MODES = ("analytic", "learned")
+
+
+def _settings_key(settings: TrainSettings) -> str:
+    """The settings a checkpoint must match to resume (``comm_mode="learned"`` is left out:
+    checkpoints written before the option existed trained that way)."""
+    d = asdict(settings)
+    if d["comm_mode"] == "learned":
+        del d["comm_mode"]
+    return json.dumps(d, sort_keys=True)
 
 
 @dataclass
 class CostSample:
-    """One measured plan: per-device table features, per-device parts, plan cost (ms)."""
+    """One measured plan: per-device table features, per-device parts, plan cost, and the
+    forward + backward all-to-all time the meter's communication model put in it (ms)."""
 
     device_feats: list[np.ndarray]  # D arrays [n_d, 21]
     parts: np.ndarray  # [D, 3] fwd, bwd, comm (ms)
     overall: float
+    comm_ms: float = 0.0
 
     def to_state(self) -> dict[str, Any]:
         return {"feats": [torch.from_numpy(f) for f in self.device_feats], "parts": torch.from_numpy(self.parts),
-                "overall": self.overall}  # fmt: skip
+                "overall": self.overall, "comm": self.comm_ms}  # fmt: skip
 
     @classmethod
     def from_state(cls, d: dict[str, Any]) -> CostSample:
-        return cls([f.numpy() for f in d["feats"]], d["parts"].numpy(), float(d["overall"]))
+        parts = d["parts"].numpy()
+        # older checkpoints: the forward all-to-all equals the backward one (agent.all_to_all_total_ms)
+        comm = float(d["comm"]) if "comm" in d else 2.0 * float(parts[:, 2].max(initial=0.0))
+        return cls([f.numpy() for f in d["feats"]], parts, float(d["overall"]), comm)
 
 
 def plan_from_placement(task: Task, placement: list[int], planner: str = "dreamshard") -> Plan:
@@ -89,11 +113,15 @@ def sample_from_cost(task: Task, plan: Plan, pc: Any) -> CostSample:
         by_dev[s.device].append(table_features(task.table(s.table), s.columns))
     feats = [np.stack(f) if f else np.zeros((0, 21), np.float32) for f in by_dev]
     parts = np.array([[d.fwd_ms, d.bwd_ms, d.bwd_comm_ms] for d in pc.devices], dtype=np.float32)
-    return CostSample(feats, parts, float(pc.total_ms))
+    comm = pc.devices[0].fwd_comm_ms + pc.devices[0].bwd_comm_ms if pc.devices else 0.0
+    return CostSample(feats, parts, float(pc.total_ms), float(comm))
 
 
-def batch_tensors(samples: list[CostSample], scale: float) -> tuple[torch.Tensor, ...]:
-    """Padded ``feats [B, D, T, 21]``, ``mask [B, D, T]``, ``parts [B, D, 3]``, ``overall [B]``, ``valid [B, D]``."""
+def batch_tensors(
+    samples: list[CostSample], scale: float, minus_comm: bool = False
+) -> tuple[torch.Tensor, ...]:
+    """Padded ``feats [B, D, T, 21]``, ``mask [B, D, T]``, ``parts [B, D, 3]``, ``overall [B]``, ``valid [B, D]``;
+    with ``minus_comm`` the overall target leaves out the all-to-all time (analytic mode)."""
     B = len(samples)
     D = max(len(s.device_feats) for s in samples)
     T = max(max((len(f) for f in s.device_feats), default=0) for s in samples) or 1
@@ -109,17 +137,27 @@ def batch_tensors(samples: list[CostSample], scale: float) -> tuple[torch.Tensor
                 mask[i, d, : len(f)] = 1.0
             valid[i, d] = 1.0
         parts[i, : len(s.parts)] = torch.from_numpy(s.parts) / scale
-        overall[i] = s.overall / scale
+        overall[i] = (s.overall - (s.comm_ms if minus_comm else 0.0)) / scale
     return feats, mask, parts, overall, valid
 
 
-def cost_mape(model: DreamShardModel, samples: list[CostSample]) -> float:
-    """Mean absolute percentage error of the predicted plan cost on ``samples``."""
+def sample_columns(sample: CostSample) -> list[int]:
+    """Embedding columns on each device of a measured plan (feature 0 is ``dim / 128``)."""
+    return [int(round(float(f[:, 0].sum()) * 128)) if len(f) else 0 for f in sample.device_feats]
+
+
+def cost_mape(
+    model: DreamShardModel, samples: list[CostSample], comm: CommModel | None = None
+) -> float:
+    """Mean absolute percentage error of the predicted plan cost on ``samples``; an analytic
+    model adds the all-to-all time of ``comm`` (default: its own) at each plan's columns."""
     if not samples:
         return float("nan")
     feats, mask, _, overall, _ = batch_tensors(samples, model.scale_ms)
     with torch.no_grad():
         pred = model.cost.overall(model.cost.shard_vectors(feats, mask))
+        pred = pred + torch.stack([model.comm_scaled(torch.tensor([sample_columns(s)], dtype=torch.float32), comm)[0]
+                                   for s in samples])  # fmt: skip
     return float(((pred - overall).abs() / overall.clamp_min(1e-9)).mean())
 
 
@@ -137,11 +175,17 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
     """Train (or, with ``resume``, continue) DreamShard on ``tasks``; the run folder ``out``."""
     if not tasks:
         raise UserError("DreamShard needs at least one training task")
+    if settings.comm_mode not in COMM_MODES:
+        raise UserError(
+            f"comm_mode must be one of {', '.join(COMM_MODES)}, got {settings.comm_mode!r}"
+        )
     run = ensure_dir(out)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
     model = DreamShardModel(meta=dict(meta or {}))
+    if settings.comm_mode == "analytic" and meter.comm is not None:
+        model.comm, model.comm_batch = meter.comm, meter.settings.batch_size
     params = [*model.cost.parameters(), *model.policy.parameters()]
     opt = torch.optim.Adam(params, lr=settings.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -151,7 +195,7 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
     ck = run / "checkpoint.pt"
     if resume and ck.is_file():
         c = load_checkpoint(ck)
-        if c.get("settings") != json.dumps(asdict(settings), sort_keys=True):
+        if c.get("settings") != _settings_key(settings):
             raise UserError(f"{ck} was written with other settings; resume with the same ones")
         model.cost.load_state_dict(c["cost"])
         model.policy.load_state_dict(c["policy"])
@@ -193,9 +237,10 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
             idx = rng.choice(
                 len(st.samples), size=min(settings.cost_batch, len(st.samples)), replace=False
             )
-            loss = cost_loss(
-                model.cost, *batch_tensors([st.samples[j] for j in idx], model.scale_ms)
+            batch = batch_tensors(
+                [st.samples[j] for j in idx], model.scale_ms, model.comm is not None
             )
+            loss = cost_loss(model.cost, *batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -230,12 +275,13 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
             "cost": model.cost.state_dict(), "policy": model.policy.state_dict(), "opt": opt.state_dict(),
             "sched": sched.state_dict(), "scale_ms": model.scale_ms, "iteration": st.iteration,
             "samples": [s.to_state() for s in st.samples], "measure_s": st.measure_s, "wall_s": st.wall_s,
-            "log": json.dumps(st.log), "settings": json.dumps(asdict(settings), sort_keys=True),
+            "log": json.dumps(st.log), "settings": _settings_key(settings),
         })  # fmt: skip
         write_json(run / "log.json", st.log)
     bar.close()
     return model
 
 
-__all__ = ["CostSample", "TrainSettings", "batch_tensors", "cost_mape", "plan_from_placement", "sample_from_cost",
+__all__ = ["COMM_MODES", "CostSample", "TrainSettings", "batch_tensors", "cost_mape", "plan_from_placement",
+           "sample_columns", "sample_from_cost",
            "train_dreamshard"]  # fmt: skip
