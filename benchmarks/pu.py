@@ -58,6 +58,8 @@ def variants(args: argparse.Namespace) -> dict[str, Variant]:
         out[f"{m}-k{k}"] = Variant(f"{m}-k{k}", m, {"cluster_k": k})
         out[f"{m}-k{k}-ft"] = Variant(f"{m}-k{k}-ft", m, {"cluster_k": k, "finetune_epochs": ft})
         out[f"{m}-ft-nnpu"] = Variant(f"{m}-ft-nnpu", m, {"probe": "nnpu", "finetune_epochs": ft})
+        out[f"{m}-ft-nnpu-plain"] = Variant(f"{m}-ft-nnpu-plain", m, {"probe": "nnpu", "finetune_epochs": ft,
+                                                                      "positives_per_batch": 0})  # fmt: skip
         out[f"{m}-ft-nnpu-st"] = Variant(f"{m}-ft-nnpu-st", m, {"probe": "nnpu", "finetune_epochs": ft,
                                                                 "selftrain_epochs": st})  # fmt: skip
         out[f"{m}-ft-nnpu-st-noaug"] = Variant(f"{m}-ft-nnpu-st-noaug", m,
@@ -66,6 +68,10 @@ def variants(args: argparse.Namespace) -> dict[str, Variant]:
     out["nnpu-long"] = Variant("nnpu-long", "nnpu", extra_epochs=True)
     out["nnpu-plain"] = Variant("nnpu-plain", "nnpu", {"positives_per_batch": 0})
     out["nnpu-st"] = Variant("nnpu-st", "nnpu", {"selftrain_epochs": st})
+    for name, v in list(out.items()):  # NAME-prior: the decision threshold from the prior
+        if v.method != "pn":
+            out[f"{name}-prior"] = Variant(f"{name}-prior", v.method, {**v.params, "threshold": "prior"},
+                                           v.extra_epochs)  # fmt: skip
     return out
 
 
@@ -97,7 +103,8 @@ def run_seed(data: Any, split_name: str, n_labeled: int, todo: list[Variant], se
         if v.method in pretrained:  # share the costly pretraining
             clf, pre_s = pretrained[v.method]
             clf.set_params(**{"cluster_k": 2, "finetune_epochs": 0, "probe": "pupl", "selftrain_epochs": 0,
-                              "selftrain_augment": True, **v.params})  # fmt: skip
+                              "selftrain_augment": True, "threshold": "zero", "positives_per_batch": 32,
+                              **v.params})  # fmt: skip
             clf.refit(data.x_train, y)
             wall = pre_s + time.perf_counter() - t0
         else:
@@ -109,7 +116,13 @@ def run_seed(data: Any, split_name: str, n_labeled: int, todo: list[Variant], se
             if METHODS[v.method].kind == "contrastive":
                 pre_s = wall  # upper bound of the pretraining share: what a refit adds to it
                 pretrained[v.method] = (clf, pre_s)
-        m = binary_metrics(y_test, clf.decision_function(data.x_test))
+        score = clf.decision_function(data.x_test)
+        m = binary_metrics(y_test, score)
+        if (
+            clf.threshold_ != 0.0
+        ):  # the same model at the logit's own threshold, for a paired comparison
+            m["threshold"] = clf.threshold_
+            m["accuracy_at_zero"] = binary_metrics(y_test, score + clf.threshold_)["accuracy"]
         if hasattr(clf, "pseudo_labels_"):
             u = ~split.labeled
             m["pseudo_label_accuracy"] = float((clf.pseudo_labels_[u] == split.y_true[u]).mean())
@@ -126,8 +139,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--labeled", type=int, nargs="+", default=[100, 500, 1000, 3000])
     ap.add_argument("--methods", nargs="+", default=list(METHODS),
                     help="methods, and variants (K = --cluster-k): pucl-kK, pucl-kK-ft, pucl-ft-nnpu, "
-                    "pucl-ft-nnpu-st, pucl-ft-nnpu-st-noaug (likewise for punce and simclr), nnpu-long, "
-                    "nnpu-plain, nnpu-st")  # fmt: skip
+                    "pucl-ft-nnpu-plain (plain batches), pucl-ft-nnpu-st, pucl-ft-nnpu-st-noaug (likewise for punce and simclr), nnpu-long, "
+                    "nnpu-plain, nnpu-st; NAME-prior for any of them but pn: the decision threshold "
+                    "from the prior (PUClassifier threshold='prior')")  # fmt: skip
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--cluster-k", type=int, default=10)
@@ -159,7 +173,14 @@ def main(argv: list[str] | None = None) -> dict:
                 runs = [per_seed[s][v.name] for s in args.seeds]
                 row: dict[str, Any] = {"dataset": f"F-MNIST-{ds}", "labeled": n, "method": v.name,
                                        "base_method": v.method, "params": v.params, "seeds": args.seeds}  # fmt: skip
-                for k in ("accuracy", "auc", "f1", "pseudo_label_accuracy", "wall_s"):
+                for k in (
+                    "accuracy",
+                    "accuracy_at_zero",
+                    "auc",
+                    "f1",
+                    "pseudo_label_accuracy",
+                    "wall_s",
+                ):
                     vals = [r[k] for r in runs if k in r]
                     if vals:
                         row[k] = {"mean": statistics.fmean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0,
