@@ -35,10 +35,11 @@ def save_model_folder(
 
 
 def read_model_folder(
-    folder: str | Path, fmt: str, what: str
+    folder: str | Path, fmt: str | tuple[str, ...], what: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(model.json, weights)`` of a folder written by :func:`save_model_folder`; a missing
-    file or another format is a :class:`UserError` naming ``what`` (e.g. "a DreamShard")."""
+    file or a format other than ``fmt`` (one, or a tuple of accepted ones) is a
+    :class:`UserError` naming ``what`` (e.g. "a DreamShard")."""
     from embedlab.io import read_json
     from embedlab.train.checkpoint import load_checkpoint
 
@@ -46,6 +47,7 @@ def read_model_folder(
     if not (p / "model.json").is_file() or not (p / "weights.pt").is_file():
         raise UserError(f"{p} is not {what} model folder (model.json and weights.pt)")
     info = read_json(p / "model.json")
-    if not isinstance(info, dict) or info.get("format") != fmt:
-        raise UserError(f"{p}/model.json is not {fmt}")
+    accepted = (fmt,) if isinstance(fmt, str) else fmt
+    if not isinstance(info, dict) or info.get("format") not in accepted:
+        raise UserError(f"{p}/model.json is not {' or '.join(accepted)}")
     return info, load_checkpoint(p / "weights.pt")
