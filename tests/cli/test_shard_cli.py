@@ -214,3 +214,21 @@ def test_shard_pretrain_user_errors(tmp_path, capsys):
     assert code == 2 and "--device-counts" in err
     code, _, err = run(["shard", "pretrain", "dreamshard", "--out", str(tmp_path / "n")], capsys)
     assert code == 2 and "unknown pre-trained planner" in err
+
+
+def test_plan_with_a_comm_model_for_the_target_devices(tmp_path, capsys):
+    from embedlab.io import write_json
+    from embedlab.sharding.comm import CommModel
+
+    tasks = [Task(f"c{k}", 8, 10**9, 16, tuple(Table(f"x{i}", 100 + i, 8 * (1 + i % 3), 1.0 + i) for i in range(12)))
+             for k in range(2)]  # fmt: skip
+    save_tasks(tmp_path / "tasks.json", tasks)
+    write_json(tmp_path / "comm8.json", CommModel(0.5, 2e-6, "gloo-cpu").to_json())
+    code, out, _ = run(["shard", "plan", "--tasks", str(tmp_path / "tasks.json"), "--planner", "dreamshard",
+                        "--comm", str(tmp_path / "comm8.json"), "--out", str(tmp_path / "p.json")], capsys)  # fmt: skip
+    assert code in (0, None) and "2 plans by dreamshard" in out
+    for task, plan in zip(tasks, load_plans(tmp_path / "p.json")):
+        plan.validate(task)
+    code, _, err = run(["shard", "plan", "--tasks", str(tmp_path / "tasks.json"), "--planner", "size_greedy",
+                        "--comm", str(tmp_path / "comm8.json"), "--out", str(tmp_path / "q.json")], capsys)  # fmt: skip
+    assert code == 2 and "takes no --comm" in err and len(err.strip().splitlines()) == 1
