@@ -32,10 +32,11 @@ def test_fit_with_overclustering_and_finetuning(tmp_path, capsys):
     code, out, err = run([*FIT, "--positives", "0,1,2,3,4", "--labeled", 60,
                           "--method", "pucl", "--epochs", 1, "--batch-size", 128, "--cluster-k", 4,
                           "--finetune-epochs", 1, "--probe", "nnpu", "--selftrain-epochs", 1,
-                          "--out", tmp_path / "run"], capsys)  # fmt: skip
+                          "--threshold", "prior", "--out", tmp_path / "run"], capsys)  # fmt: skip
     assert code == 0, err
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["cluster_k"] == 4 and m["finetune_epochs"] == 1 and m["probe"] == "nnpu"
+    assert m["threshold"] == "prior" and m["threshold_logit"] != 0.0
     assert m["selftrain_epochs"] == 1 and m["selftrain_keep"] == 0.8
     assert 0 <= m["test_accuracy"] <= 1 and 0 <= m["pseudo_label_accuracy_unlabeled"] <= 1
     # pretraining epoch + fine-tuning epoch + self-training epoch
@@ -52,6 +53,7 @@ def test_fit_with_overclustering_and_finetuning(tmp_path, capsys):
         (["--probe", "svm"], "probe"),
         (["--positives-per-batch", -1], "positives_per_batch"),
         (["--selftrain-epochs", 1, "--selftrain-keep", 1.5], "selftrain_keep"),
+        (["--threshold", "best"], "threshold"),
     ],
 )
 def test_user_errors_exit_2(tmp_path, capsys, extra, needle):

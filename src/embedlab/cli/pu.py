@@ -81,6 +81,11 @@ def fit_cmd(
     selftrain_keep: float = typer.Option(
         0.8, "--selftrain-keep", help="Share of each predicted class kept for self-training."
     ),
+    threshold: str = typer.Option(
+        "zero",
+        "--threshold",
+        help="zero (the logit's sign) or prior (the prior's share of the unlabeled set is called positive).",
+    ),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue a crashed fit from OUT/checkpoint.pt."
@@ -113,7 +118,8 @@ def fit_cmd(
     clf = PUClassifier(method=method, encoder=encoder, prior=pi, epochs=epochs, batch_size=batch_size, lr=lr,
                        cluster_init=cluster_init, cluster_space=cluster_space, probe=probe, cluster_k=cluster_k,
                        finetune_epochs=finetune_epochs, positives_per_batch=positives_per_batch, random_state=seed,
-                       selftrain_epochs=selftrain_epochs, selftrain_keep=selftrain_keep, verbose=True)  # fmt: skip
+                       selftrain_epochs=selftrain_epochs, selftrain_keep=selftrain_keep, threshold=threshold,
+                       verbose=True)  # fmt: skip
     ensure_dir(out)
     ckpt = out / "checkpoint.pt"
     if not resume and ckpt.is_file():
@@ -136,7 +142,7 @@ def fit_cmd(
             (clf.pseudo_labels_[u] == split.y_true[u]).mean()
         )
     m.update({"dataset": dataset, "positives": list(pos), "labeled": labeled, "method": method, "prior": pi,
-              "prior_of_unlabeled": split.prior, "seed": seed, "epochs": epochs, "encoder": encoder,
+              "prior_of_unlabeled": split.prior, "threshold": threshold, "threshold_logit": clf.threshold_, "seed": seed, "epochs": epochs, "encoder": encoder,
               "cluster_space": cluster_space, "cluster_init": cluster_init, "probe": probe,
               "cluster_k": cluster_k, "finetune_epochs": finetune_epochs, "positives_per_batch": positives_per_batch,
               "selftrain_epochs": selftrain_epochs, "selftrain_keep": selftrain_keep,

@@ -20,8 +20,9 @@ import torch
 
 from embedlab.io import atomic_open
 
-#: Parameters that do not change what a fit computes.
-IGNORED = ("verbose", "checkpoint", "device")
+#: Parameters that do not change what the checkpointed stages compute (``threshold`` is set
+#: after the last stage, from the trained model).
+IGNORED = ("verbose", "checkpoint", "device", "threshold")
 
 
 def fingerprint(x: torch.Tensor, y: np.ndarray) -> str:
