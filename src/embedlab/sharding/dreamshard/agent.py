@@ -18,10 +18,12 @@ A learned communication head cannot know the alpha-beta constants of a device co
 never saw (DLRM-50 on 8 devices: 52% MAPE when trained on 4), nor a fresh calibration of
 the same machine; the calibrated model of the target devices can be given at planning time.
 ``comm_mode="learned"`` keeps the reference's behaviour (a model with ``comm=None``).
-Measured side by side (``benchmarks/results/dreamshard_comm.json``: 3 training seeds on
-DLRM-50 (4), 10 unseen tasks per family): MAPE 4.4 / 7.1 / 2.7% on 4 / 2 / 8 devices against
-11.9 / 26.9 / 53.8% learned; measured plan cost 1.000 / 1.015 / 1.000 of the best heuristic
-against 1.014 / 1.026 / 0.998. The meter's communication is itself the alpha-beta model, so
+Measured side by side (``benchmarks/results/dreamshard_comm.json`` and
+``dreamshard_comm_4dev.json``: 3 training seeds on DLRM-50 (4), 10 unseen tasks per family):
+MAPE 4.4 / 7.1 / 2.7% on DLRM-50 with 4 / 2 / 8 devices against 11.9 / 26.9 / 53.8% learned,
+8.2 / 4.2 / 7.3% on DLRM-20 / 100 / 200 (4) against 50.2 / 7.8 / 7.2%; measured plan cost
+1.000 / 1.015 / 1.000 and 1.012 / 0.990 / 0.990 of the best heuristic against 1.014 / 1.026 /
+0.998 and 1.010 / 1.000 / 1.006. The meter's communication is itself the alpha-beta model, so
 analytic mode predicts that part exactly by construction.
 
 REINFORCE (``training.py`` of the reference): every step's return is the episode's final
