@@ -55,7 +55,9 @@ Methods (``embedlab pu methods``):
   both (``benchmarks/results/pu_prior_threshold_I1000.json``, F-MNIST-I, 1,000 labeled, 3
   seeds, paired 95% intervals): puCL + nnPU fine-tuning 0.911 -> 0.917 (+0.006 [+0.002,
   +0.010]), the same with plain batches 0.917 -> 0.920 (+0.003 [-0.003, +0.009]), nnPU 0.901
-  -> 0.909 (+0.008 [+0.007, +0.009]), nnPU with plain batches 0.910 -> 0.914.
+  -> 0.909 (+0.008 [+0.007, +0.009]), nnPU with plain batches 0.910 -> 0.914; with 100
+  labeled (``pu_prior_threshold_I100.json``) puCL + nnPU fine-tuning 0.852 -> 0.877 (+0.025
+  [+0.015, +0.036]) and nnPU 0.802 -> 0.855 (+0.054 [+0.039, +0.068]).
 * ``nnpu`` / ``upu``: encoder and a linear output trained end to end with the non-negative
   (or unbiased) PU risk (:class:`~embedlab.pu.losses.PURiskLoss`); need ``prior``, the share
   of positives among the unlabeled samples. Every PU-risk stage (these, and fine-tuning with
