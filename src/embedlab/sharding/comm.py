@@ -64,8 +64,9 @@ class CommModel:
         return asdict(self)
 
     @classmethod
-    def load(cls, path: str | Path) -> CommModel:
-        d = read_json(path)
+    def from_json(cls, d: Any, source: str = "the data") -> CommModel:
+        """The model of a :meth:`to_json` dict; a malformed one is a :class:`UserError`
+        naming ``source``."""
         try:
             return cls(
                 float(d["alpha_ms"]),
@@ -73,10 +74,14 @@ class CommModel:
                 str(d.get("backend", "model")),
                 dict(d.get("settings", {})),
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise UserError(
-                f"{path} is not a communication model (needs alpha_ms and beta_ms_per_byte)"
+                f"{source} is not a communication model (needs alpha_ms and beta_ms_per_byte)"
             ) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> CommModel:
+        return cls.from_json(read_json(path), str(path))
 
     def save(self, path: str | Path) -> None:
         write_json(path, self.to_json())

@@ -79,9 +79,7 @@ class DreamShardModel:
         info, w = read_model_folder(folder, (MODEL_FORMAT, MODEL_FORMAT_ANALYTIC), "a DreamShard")
         m = cls(scale_ms=float(info["scale_ms"]), meta=dict(info.get("meta", {})))
         if info["format"] == MODEL_FORMAT_ANALYTIC:
-            c = info["comm"]
-            m.comm = CommModel(float(c["alpha_ms"]), float(c["beta_ms_per_byte"]), str(c.get("backend", "model")),
-                               dict(c.get("settings", {})))  # fmt: skip
+            m.comm = CommModel.from_json(info.get("comm"), f"the 'comm' of {folder}/model.json")
             m.comm_batch = int(info["comm_batch"])
         m.cost.load_state_dict(w["cost"])
         m.policy.load_state_dict(w["policy"])
