@@ -119,7 +119,7 @@ def run_seed(data: Any, split_name: str, n_labeled: int, todo: list[Variant], se
         score = clf.decision_function(data.x_test)
         m = binary_metrics(y_test, score)
         if (
-            clf.threshold_ != 0.0
+            clf.threshold == "prior"
         ):  # the same model at the logit's own threshold, for a paired comparison
             m["threshold"] = clf.threshold_
             m["accuracy_at_zero"] = binary_metrics(y_test, score + clf.threshold_)["accuracy"]
@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--labeled", type=int, nargs="+", default=[100, 500, 1000, 3000])
     ap.add_argument("--methods", nargs="+", default=list(METHODS),
                     help="methods, and variants (K = --cluster-k): pucl-kK, pucl-kK-ft, pucl-ft-nnpu, "
-                    "pucl-ft-nnpu-plain (plain batches), pucl-ft-nnpu-st, pucl-ft-nnpu-st-noaug (likewise for punce and simclr), nnpu-long, "
+                    "pucl-ft-nnpu-plain (plain batches), pucl-ft-nnpu-st, pucl-ft-nnpu-st-noaug "
+                    "(likewise for punce and simclr), nnpu-long, "
                     "nnpu-plain, nnpu-st; NAME-prior for any of them but pn: the decision threshold "
                     "from the prior (PUClassifier threshold='prior')")  # fmt: skip
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
                 for k in (
                     "accuracy",
                     "accuracy_at_zero",
+                    "threshold",
                     "auc",
                     "f1",
                     "pseudo_label_accuracy",
