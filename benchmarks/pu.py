@@ -68,6 +68,14 @@ def variants(args: argparse.Namespace) -> dict[str, Variant]:
     out["nnpu-long"] = Variant("nnpu-long", "nnpu", extra_epochs=True)
     out["nnpu-plain"] = Variant("nnpu-plain", "nnpu", {"positives_per_batch": 0})
     out["nnpu-st"] = Variant("nnpu-st", "nnpu", {"selftrain_epochs": st})
+    for name, v in list(out.items()):  # NAME-ens: an ensemble of --ensemble trained members
+        if (
+            v.method != "pn"
+            and "selftrain_epochs" not in v.params
+            and (METHODS[v.method].kind == "risk" or "finetune_epochs" in v.params)
+        ):
+            out[f"{name}-ens"] = Variant(f"{name}-ens", v.method, {**v.params, "ensemble": args.ensemble},
+                                         v.extra_epochs)  # fmt: skip
     for name, v in list(out.items()):  # NAME-prior: the decision threshold from the prior
         if v.method != "pn":
             out[f"{name}-prior"] = Variant(f"{name}-prior", v.method, {**v.params, "threshold": "prior"},
@@ -81,7 +89,18 @@ def _cache(
     tag = f"-ft{args.finetune_epochs}" if "finetune_epochs" in v.params or v.extra_epochs else ""
     if "selftrain_epochs" in v.params:
         tag += f"-st{args.selftrain_epochs}"
-    return Path(args.work) / f"{split_name}-{n_labeled}-{v.name}-s{seed}-e{args.epochs}{tag}.json"
+    if "ensemble" in v.params:
+        tag += f"-ens{args.ensemble}"
+    return (
+        Path(args.work) / f"{split_name}-{n_labeled}-{v.name}-s{seed}-e{_epochs(args, v)}{tag}.json"
+    )
+
+
+def _epochs(args: argparse.Namespace, v: Variant) -> int:
+    """Training epochs of ``v``'s first stage: pretraining for the contrastive methods."""
+    if METHODS[v.method].kind == "contrastive" and args.pretrain_epochs:
+        return args.pretrain_epochs
+    return args.epochs
 
 
 def run_seed(data: Any, split_name: str, n_labeled: int, todo: list[Variant], seed: int,
@@ -98,12 +117,12 @@ def run_seed(data: Any, split_name: str, n_labeled: int, todo: list[Variant], se
             results[v.name] = read_json(out)
             continue
         y = split.y_true if v.method == "pn" else split.pu_labels
-        epochs = args.epochs + (args.finetune_epochs if v.extra_epochs else 0)
+        epochs = _epochs(args, v) + (args.finetune_epochs if v.extra_epochs else 0)
         t0 = time.perf_counter()
         if v.method in pretrained:  # share the costly pretraining
             clf, pre_s = pretrained[v.method]
             clf.set_params(**{"cluster_k": 2, "finetune_epochs": 0, "probe": "pupl", "selftrain_epochs": 0,
-                              "selftrain_augment": True, "threshold": "zero", "positives_per_batch": 32,
+                              "selftrain_augment": True, "threshold": "zero", "positives_per_batch": 32, "ensemble": 1,
                               **v.params})  # fmt: skip
             clf.refit(data.x_train, y)
             wall = pre_s + time.perf_counter() - t0
@@ -141,10 +160,19 @@ def main(argv: list[str] | None = None) -> dict:
                     help="methods, and variants (K = --cluster-k): pucl-kK, pucl-kK-ft, pucl-ft-nnpu, "
                     "pucl-ft-nnpu-plain (plain batches), pucl-ft-nnpu-st, pucl-ft-nnpu-st-noaug "
                     "(likewise for punce and simclr), nnpu-long, "
-                    "nnpu-plain, nnpu-st; NAME-prior for any of them but pn: the decision threshold "
+                    "nnpu-plain, nnpu-st; NAME-ens for the fine-tuned and end-to-end ones: an ensemble of "
+                    "--ensemble members; NAME-prior for any of them but pn: the decision threshold "
                     "from the prior (PUClassifier threshold='prior')")  # fmt: skip
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        default=None,
+        help="Contrastive pretraining epochs (default: --epochs, which the end-to-end methods use).",
+    )
+    ap.add_argument("--ensemble", type=int, default=5,
+                    help="Members of the NAME-ens variants (PUClassifier ensemble).")  # fmt: skip
     ap.add_argument("--cluster-k", type=int, default=10)
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--selftrain-epochs", type=int, default=10,

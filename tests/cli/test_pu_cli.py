@@ -43,6 +43,15 @@ def test_fit_with_overclustering_and_finetuning(tmp_path, capsys):
     assert len(m["train_loss_per_epoch"]) == 3
 
 
+def test_fit_an_ensemble(tmp_path, capsys):
+    torch.set_num_threads(1)
+    code, out, err = run([*FIT, "--labeled", 60, "--method", "nnpu", "--epochs", 1, "--batch-size", 128,
+                          "--ensemble", 2, "--out", tmp_path / "run"], capsys)  # fmt: skip
+    assert code == 0, err
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["ensemble"] == 2 and len(m["train_loss_per_epoch"]) == 2  # one epoch per member
+
+
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
@@ -54,6 +63,8 @@ def test_fit_with_overclustering_and_finetuning(tmp_path, capsys):
         (["--positives-per-batch", -1], "positives_per_batch"),
         (["--selftrain-epochs", 1, "--selftrain-keep", 1.5], "selftrain_keep"),
         (["--threshold", "best"], "threshold"),
+        (["--ensemble", 0], "ensemble"),
+        (["--method", "pucl", "--ensemble", 2], "finetune_epochs"),
     ],
 )
 def test_user_errors_exit_2(tmp_path, capsys, extra, needle):

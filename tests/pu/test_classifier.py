@@ -6,6 +6,7 @@ import gzip
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 
 from embedlab.errors import UserError
@@ -126,6 +127,41 @@ def test_selftraining_labels_the_confident_unlabeled_and_continues_training(kw):
         PUClassifier(**common, selftrain_epochs=-1).fit(x, lab)
 
 
+@pytest.mark.parametrize(
+    "kw", [dict(method="nnpu"), dict(method="pucl", probe="nnpu", finetune_epochs=2)]
+)
+def test_an_ensemble_averages_its_members_and_member_zero_is_the_single_fit(kw):
+    x, y, lab = _tabular(300)
+    common = dict(prior=0.35, epochs=3, batch_size=64, probe_epochs=5, **kw)
+    single = PUClassifier(**common).fit(x, lab)
+    ens = PUClassifier(**common, ensemble=3).fit(x, lab)
+    xt = ens._check_x(x, fitting=False)
+    members = []
+    for enc, head in zip(ens.encoder_.members, ens.head_.heads):
+        enc.eval()
+        with torch.no_grad():
+            members.append(head(enc(xt)).squeeze(1).double().numpy())
+    assert np.allclose(members[0], single.decision_function(x), atol=1e-5)
+    assert np.allclose(np.mean(members, 0), ens.decision_function(x), atol=1e-5)
+    assert not np.allclose(members[0], members[1], atol=1e-3)  # members differ
+    assert len(ens.history_) == len(single.history_) + 2 * (common.get("finetune_epochs") or 3)
+    if kw["method"] == "pucl":  # refit goes back to one pretrained encoder
+        ens.set_params(ensemble=1).refit(x, lab)
+        assert np.allclose(ens.decision_function(x), single.decision_function(x), atol=1e-5)
+    with pytest.raises(ValueError, match="ensemble must be"):
+        PUClassifier(**common, ensemble=0).fit(x, lab)
+
+
+def test_ensemble_errors():
+    x, y, lab = _tabular(200)
+    with pytest.raises(ValueError, match="finetune_epochs > 0"):
+        PUClassifier(method="pucl", epochs=1, ensemble=2).fit(x, lab)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        PUClassifier(method="nnpu", prior=0.35, epochs=1, ensemble=2, selftrain_epochs=1).fit(
+            x, lab
+        )
+
+
 class _Crash(RuntimeError):
     pass
 
@@ -141,6 +177,9 @@ class _Crash(RuntimeError):
             ("selftrain", 1),
         ),
         (dict(method="nnpu", selftrain_epochs=2), ("selftrain", 1)),
+        (dict(method="pucl", probe="nnpu", finetune_epochs=2, ensemble=3), ("finetune#1", 1)),
+        (dict(method="pucl", probe="nnpu", finetune_epochs=2, ensemble=2), ("finetune", 2)),
+        (dict(method="nnpu", ensemble=2), ("end_to_end#1", 2)),
     ],
 )
 def test_a_crashed_fit_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, kw, crash_at):

@@ -86,6 +86,11 @@ def fit_cmd(
         "--threshold",
         help="zero (the logit's sign) or prior (the prior's share of the unlabeled set is called positive).",
     ),
+    ensemble: int = typer.Option(
+        1,
+        "--ensemble",
+        help="Members averaged (each fine-tuned or trained end to end with its own seed).",
+    ),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue a crashed fit from OUT/checkpoint.pt."
@@ -119,7 +124,7 @@ def fit_cmd(
                        cluster_init=cluster_init, cluster_space=cluster_space, probe=probe, cluster_k=cluster_k,
                        finetune_epochs=finetune_epochs, positives_per_batch=positives_per_batch, random_state=seed,
                        selftrain_epochs=selftrain_epochs, selftrain_keep=selftrain_keep, threshold=threshold,
-                       verbose=True)  # fmt: skip
+                       ensemble=ensemble, verbose=True)  # fmt: skip
     ensure_dir(out)
     ckpt = out / "checkpoint.pt"
     if not resume and ckpt.is_file():
@@ -145,7 +150,7 @@ def fit_cmd(
               "prior_of_unlabeled": split.prior, "threshold": threshold, "threshold_logit": clf.threshold_, "seed": seed, "epochs": epochs, "encoder": encoder,
               "cluster_space": cluster_space, "cluster_init": cluster_init, "probe": probe,
               "cluster_k": cluster_k, "finetune_epochs": finetune_epochs, "positives_per_batch": positives_per_batch,
-              "selftrain_epochs": selftrain_epochs, "selftrain_keep": selftrain_keep,
+              "selftrain_epochs": selftrain_epochs, "selftrain_keep": selftrain_keep, "ensemble": ensemble,
               "train_loss_per_epoch": clf.history_, "wall_time_s": wall})  # fmt: skip
     write_json(out / "metrics.json", m)
     ckpt.unlink(missing_ok=True)  # the fit is complete: metrics.json is the result

@@ -24,6 +24,10 @@ from embedlab.io import atomic_open
 #: after the last stage, from the trained model).
 IGNORED = ("verbose", "checkpoint", "device", "threshold")
 
+#: Parameters added after checkpoints of this format existed, with their defaults: left out of
+#: the signature at the default, so an older checkpoint of the same fit still resumes.
+ADDED_DEFAULTS: dict[str, Any] = {"ensemble": 1}
+
 
 def fingerprint(x: torch.Tensor, y: np.ndarray) -> str:
     """A cheap content hash of the training data: shape, labels and every 97th row of ``x``."""
@@ -35,7 +39,11 @@ def fingerprint(x: torch.Tensor, y: np.ndarray) -> str:
 
 
 def signature(params: dict[str, Any], data: str) -> str:
-    kept = {k: params[k] for k in sorted(params) if k not in IGNORED}
+    kept = {
+        k: params[k]
+        for k in sorted(params)
+        if k not in IGNORED and not (k in ADDED_DEFAULTS and params[k] == ADDED_DEFAULTS[k])
+    }
     return f"{kept!r}|{data}"
 
 
@@ -51,4 +59,4 @@ def load(path: str | Path) -> dict[str, Any] | None:
     return torch.load(p, map_location="cpu", weights_only=True)
 
 
-__all__ = ["IGNORED", "fingerprint", "load", "save", "signature"]
+__all__ = ["ADDED_DEFAULTS", "IGNORED", "fingerprint", "load", "save", "signature"]

@@ -151,6 +151,12 @@ def _encoder(kind: str, x_shape: tuple[int, ...]) -> nn.Module:
 _STAGE_ORDER = {"pretrain": 0, "finetune": 1, "end_to_end": 1, "selftrain": 2}
 
 
+def _stage_rank(stage: str) -> tuple[int, int]:
+    """Order of a checkpointed stage; ``finetune#k`` / ``end_to_end#k`` is ensemble member k."""
+    base, _, member = stage.partition("#")
+    return _STAGE_ORDER[base], int(member or 0)
+
+
 class PUClassifier(ClassifierMixin, BaseEstimator):
     """Positive-unlabeled classifier (see the module doc). Parameters are only stored here."""
 
@@ -160,7 +166,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                  probe: str = "pupl", probe_epochs: int = 100, cluster_k: int = 2, finetune_epochs: int = 0,
                  augment_noise: float = 0.1, device: str = "cpu", random_state: int | None = 0,
                  positives_per_batch: int = 32, selftrain_epochs: int = 0, selftrain_keep: float = 0.8,
-                 selftrain_augment: bool = True, threshold: str = "zero", verbose: bool = False,
+                 selftrain_augment: bool = True, threshold: str = "zero", ensemble: int = 1, verbose: bool = False,
                  checkpoint: str | None = None) -> None:  # fmt: skip
         self.method = method
         self.encoder = encoder
@@ -185,6 +191,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         self.selftrain_keep = selftrain_keep
         self.selftrain_augment = selftrain_augment
         self.threshold = threshold
+        self.ensemble = ensemble
         self.verbose = verbose
         self.checkpoint = checkpoint
 
@@ -257,6 +264,13 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"selftrain_epochs must be >= 0, got {self.selftrain_epochs}")
         if not 0 < self.selftrain_keep <= 1:
             raise ValueError(f"selftrain_keep must be in (0, 1], got {self.selftrain_keep}")
+        if self.ensemble < 1:
+            raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
+        if self.ensemble > 1 and spec.kind == "contrastive" and self.finetune_epochs == 0:
+            raise ValueError("ensemble > 1 needs trained encoders: set finetune_epochs > 0 "
+                             "(members of a frozen probe would differ only by their start)")  # fmt: skip
+        if self.ensemble > 1 and self.selftrain_epochs:
+            raise ValueError("ensemble > 1 and selftrain_epochs > 0 cannot be combined")
         if self.threshold not in ("zero", "prior"):
             raise ValueError(f"threshold must be 'zero' or 'prior', got {self.threshold!r}")
         if self.threshold == "prior":
@@ -284,6 +298,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         self._gen = torch.Generator().manual_seed(seed)
         kind = self.encoder if self.encoder != "auto" else ("mlp" if x.dim() == 2 else "lenet")
         dev = torch.device(self.device)
+        self.encoder_kind_ = kind
         self.encoder_ = _encoder(kind, tuple(x.shape)).to(dev)
         self.history_: list[float] = []
         self._ck_sig = None
@@ -306,7 +321,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                 if spec.kind == "risk"
                 else None
             )
-            self._train_end_to_end(x, yy, dev, risk, self.epochs, "end_to_end")
+            self._train_members(x, yy, dev, risk, self.epochs, "end_to_end")
         if spec.kind != "supervised" and self.selftrain_epochs:
             self._selftrain(x, yy, dev)
         self._set_threshold(x, yy, dev)
@@ -325,6 +340,8 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             )
         x = self._check_x(X, fitting=False)
         yy = self._check_y(y, len(x))
+        if isinstance(self.encoder_, EnsembleEncoder):  # a former ensemble fit
+            self.encoder_ = self.encoder_.members[0]
         self.encoder_.load_state_dict(self.pretrained_state_)
         self._ck_sig = None  # a refit is not checkpointed (its stages are the short ones)
         dev = next(self.encoder_.parameters()).device
@@ -363,13 +380,52 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         if self.finetuned_:
             self.head_ = nn.Linear(self.encoder_.feat_dim, 1).to(dev)
             risk = PURiskLoss(float(self.prior)) if nnpu else None
-            self._train_end_to_end(
+            self._train_members(
                 x, yy if nnpu else cl.labels, dev, risk, self.finetune_epochs, "finetune"
             )
         elif nnpu:
             self.head_ = self._fit_probe(feats, yy, dev, risk_prior=float(self.prior))
         else:
             self.head_ = self._fit_probe(feats, cl.labels, dev)
+
+    def _train_members(self, x: torch.Tensor, targets: np.ndarray, dev: torch.device,
+                       risk: PURiskLoss | None, epochs: int, stage: str) -> None:  # fmt: skip
+        """The classifier stage ``stage`` (``finetune`` or ``end_to_end``) for each of the
+        ``ensemble`` members. Member 0 trains the encoder and head set up by the caller, so
+        ``ensemble=1`` is the plain fit. Member ``k > 0`` starts again from the pretrained
+        encoder (``finetune``) or from a fresh initialisation seeded ``seed + 7919 k``
+        (``end_to_end``), with a fresh head and its own data order; its checkpoint stage is
+        ``STAGE#k`` and carries the finished members, so a crash loses at most one epoch.
+        The fitted model averages the members' logits (:class:`EnsembleEncoder`,
+        :class:`EnsembleHead`)."""
+        seed = 0 if self.random_state is None else int(self.random_state)
+        state = self._checkpoint_state()
+        done: list[dict[str, Any]] = []
+        if state is not None and state["stage"].partition("#")[0] == stage:
+            done = list(state["extra"].get("members", []))
+        encoders, heads = [], []
+        for k in range(self.ensemble):
+            if k > 0:
+                torch.manual_seed(seed + 7919 * k)
+                self._gen = torch.Generator().manual_seed(seed + 1 + 7919 * k)
+                self.encoder_ = _encoder(self.encoder_kind_, (1, *self.input_shape_)).to(dev)
+                if stage == "finetune":
+                    self.encoder_.load_state_dict(self.pretrained_state_)
+                self.head_ = nn.Linear(self.encoder_.feat_dim, 1).to(dev)
+            if k < len(done):
+                self.encoder_.load_state_dict(done[k]["encoder"])
+                self.head_.load_state_dict(done[k]["head"])
+            else:
+                name = stage if k == 0 else f"{stage}#{k}"
+                extra = {"members": done} if self.ensemble > 1 else None
+                self._train_end_to_end(x, targets, dev, risk, epochs, name, extra=extra)
+                done.append({"encoder": {n: v.detach().clone() for n, v in self.encoder_.state_dict().items()},
+                             "head": {n: v.detach().clone() for n, v in self.head_.state_dict().items()}})  # fmt: skip
+            encoders.append(self.encoder_)
+            heads.append(self.head_)
+        if self.ensemble > 1:
+            self.encoder_ = EnsembleEncoder(encoders)
+            self.head_ = EnsembleHead(heads)
 
     def _selftrain(self, x: torch.Tensor, yy: np.ndarray, dev: torch.device) -> None:
         """Self-training (ours, opt-in): the fitted model labels the unlabeled samples by
@@ -509,7 +565,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         state = self._checkpoint_state()
         if state is None:
             return 0
-        if _STAGE_ORDER[state["stage"]] > _STAGE_ORDER[stage] and stage != "pretrain":
+        if _stage_rank(state["stage"]) > _stage_rank(stage) and stage != "pretrain":
             return epochs
         if state["stage"] == stage:
             for k, m in modules.items():
@@ -673,6 +729,33 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
+class EnsembleEncoder(nn.Module):
+    """The members' encoders side by side: their features concatenated."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.feat_dims = [int(m.feat_dim) for m in members]
+        self.feat_dim = sum(self.feat_dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m(x) for m in self.members], dim=1)
+
+
+class EnsembleHead(nn.Module):
+    """Each member's linear head on its slice of :class:`EnsembleEncoder`'s features; the
+    output is the mean of the members' logits."""
+
+    def __init__(self, heads: list[nn.Module]) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+        self.dims = [int(h.in_features) for h in heads]
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(h, self.dims, dim=1)
+        return torch.stack([head(p) for head, p in zip(self.heads, parts)], 0).mean(0)
+
+
 def binary_metrics(y_true: np.ndarray, score: np.ndarray) -> dict[str, float]:
     """Accuracy (threshold 0 on the logit), AUC and F1 of binary predictions."""
     from sklearn.metrics import f1_score, roc_auc_score
@@ -687,4 +770,4 @@ def binary_metrics(y_true: np.ndarray, score: np.ndarray) -> dict[str, float]:
     }
 
 
-__all__ = ["METHODS", "Method", "PUClassifier", "binary_metrics"]
+__all__ = ["METHODS", "EnsembleEncoder", "EnsembleHead", "Method", "PUClassifier", "binary_metrics"]
