@@ -61,6 +61,29 @@ Methods (``embedlab pu methods``):
   labeled (``pu_prior_threshold_II1000.json``) 0.874 -> 0.884 (+0.009 [+0.004, +0.015]) and
   0.858 -> 0.857 (-0.001 [-0.014, +0.013]). It never hurt significantly; it stays opt-in so
   that ``threshold="zero"`` keeps the logit's own meaning.
+* Ensembles (ours, opt-in, every method that trains an encoder): ``ensemble=K`` trains K
+  members in the classifier stage and averages their logits (the prior threshold is then
+  taken on the average). For the contrastive methods the members are K fine-tunings of the
+  one pretrained encoder (fresh heads, their own data order; needs ``finetune_epochs > 0``);
+  for ``nnpu`` / ``upu`` / ``pn`` K models trained end to end from their own
+  initialisations. Member 0 is the single fit, so ``ensemble=1`` is unchanged. Measured in
+  ``benchmarks/results/pu_ensemble_*.json`` (see the README; 5 members, 3 seeds, plain
+  batches and the prior threshold, F-MNIST-I, 1,000 labeled): puCL + nnPU fine-tuning 0.920
+  -> 0.926 (paired +0.005 [+0.002, +0.008]), nnPU 0.914 -> 0.929 (+0.014 [+0.005, +0.024]).
+  Independently initialised members differ more than fine-tunings of one pretrained
+  encoder, so with ensembles the recipe no longer beats nnPU (-0.003 [-0.012, +0.005]).
+  On F-MNIST-II (1,000 labeled, 32 positives per batch): 0.884 -> 0.891 and 0.857 -> 0.882;
+  the recipe keeps +0.009 [-0.012, +0.030] in accuracy and +0.011 [+0.001, +0.020] in AUC.
+* Tried on a validation split and not adopted (``benchmarks/pu_validation.py``: 10,000
+  training images held out with their labels, F-MNIST-I, 1,000 labeled, seeds 0 and 1;
+  ``pu_validation_s*.json``). For puCL + nnPU fine-tuning (plain batches, prior threshold),
+  three fine-tuning seeds of one pretraining gave 0.914-0.917 on seed 0. Within that spread
+  or barely above it: fine-tuning learning rate 3e-4 (0.915), weight decay 5e-3 (0.919), an
+  EMA of the weights (0.919), and the Dist-PU label-distribution loss instead of the nnPU
+  risk (0.918; with entropy weight 0.01 / 0.03: 0.922 / 0.920; on seed 1 0.930-0.931
+  against 0.925-0.930 for the nnPU fine-tunings, and a lower AUC). Worse: augmented views
+  during fine-tuning, even mild ones (0.894-0.907). No better: 60 pretraining epochs
+  instead of 20 (0.915, 0.918).
 * ``nnpu`` / ``upu``: encoder and a linear output trained end to end with the non-negative
   (or unbiased) PU risk (:class:`~embedlab.pu.losses.PURiskLoss`); need ``prior``, the share
   of positives among the unlabeled samples. Every PU-risk stage (these, and fine-tuning with
