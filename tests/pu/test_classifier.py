@@ -104,6 +104,28 @@ def test_refit_equals_a_fresh_fit_with_the_new_parameters():
         PUClassifier(method="nnpu", prior=0.35, epochs=1).fit(x, lab).refit(x, lab)
 
 
+def test_simclr_refit_with_new_labels_equals_a_fresh_fit_and_label_reading_pretraining_refuses():
+    x, y, lab = _tabular(300)
+    lab2 = np.zeros_like(lab)
+    lab2[np.flatnonzero(y == 1)[:20]] = 1  # another labeled set
+    kw = dict(prior=0.35, epochs=2, batch_size=64, probe_epochs=5)
+    fresh = PUClassifier(method="simclr", **kw).fit(x, lab2)
+    reused = PUClassifier(method="simclr", **kw).fit(x, lab)
+    first = reused.decision_function(x)
+    reused.set_params(prior=0.4).refit(x, lab2)
+    assert np.allclose(fresh.decision_function(x), reused.decision_function(x), atol=1e-5)
+    assert not np.allclose(first, reused.decision_function(x))
+    with pytest.raises(ValueError, match="pretrained on"):
+        reused.refit(x + 1.0, lab2)  # other X
+    pucl = PUClassifier(method="pucl", **kw).fit(x, lab)
+    with pytest.raises(ValueError, match="X and y that 'pucl'"):
+        pucl.refit(x, lab2)
+    pucl.refit(x, lab)  # the same data is fine
+    punce = PUClassifier(method="punce", **kw).fit(x, lab)
+    with pytest.raises(ValueError, match="and prior"):
+        punce.set_params(prior=0.3).refit(x, lab)
+
+
 @pytest.mark.parametrize("kw", [dict(method="nnpu"), dict(method="pucl")])
 def test_selftraining_labels_the_confident_unlabeled_and_continues_training(kw):
     x, y, lab = _tabular()

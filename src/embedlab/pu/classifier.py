@@ -122,6 +122,8 @@ class Method:
     kind: str  # contrastive | risk | supervised
     needs_prior: bool
     description: str
+    #: pretraining reads neither ``y`` nor the prior (SimCLR): ``refit`` may take new labels
+    label_free_pretraining: bool = False
 
 
 METHODS: dict[str, Method] = {
@@ -144,6 +146,7 @@ METHODS: dict[str, Method] = {
             "contrastive",
             False,
             "SimCLR pretraining (labels unused) + puPL clustering + linear probe",
+            label_free_pretraining=True,
         ),
         Method("nnpu", "risk", True, "non-negative PU risk, end to end (Kiryo et al. 2017)"),
         Method("upu", "risk", True, "unbiased PU risk, end to end (du Plessis et al.)"),
@@ -333,6 +336,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         labeled = torch.from_numpy(yy.astype(bool))
         if spec.kind == "contrastive":
             self._pretrain(x, labeled, dev)
+            self.pretrain_data_ = self._pretrain_fingerprint(x, yy, spec)
             self.pretrained_state_ = {
                 k: v.detach().clone() for k, v in self.encoder_.state_dict().items()
             }
@@ -355,7 +359,10 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         """Redo the clustering and classifier stages of a fitted contrastive model from its
         pretrained encoder, with the current parameters (change them with ``set_params``:
         ``cluster_k``, ``finetune_epochs``, ``probe``, ...). Pretraining, the costly stage, is
-        kept; ``X`` and ``y`` must be the data it was fitted on."""
+        kept, so ``X`` must be the data it was fitted on, and so must ``y`` (and, for puNCE,
+        the prior) where pretraining read them (a ``ValueError`` otherwise). SimCLR's
+        pretraining reads no label: refitting it with new labels (another labeled set, another
+        positive class) gives what a fresh ``fit`` would."""
         check_is_fitted(self, ["encoder_", "head_"])
         spec = self._check_params()
         if spec.kind != "contrastive" or not hasattr(self, "pretrained_state_"):
@@ -364,6 +371,13 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             )
         x = self._check_x(X, fitting=False)
         yy = self._check_y(y, len(x))
+        if self._pretrain_fingerprint(x, yy, spec) != getattr(self, "pretrain_data_", None):
+            what = "X" if spec.label_free_pretraining else "X and y"
+            if spec.needs_prior:
+                what += " and prior"
+            raise ValueError(
+                f"refit needs the {what} that {self.method!r} was pretrained on; use fit for new data"
+            )
         if isinstance(self.encoder_, EnsembleEncoder):  # a former ensemble fit
             self.encoder_ = self.encoder_.members[0]
         self.encoder_.load_state_dict(self.pretrained_state_)
@@ -374,6 +388,15 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             self._selftrain(x, yy, dev)
         self._set_threshold(x, yy, dev)
         return self
+
+    def _pretrain_fingerprint(self, x: torch.Tensor, yy: np.ndarray, spec: Method) -> str:
+        """What the pretraining read: ``X``, and ``y`` and the prior unless it is label-free."""
+        from embedlab.pu import checkpoint as ck
+
+        if spec.label_free_pretraining:
+            return ck.fingerprint(x, np.zeros(len(x), dtype=np.int64))
+        prior = repr(float(self.prior)) if spec.needs_prior else ""
+        return ck.fingerprint(x, yy) + prior
 
     def _set_threshold(self, x: torch.Tensor, yy: np.ndarray, dev: torch.device) -> None:
         """``threshold_``, subtracted from the logit by :meth:`decision_function`: 0, or with
