@@ -125,6 +125,8 @@ def run_seed(data: Any, split_name: str, n_labeled: int, todo: list[Variant], se
         if out.is_file():
             results[v.name] = read_json(out)
             continue
+        if args.cached_only:
+            continue
         y = split.y_true if v.method == "pn" else split.pu_labels
         epochs = _epochs(args, v) + (args.finetune_epochs if v.extra_epochs else 0)
         t0 = time.perf_counter()
@@ -196,6 +198,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--work", default="benchmarks/.work/pu")
     ap.add_argument("--out", default="benchmarks/results/pu.json")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="Train nothing: report the runs found in --work (rows list the seeds found; "
+                    "the result's 'missing' names the rest).")  # fmt: skip
     args = ap.parse_args(argv)
     table = variants(args)
     unknown = [m for m in args.methods if m not in table]
@@ -207,13 +212,21 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     rows = []
     shared: dict[tuple[str, int], tuple[PUClassifier, float]] = {}
+    missing: list[str] = []
     for ds in args.datasets:
         for n in args.labeled:
             per_seed = {s: run_seed(data, ds, n, todo, s, args, shared) for s in args.seeds}
             for v in todo:
-                runs = [per_seed[s][v.name] for s in args.seeds]
+                seeds = [s for s in args.seeds if v.name in per_seed[s]]
+                if len(seeds) < len(args.seeds):  # --cached-only: the finished seeds only
+                    missing.append(
+                        f"F-MNIST-{ds} {n} {v.name}: {len(seeds)}/{len(args.seeds)} seeds"
+                    )
+                if not seeds:
+                    continue
+                runs = [per_seed[s][v.name] for s in seeds]
                 row: dict[str, Any] = {"dataset": f"F-MNIST-{ds}", "labeled": n, "method": v.name,
-                                       "base_method": v.method, "params": v.params, "seeds": args.seeds}  # fmt: skip
+                                       "base_method": v.method, "params": v.params, "seeds": seeds}  # fmt: skip
                 for k in (
                     "accuracy",
                     "accuracy_at_zero",
@@ -230,17 +243,18 @@ def main(argv: list[str] | None = None) -> dict:
                 rows.append(row)
                 print(f"F-MNIST-{ds} {n:5d} {v.name:14s} acc {row['accuracy']['mean']:.4f}±{row['accuracy']['sd']:.4f} "
                       f"auc {row['auc']['mean']:.4f} ({row['wall_s']['mean']:.0f}s/run)", flush=True)  # fmt: skip
-            write_json(args.out, _doc(args, rows, t0, complete=False))
-    doc = _doc(args, rows, t0, complete=True)
+            write_json(args.out, _doc(args, rows, t0, complete=False, missing=missing))
+    doc = _doc(args, rows, t0, complete=not missing, missing=missing)
+    for line in missing:
+        print(f"not cached: {line}", flush=True)
     write_json(args.out, doc)
     return doc
 
 
-def _doc(
-    args: argparse.Namespace, rows: list[dict[str, Any]], t0: float, complete: bool
-) -> dict[str, Any]:
+def _doc(args: argparse.Namespace, rows: list[dict[str, Any]], t0: float, complete: bool,
+         missing: list[str]) -> dict[str, Any]:  # fmt: skip
     return {
-        "benchmark": "PU learning on Fashion-MNIST", "complete": complete,
+        "benchmark": "PU learning on Fashion-MNIST", "complete": complete, "missing": missing,
         "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": describe(),
         "settings": vars(args), "selection": "fixed epochs; the last epoch's model is scored; no choice on test",
