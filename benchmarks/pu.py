@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--work", default="benchmarks/.work/pu")
     ap.add_argument("--out", default="benchmarks/results/pu.json")
+    ap.add_argument("--note", default="", help="Free text stored in the result (how it was run).")
     ap.add_argument("--cached-only", action="store_true",
                     help="Train nothing: report the runs found in --work (rows list the seeds found; "
                     "the result's 'missing' names the rest).")  # fmt: skip
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict:
 def _doc(args: argparse.Namespace, rows: list[dict[str, Any]], t0: float, complete: bool,
          missing: list[str]) -> dict[str, Any]:  # fmt: skip
     return {
-        "benchmark": "PU learning on Fashion-MNIST", "complete": complete, "missing": missing,
+        "benchmark": "PU learning on Fashion-MNIST", "complete": complete, "missing": missing, "note": args.note,
         "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": describe(),
         "settings": vars(args), "selection": "fixed epochs; the last epoch's model is scored; no choice on test",
