@@ -115,11 +115,8 @@ def run_seed(data: Any, split_name: str, n_labeled: int, todo: list[Variant], se
     pos = SPLITS[split_name]
     split = pu_split(data.y_train, pos, n_labeled, seed=seed)
     y_test = binarize(data.y_test, pos)
-    pretrained: dict[str, tuple[PUClassifier, float]] = {}
     shared = {} if shared is None else shared
-    for (m, s), entry in shared.items():
-        if s == seed:
-            pretrained[m] = entry
+    pretrained = {m: entry for (m, s), entry in shared.items() if s == seed}
     for v in todo:
         out = _cache(args, split_name, n_labeled, v, seed)
         if out.is_file():

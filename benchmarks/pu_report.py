@@ -103,8 +103,7 @@ def main(argv: list[str] | None = None) -> str:
         a, b = p.split(":")
         pairs.append((a, b))
     text = "\n".join(
-        table(cells, methods, args.metric, args.zero)
-        + differences(cells, pairs, args.metric if args.metric != "wall_s" else "accuracy")
+        table(cells, methods, args.metric, args.zero) + differences(cells, pairs, args.metric)
     )
     print(text)
     return text
