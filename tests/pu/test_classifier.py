@@ -23,6 +23,14 @@ def _tabular(n=600, seed=0):
     return x.astype(np.float32), y, lab
 
 
+def test_package_exports_the_public_api():
+    import embedlab.pu as pu
+
+    assert pu.PUClassifier is PUClassifier
+    missing = [name for name in pu.__all__ if not hasattr(pu, name)]
+    assert not missing, missing
+
+
 def test_sklearn_conventions():
     clf = PUClassifier(method="nnpu", prior=0.3, epochs=2)
     params = clf.get_params()

@@ -1,0 +1,21 @@
+"""Positive-unlabeled (PU) learning: contrastive pretraining with puCL/puNCE, PU-aware
+clustering (puPL) and the uPU/nnPU risks, behind one scikit-learn-style estimator.
+
+* :mod:`~embedlab.pu.losses`: puCL, puNCE, NT-Xent, SupCon and the uPU/nnPU risk.
+* :mod:`~embedlab.pu.cluster`: PU-aware k-means (puPL) and over-clustering.
+* :mod:`~embedlab.pu.augment`, :mod:`~embedlab.pu.encoders`: plain-torch augmentations;
+  LeNet, small ResNet and MLP encoders.
+* :mod:`~embedlab.pu.data`: Fashion-MNIST (IDX files), scikit-learn digits, PU splits.
+* :mod:`~embedlab.pu.classifier`: :class:`PUClassifier` (pretrain → cluster → classifier).
+"""
+
+from embedlab.pu.classifier import METHODS, PUClassifier, binary_metrics
+from embedlab.pu.cluster import PUClustering, pu_kmeans, pu_overcluster
+from embedlab.pu.data import FMNIST_I, FMNIST_II, PUSplit, load_fashion_mnist, load_images, pu_split
+from embedlab.pu.losses import NTXentLoss, PUContrastiveLoss, PUNCELoss, PURiskLoss, SupConLoss
+
+__all__ = [
+    "FMNIST_I", "FMNIST_II", "METHODS", "NTXentLoss", "PUClassifier", "PUClustering",
+    "PUContrastiveLoss", "PUNCELoss", "PURiskLoss", "PUSplit", "SupConLoss", "binary_metrics",
+    "load_fashion_mnist", "load_images", "pu_kmeans", "pu_overcluster", "pu_split",
+]  # fmt: skip
