@@ -57,6 +57,19 @@ def test_methods_learn_a_separable_tabular_problem(method):
         assert clf.pseudo_labels_.shape == (len(x),)
 
 
+@pytest.mark.parametrize("method", ["punce", "nnpu"])
+def test_random_state_makes_a_fit_repeatable(method):
+    """Same data, parameters and seed (and thread count): the same model, bit for bit; another
+    seed, another model."""
+    x, _, lab = _tabular(300)
+    params = dict(method=method, prior=0.35, epochs=2, batch_size=64, probe_epochs=5)
+    if method == "punce":
+        params["finetune_epochs"] = 1  # pretraining, puPL, probe and fine-tuning all seeded
+    a, b, c = (PUClassifier(random_state=s, **params).fit(x, lab) for s in (3, 3, 4))
+    assert np.array_equal(a.decision_function(x), b.decision_function(x))
+    assert not np.allclose(a.decision_function(x), c.decision_function(x))
+
+
 @pytest.mark.parametrize("space", ["projection", "backbone"])
 def test_cluster_spaces(space):
     x, y, lab = _tabular()
