@@ -37,6 +37,13 @@ def run(argv, capsys):
         ),
         (["train", "--resume", "{tmp}"], "not a run folder"),
         (["train"], "missing --out"),
+        (["train", "--tables", "bloom", "--out", "{tmp}/r"], "unknown table sizing 'bloom'"),
+        (["train", "--tables", "vocab", "--hash-rows", "100", "--out", "{tmp}/r"], "cannot go with --tables vocab"),
+        (["train", "--embedding-init", "big", "--out", "{tmp}/r"], "--embedding-init must be a number or 'rows'"),
+        (["train", "--early-stop-patience", "-1", "--out", "{tmp}/r"], "--early-stop-patience must be >= 0"),
+        (["train", "--select-metric", "f1", "--out", "{tmp}/r"], "unknown selection metric 'f1'"),
+        (["train", "--vocab-min-count", "0", "--out", "{tmp}/r"], "vocab-min-count must be >= 1"),
+        (["train", "--optimizer", "cf-sgd", "--optimizer-options", "lr_rule=fast", "--out", "{tmp}/r"], "unknown lr_rule"),
         (["data", "synth-ctr", "--rows", "-5", "--out", "{tmp}/d"], "rows must be positive"),
         (
             ["data", "synth-ctr", "--cardinalities", "1,2,x", "--out", "{tmp}/d"],

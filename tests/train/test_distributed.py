@@ -146,6 +146,9 @@ def test_resume_after_a_crash_ends_like_an_uninterrupted_run(
     full = json.loads((tmp_path / "full" / "final_full.json").read_text())
     resumed = json.loads((tmp_path / "cut" / "final_resume.json").read_text())
     assert resumed["steps"] == full["steps"] == 24
+    # best-on-validation selection (the shared hook) survives the crash as well
+    assert resumed["best_step"] == full["best_step"] and full["best_step"] in (12, 24)
+    assert full[f"best_valid_{full['select_metric']}"] == pytest.approx(full["valid_auc"])
     for k in ("valid_auc", "test_auc", "test_logloss"):
         assert resumed[k] == pytest.approx(full[k], rel=1e-6, abs=1e-9), k
     full_log = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()

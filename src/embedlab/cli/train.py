@@ -22,7 +22,26 @@ def train_cmd(
     valid: Path | None = typer.Option(None, "--valid", help="Criteo TSV for validation."),
     test: Path | None = typer.Option(None, "--test", help="Criteo TSV for test."),
     max_ind_range: int = typer.Option(
-        10_000_000, "--max-ind-range", help="Criteo: cap of each table size."
+        10_000_000, "--max-ind-range", help="Criteo with --tables hash: cap of each table size."
+    ),
+    tables: str | None = typer.Option(
+        None, "--tables",
+        help="vocab (rows for training ids seen >= --vocab-min-count times, one shared row for the rest; "
+        "default) or hash (ids modulo fixed sizes: --hash-rows, or Criteo's Kaggle sizes).",
+    ),
+    vocab_min_count: int = typer.Option(
+        2, "--vocab-min-count", help="With --tables vocab: training count an id needs for a row of its own."
+    ),
+    embedding_init: str = typer.Option(
+        "0.05", "--embedding-init",
+        help="Embedding init U(-a, a): a number a, or 'rows' for a = sqrt(1/rows) (DLRM reference).",
+    ),
+    early_stop_patience: int = typer.Option(
+        2, "--early-stop-patience",
+        help="Stop after this many validation evaluations without improvement (0: never).",
+    ),
+    select_metric: str = typer.Option(
+        "auc", "--select-metric", help="Validation metric of the best checkpoint: auc, logloss or ne."
     ),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line."),
     model_size: str = typer.Option(
@@ -83,7 +102,7 @@ def train_cmd(
         1000, "--checkpoint-every", help="Steps between checkpoints (0: only at the end)."
     ),
     eval_every: int = typer.Option(
-        0, "--eval-every", help="Steps between validation logs (0: only at the end)."
+        0, "--eval-every", help="Steps between validation evaluations besides every epoch's end (0: none)."
     ),
     tensorboard: bool = typer.Option(False, "--tensorboard"),
     threads: int | None = typer.Option(
@@ -156,6 +175,8 @@ def train_cmd(
                 cfg = _with_extras(
                     cfg, train_rows, hash_rows, scheme, sparsity, scheme_options, day, init_from
                 )
+                cfg = _with_selection(cfg, tables, vocab_min_count, embedding_init,
+                                      early_stop_patience, select_metric)  # fmt: skip
                 m = train_distributed(cfg, out, planner=planner, device_memory_gb=device_memory_gb,
                                       show_progress=not no_progress)  # fmt: skip
                 run_dir = out
@@ -176,6 +197,7 @@ def train_cmd(
                   lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed, checkpoint_every,
                   eval_every, tensorboard, threads, compile_dense, optimizer_options, dense_optimizer)  # fmt: skip
     cfg = _with_extras(cfg, train_rows, hash_rows, scheme, sparsity, scheme_options, day, init_from)
+    cfg = _with_selection(cfg, tables, vocab_min_count, embedding_init, early_stop_patience, select_metric)
     metrics = run_train(cfg, out, show_progress=not no_progress)
     _summary(metrics, out)
 
@@ -240,9 +262,32 @@ def _with_extras(cfg, train_rows: int | None, hash_rows: int | None, scheme: str
     return cfg
 
 
+def _with_selection(cfg, tables: str | None, vocab_min_count: int, embedding_init: str,  # noqa: ANN001, ANN202
+                    early_stop_patience: int, select_metric: str):  # fmt: skip
+    """``cfg`` with table sizing, embedding init and best-on-validation settings, validated."""
+    import dataclasses
+
+    if embedding_init == "rows":
+        init = None
+    else:
+        try:
+            init = float(embedding_init)
+        except ValueError:
+            raise UserError(f"--embedding-init must be a number or 'rows', got {embedding_init!r}") from None
+    if early_stop_patience < 0:
+        raise UserError(f"--early-stop-patience must be >= 0, got {early_stop_patience}")
+    cfg = dataclasses.replace(cfg, tables=tables, vocab_min_count=vocab_min_count, embedding_init=init,
+                              early_stop_patience=early_stop_patience or None, select_metric=select_metric)  # fmt: skip
+    cfg.validate()
+    return cfg
+
+
 def _summary(m: dict, out: Path) -> None:
     keys = [k for k in ("valid_auc", "valid_ne", "test_auc", "test_logloss", "test_ne") if k in m]
     line = ", ".join(f"{k} {m[k]:.4f}" for k in keys)
+    if m.get("best_step") is not None:
+        line += f" (best validation at step {m['best_step']}, epoch {m['best_epoch']:.2f}" + (
+            ", stopped early)" if m.get("stopped_early") else ")")
     if "data_bayes_test_auc" in m:
         line += f" (Bayes limit: test_auc {m['data_bayes_test_auc']:.4f}, test_ne {m['data_bayes_test_ne']:.4f})"
     skipped = {

@@ -44,6 +44,8 @@ KAGGLE_CARDINALITIES = (
     27, 14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
 )  # fmt: skip
 DEFAULT_MAX_IND_RANGE = 10_000_000
+#: The id space of a raw Criteo categorical field (8 hexadecimal digits).
+ID_SPACE = 2**32
 #: Bumped whenever the cache layout or the parsing rules change (old caches are then unused).
 CACHE_FORMAT = 3
 

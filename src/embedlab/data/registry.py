@@ -26,6 +26,12 @@ class CTRData:
     valid: CTRArrays
     test: CTRArrays
     info: dict[str, Any] = field(default_factory=dict)
+    #: Table sizes that hashing (``--tables hash``) uses by default; ``None``: the schema's.
+    #: Sources whose ids are raw hashes (Criteo: 32-bit) give the hashed sizes here.
+    hash_sizes: list[int] | None = None
+    #: The :class:`~embedlab.data.vocab.Vocabulary` that mapped the ids, when tables are
+    #: sized by one (set by the trainer's ``prepare_data``).
+    vocabulary: Any = None
 
     def split(self, name: str) -> CTRArrays:
         if name not in ("train", "valid", "test"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from embedlab.data.criteo import ReadStats, criteo_schema, default_cache_root, load_split
+from embedlab.data.criteo import ID_SPACE, ReadStats, criteo_schema, default_cache_root, load_split
 from embedlab.data.registry import CTRData, register_data, require_file, split_by_position
 from embedlab.data.synth import SynthConfig, generate, load_synth, load_synth_day, read_meta
 from embedlab.errors import UserError
@@ -66,8 +66,14 @@ def load_criteo_source(
     **_: object,
 ) -> CTRData:
     """Criteo TSV files. With only ``train`` given, its last 20% of rows (in file order)
-    become valid and test, 10% each, as the reference halves its last day."""
-    schema = criteo_schema(table_sizes, max_ind_range)
+    become valid and test, 10% each, as the reference halves its last day.
+
+    Ids are kept raw (the 32-bit value of the hexadecimal field; the schema's id space is
+    ``2**32``): the trainer sizes the tables, by a training vocabulary (default) or by
+    hashing into ``table_sizes`` (default: Kaggle cardinalities capped at ``max_ind_range``,
+    the DLRM reference's sizes), given here as :attr:`CTRData.hash_sizes`."""
+    hash_sizes = criteo_schema(table_sizes, max_ind_range).table_sizes
+    schema = criteo_schema([ID_SPACE] * len(hash_sizes))
     tr = require_file(train, "--train file")
     kw = dict(strict=strict, cache_root=cache_root, progress=progress)
     tr_arr, tr_stats = load_split(tr, schema, **kw)
@@ -82,7 +88,7 @@ def load_criteo_source(
         "rows_skipped": {k: s.skipped for k, s in stats.items()},
         "reader": {k: s.summary() for k, s in stats.items()},
     }
-    return CTRData("criteo", schema, tr_arr, va_arr, te_arr, info)
+    return CTRData("criteo", schema, tr_arr, va_arr, te_arr, info, hash_sizes=hash_sizes)
 
 
 import embedlab.data.movielens  # noqa: F401,E402

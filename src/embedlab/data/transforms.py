@@ -37,20 +37,31 @@ def _hash_ids(ids: np.ndarray, rows: int) -> np.ndarray:
     return np.where(ids >= 0, ids % rows, ids)
 
 
-def hash_schema(schema: CTRSchema, rows: int) -> CTRSchema:
-    """``schema`` with every table capped at ``rows`` rows."""
-    sparse = tuple(replace(f, num_embeddings=min(f.num_embeddings, rows)) for f in schema.sparse)
+def _per_table(schema: CTRSchema, rows: int | list[int]) -> list[int]:
+    caps = [rows] * len(schema.sparse) if isinstance(rows, int) else list(rows)
+    if len(caps) != len(schema.sparse):
+        raise UserError(f"need {len(schema.sparse)} table sizes to hash into, got {len(caps)}")
+    for c in caps:
+        if c <= 0:
+            raise UserError(f"hash-rows must be positive, got {c}")
+    return [min(f.num_embeddings, int(c)) for f, c in zip(schema.sparse, caps)]
+
+
+def hash_schema(schema: CTRSchema, rows: int | list[int]) -> CTRSchema:
+    """``schema`` with every table capped at ``rows`` rows (one cap, or one per table)."""
+    sizes = _per_table(schema, rows)
+    sparse = tuple(replace(f, num_embeddings=n) for f, n in zip(schema.sparse, sizes))
     return replace(schema, sparse=sparse)
 
 
-def hash_tables(data: CTRData, rows: int) -> CTRData:
-    """``data`` with every table capped at ``rows`` rows (ids taken modulo ``rows``)."""
-    if rows <= 0:
-        raise UserError(f"hash-rows must be positive, got {rows}")
-    big = [f.num_embeddings > rows for f in data.schema.sparse]
+def hash_tables(data: CTRData, rows: int | list[int]) -> CTRData:
+    """``data`` with every table capped at ``rows`` rows (ids taken modulo the cap; one cap
+    for all tables or one per table)."""
+    sizes = _per_table(data.schema, rows)
+    big = [f.num_embeddings > n for f, n in zip(data.schema.sparse, sizes)]
 
     def apply(a: CTRArrays) -> CTRArrays:
-        sparse = [_hash_ids(s, rows) if b else s for s, b in zip(a.sparse, big)]
+        sparse = [_hash_ids(s, n) if b else s for s, b, n in zip(a.sparse, big, sizes)]
         return CTRArrays(dense=a.dense, sparse=sparse, labels=a.labels, extra=a.extra)
 
     return replace(
@@ -59,7 +70,8 @@ def hash_tables(data: CTRData, rows: int) -> CTRData:
         train=apply(data.train),
         valid=apply(data.valid),
         test=apply(data.test),
-        info={**data.info, "hash_rows": rows},
+        info={**data.info, "tables": "hash", **({"hash_rows": rows} if isinstance(rows, int) else {})},
+        hash_sizes=None,
     )
 
 

@@ -8,9 +8,14 @@ maps that to one logit. Defaults are the reference's Criteo Kaggle configuration
 bottom ``13-512-256-64-16``, top ``367-512-256-1``. ``forward`` returns logits (the
 sigmoid lives in the loss, ``BCEWithLogitsLoss``, for numerical stability).
 
-Initialization follows the reference: linear weights ``N(0, sqrt(2 / (fan_in + fan_out)))``,
-biases ``N(0, sqrt(1 / fan_out))``, embeddings ``U(-sqrt(1/n), sqrt(1/n))`` for a table of
-``n`` rows.
+Initialization follows the reference for the MLPs: linear weights
+``N(0, sqrt(2 / (fan_in + fan_out)))``, biases ``N(0, sqrt(1 / fan_out))``. Embeddings are
+``U(-a, a)``: the reference's (and TorchRec's) ``a = sqrt(1/n)`` for a table of ``n`` rows
+when ``embedding_init_bound`` is ``None``, else the given ``a`` (one value for all tables).
+The reference's bound shrinks with the table: a table hashed to 10M rows starts at
+``|w| < 3e-4``, where the dot interaction's gradient (proportional to the other embeddings)
+nearly vanishes; the trainer's default is a fixed bound (see
+:class:`embedlab.train.trainer.TrainConfig`).
 
 The sparse part is one of two TorchRec modules (``embedding_kernel``):
 
@@ -235,6 +240,15 @@ def _dot_interaction_gather(
     return torch.cat([dense, z.flatten(1).index_select(1, flat)], dim=1)
 
 
+def _bound(rows: int, fixed: float | None) -> float:
+    """The uniform init bound of a table of ``rows`` rows (see the module doc)."""
+    if fixed is not None:
+        if not fixed > 0:
+            raise UserError(f"embedding init bound must be positive, got {fixed}")
+        return float(fixed)
+    return math.sqrt(1.0 / rows)
+
+
 @dataclass
 class EmbeddingOptimizerSpec:
     """The embedding optimizer fused into FBGEMM's kernel: a torch optimizer class + kwargs."""
@@ -263,6 +277,7 @@ class DLRM(nn.Module):
         embedding_optimizer: EmbeddingOptimizerSpec | None = None,
         compile_dense: bool = False,
         autocast_bf16: bool = False,
+        embedding_init_bound: float | None = None,
     ) -> None:
         super().__init__()
         from torchrec.modules.embedding_configs import EmbeddingBagConfig
@@ -286,8 +301,8 @@ class DLRM(nn.Module):
                 embedding_dim=d,
                 num_embeddings=int(n),
                 feature_names=[name],
-                weight_init_min=-math.sqrt(1.0 / n),
-                weight_init_max=math.sqrt(1.0 / n),
+                weight_init_min=-_bound(n, embedding_init_bound),
+                weight_init_max=_bound(n, embedding_init_bound),
             )
             for name, n in zip(feature_names, table_sizes)
         ]

@@ -14,8 +14,14 @@ Row-wise Adagrad is an embedding-only idea (one accumulator per row); its dense 
 is element-wise Adagrad.
 
 ``cf-sgd`` and ``fa-sgd`` (:mod:`embedlab.optim.frequency`) are embedding optimizers; their
-dense companion is plain SGD unless the trainer's ``dense_optimizer`` names another. They
-take options (``--optimizer-options exponent=0.5,floor=1,unit=batch,max_lr=1``). CF-SGD
+dense companion is Adagrad (lr 0.01, as ``--optimizer adagrad``: switching between the three
+changes only the embedding rule) unless the trainer's ``dense_optimizer`` names another.
+Their embedding learning rate follows ``lr_rule`` (:mod:`embedlab.optim.calibrate`):
+``auto`` (default) divides the relative rate (``--embedding-lr``, default
+:data:`FREQ_RELATIVE_LR`) by the embedding gradient's scale measured on the first batches,
+so the default does not depend on the loss, batch size or data; ``plain`` is the paper's
+rule, ``--embedding-lr`` used as it is (default 0.1). They take options
+(``--optimizer-options exponent=0.5,floor=1,unit=batch,max_lr=1,lr_rule=plain``). CF-SGD
 runs fused in FBGEMM (``COUNTER_SGD`` mode) when its options are FBGEMM's (unit ``batch``,
 exponent 0.5, floor 1, no maximum step); otherwise, and always for FA-SGD (it needs the
 frequencies counted on the training data), on the sparse-gradient kernel.
@@ -54,6 +60,19 @@ class OptimizerSpec:
     fusable: Callable[[dict[str, Any]], bool] | None = None  # which options FBGEMM can run
     needs_frequencies: bool = False  # sparse(...) takes frequencies= (counted on the training data)
     units: tuple[str, ...] = ()  # valid values of the "unit" option
+    #: the embedding lr when none is given: a number, or one per lr_rule ("auto"/"plain")
+    default_embedding_lr: dict[str, float] | None = None
+
+    def lr_rule(self, options: dict[str, Any]) -> str | None:
+        """``auto``/``plain`` for optimizers with an lr rule (CF-SGD, FA-SGD), else ``None``."""
+        if self.default_embedding_lr is None:
+            return None
+        return str(options.get("lr_rule", "auto"))
+
+    def embedding_lr(self, options: dict[str, Any], dense_lr: float) -> float:
+        """The embedding lr when the user gives none."""
+        rule = self.lr_rule(options)
+        return dense_lr if rule is None else self.default_embedding_lr[rule]  # type: ignore[index]
 
     def check_options(self, options: dict[str, Any]) -> None:
         """Raise :class:`UserError` for options this optimizer does not take."""
@@ -61,6 +80,10 @@ class OptimizerSpec:
         if bad:
             valid = ", ".join(self.options) if self.options else "none"
             raise UserError(f"optimizer {self.name!r} takes no option {bad[0]!r}; valid: {valid}")
+        if "lr_rule" in options and str(options["lr_rule"]) not in LR_RULES:
+            raise UserError(
+                f"optimizer {self.name!r}: unknown lr_rule {options['lr_rule']!r}; valid: {', '.join(LR_RULES)}"
+            )
         if "unit" in options and str(options["unit"]) not in self.units:
             raise UserError(
                 f"optimizer {self.name!r}: unknown unit {options['unit']!r}; valid: {', '.join(self.units)}"
@@ -105,6 +128,15 @@ class OptimizerSpec:
                 f"optimizer {self.name!r} runs on the sparse kernel; use --embedding-kernel sparse (or auto)"
             )
         return requested
+
+
+#: ``lr_rule`` values of CF-SGD / FA-SGD (see the module doc).
+LR_RULES = ("auto", "plain")
+#: Default relative embedding lr of CF-SGD / FA-SGD under ``lr_rule=auto`` (chosen on the
+#: training families' validation splits, ``benchmarks/defaults.py``).
+FREQ_RELATIVE_LR = 0.01
+#: The paper-rule default (``lr_rule=plain``): the DLRM reference's SGD rate.
+FREQ_PLAIN_LR = 0.1
 
 
 def _rowwise_cls() -> type[torch.optim.Optimizer]:
@@ -181,13 +213,16 @@ def _fa_sparse(
     return FASGD(p, frequencies, lr=lr, **_freq_kwargs(options))
 
 
+_FREQ_LRS = {"auto": FREQ_RELATIVE_LR, "plain": FREQ_PLAIN_LR}
 OPTIMIZERS["cf-sgd"] = OptimizerSpec(
-    "cf-sgd", 0.1, lambda p, lr: torch.optim.SGD(p, lr=lr), _cf_sparse, _cf_fused,
-    options=("exponent", "floor", "max_lr", "unit"), fusable=_cf_fusable, units=("batch", "occurrence", "sample"),
+    "cf-sgd", 0.01, lambda p, lr: torch.optim.Adagrad(p, lr=lr, eps=1e-8), _cf_sparse, _cf_fused,
+    options=("exponent", "floor", "max_lr", "unit", "lr_rule"), fusable=_cf_fusable,
+    units=("batch", "occurrence", "sample"), default_embedding_lr=_FREQ_LRS,
 )  # fmt: skip
 OPTIMIZERS["fa-sgd"] = OptimizerSpec(
-    "fa-sgd", 0.1, lambda p, lr: torch.optim.SGD(p, lr=lr), _fa_sparse, None,
-    options=("exponent", "floor", "max_lr", "unit"), needs_frequencies=True, units=("occurrence", "sample"),
+    "fa-sgd", 0.01, lambda p, lr: torch.optim.Adagrad(p, lr=lr, eps=1e-8), _fa_sparse, None,
+    options=("exponent", "floor", "max_lr", "unit", "lr_rule"), needs_frequencies=True,
+    units=("occurrence", "sample"), default_embedding_lr=_FREQ_LRS,
 )  # fmt: skip
 
 

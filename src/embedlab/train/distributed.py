@@ -17,11 +17,20 @@ on every process:
    dense optimizer) steps the parameters outside the fused tables;
 4. each global batch of ``--batch-size`` rows (the single-process order: a pure function of
    ``(seed, epoch)``) is split into ``D`` equal contiguous parts, one per rank;
-5. evaluation (every ``eval_every`` steps and at the end) runs on all ranks (the sharded
-   lookups are collective), each on its slice of the split, predictions gathered on rank 0,
-   which writes the run folder (``config.json``, ``plan.json``, ``metrics.jsonl`` through the
-   single-process trainer's writer, ``metrics.json``). ``--compile-dense`` and unfused
-   embedding kernels are refused.
+5. evaluation (at every epoch's end, every ``eval_every`` steps and at the end) runs on all
+   ranks (the sharded lookups are collective), each on its slice of the split, predictions
+   gathered on rank 0, which writes the run folder (``config.json``, ``plan.json``,
+   ``metrics.jsonl`` through the single-process trainer's writer, ``metrics.json``).
+   ``--compile-dense`` and unfused embedding kernels are refused;
+6. best-on-validation selection and early stopping are the single-process trainer's hook
+   (:class:`~embedlab.train.selection.BestOnValid`): rank 0's validation metrics are
+   broadcast, every rank updates the same selector, and on an improvement every rank saves
+   its shards to ``best.rank{R}.pt``; the final metrics come from those shards.
+
+Tables are sized as in the single-process trainer (a training vocabulary by default, the
+same on every rank). CF-SGD's ``lr_rule=auto`` measures the gradient scale on an unsharded
+copy of the model built on each rank for the purpose (the tables once more in memory, then
+freed).
 
 Checkpoints: every rank writes ``checkpoint.rank{R}.pt`` (its shards of the tables and of the
 optimizer state, the dense part and the step); rank 0 then records the step in
@@ -51,6 +60,7 @@ from embedlab.seed import set_seed
 from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
 from embedlab.train.metrics import ctr_metrics
 from embedlab.train.schedule import lr_at
+from embedlab.train.selection import BestOnValid
 from embedlab.train.trainer import (
     TrainConfig,
     _flat,
@@ -91,7 +101,13 @@ def build_sharded(cfg: TrainConfig, data: CTRData, planner: str, device: torch.d
         )
     lr, elr = learning_rates(cfg)
     model = DLRM(schema.num_dense, schema.table_sizes, schema.sparse_names, model_config(cfg.model_size),
-                 embedding_kernel=SHARDED)  # fmt: skip
+                 embedding_kernel=SHARDED, embedding_init_bound=cfg.embedding_init)  # fmt: skip
+    if spec.lr_rule(cfg.optimizer_options) == "auto":
+        from embedlab.train.trainer import build_model, embedding_lr_rule
+
+        probe, _ = build_model(cfg, schema)
+        elr, _ = embedding_lr_rule(cfg, probe, data)
+        del probe
     emb = spec.fused(elr, **cfg.optimizer_options)
     apply_optimizer_in_backward(emb.cls, model.sparse.parameters(), dict(emb.kwargs))
     pfs = pooling_factors(data.train, schema.sparse_names)
@@ -114,6 +130,7 @@ def build_sharded(cfg: TrainConfig, data: CTRData, planner: str, device: torch.d
             params, lr
         ),
     )
+    dmp.embedlab_embedding_lr = elr  # the lr the fused tables step with (after the lr rule)
     return dmp, dense, dmp.fused_optimizer, planner_obj
 
 
@@ -251,8 +268,14 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
         cfg, data, planner, device, int(device_memory_gb * 2**30), env.local_world_size
     )
     plan_json = planner_obj.last_plan.to_json() if planner_obj.last_plan is not None else None
-    base_lr, base_elr = learning_rates(cfg)
+    base_lr, _ = learning_rates(cfg)
+    base_elr = float(dmp.embedlab_embedding_lr)
     per_epoch, total = step_counts(cfg, len(data.train))
+    has_valid = len(data.valid) > 0
+    if not has_valid and cfg.early_stop_patience is not None:
+        raise UserError("--early-stop-patience needs a validation split; this data has none")
+    selector = BestOnValid(cfg.select_metric, cfg.early_stop_patience) if has_valid else None
+    best_path = run / f"best.rank{rank}.pt"
 
     step, elapsed = 0, 0.0
     ck_path, ck_json = _ckpt_paths(run, rank)
@@ -272,9 +295,13 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
         dense_opt.load_state_dict(ck["dense_optim"])
         fused_opt.load_state_dict(from_local(fused_opt.state_dict(), ck["fused_optim"]))
         step, elapsed = saved_step, float(ck["elapsed"])
+        if selector is not None and ck.get("selection") is not None:
+            selector.load_state_dict(ck["selection"])
     elif env.is_main:
-        for p in run.glob("checkpoint.*"):
+        for p in [*run.glob("checkpoint.*"), *run.glob("best.rank*.pt")]:
             p.unlink()
+        if data.vocabulary is not None:
+            data.vocabulary.save(run / "vocab.npz")
         (run / "metrics.json").unlink(missing_ok=True)
         write_json(run / "config.json", saved)
         if plan_json is not None:
@@ -286,6 +313,7 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
             "step": step, "elapsed": elapsed + time.perf_counter() - t0,
             "model": to_local(dmp.state_dict()), "dense_optim": dense_opt.state_dict(),
             "fused_optim": to_local(fused_opt.state_dict()),
+            "selection": selector.state_dict() if selector is not None else None,
         })  # fmt: skip
         dist.barrier()  # every rank's shard is on disk before the step is recorded
         if env.is_main:
@@ -297,11 +325,29 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
     bar = tqdm(total=total, initial=step, disable=not (show_progress and env.is_main), unit="step",
                dynamic_ncols=True, mininterval=1.0)  # fmt: skip
     log = _Log(run, cfg.tensorboard, step if resume else None) if env.is_main else None
+    def validate_now() -> bool:
+        """Collective: evaluate, keep the best shards on every rank; True: stop early."""
+        m = _evaluate(dmp, data.valid, data.schema, cfg, env)
+        if log is not None and m is not None:
+            log.write({"step": step, "epoch": step / per_epoch, **{f"valid_{k}": v for k, v in m.items()}})
+        box = [m]
+        dist.broadcast_object_list(box, src=0)
+        if selector is None:
+            return False
+        if selector.update(step, step / per_epoch, box[0]):
+            save_checkpoint(best_path, {"step": step, "model": to_local(dmp.state_dict())})
+            dist.barrier()
+        if selector.should_stop():
+            selector.stopped_step = step
+            return True
+        return False
+
     t0 = time.perf_counter()
     loss_sum, loss_n = 0.0, 0
     dmp.train()
+    stop = selector is not None and selector.stopped_step is not None
     try:
-        while step < total:
+        while step < total and not stop:
             epoch, start = divmod(step, per_epoch)
             order = epoch_order(len(data.train), cfg.seed, epoch)
             for b in range(start, per_epoch):
@@ -330,20 +376,23 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
                         log.write({"step": step, "epoch": epoch, "train_loss": mean, "lr": lr})
                         bar.set_postfix(loss=f"{mean:.4f}")
                     loss_sum, loss_n = 0.0, 0
-                if cfg.eval_every and step % cfg.eval_every == 0 and step < total:
-                    m = _evaluate(dmp, data.valid, data.schema, cfg, env)  # collective: every rank
-                    if log is not None and m is not None:
-                        log.write({"step": step, **{f"valid_{k}": v for k, v in m.items()}})
+                if has_valid and (
+                    step % per_epoch == 0 or step == total
+                    or (cfg.eval_every and step % cfg.eval_every == 0)
+                ):  # fmt: skip
+                    stop = validate_now()  # collective: every rank
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
                     checkpoint()
                 if stop_after is not None and step >= stop_after:
                     dist.barrier()
                     return None
-                if step >= total:
+                if step >= total or stop:
                     break
         checkpoint()
         wall = elapsed + time.perf_counter() - t0
         bar.close()
+        if selector is not None and selector.best_step is not None and selector.best_step != step:
+            dmp.load_state_dict(from_local(dmp.state_dict(), load_checkpoint(best_path)["model"]))
         final: dict[str, Any] = {}
         for split in ("valid", "test"):
             m = _evaluate(dmp, data.split(split), data.schema, cfg, env)
@@ -362,6 +411,8 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
         "steps": step, "train_samples": step * cfg.batch_size, "wall_time_s": wall,
         "train_samples_per_s": step * cfg.batch_size / max(wall, 1e-9), "nproc": world,
         "backend": env.backend, "planner": planner, "data_name": data.name, **_flat(data.info, "data_"),
+        "epochs_run": step / per_epoch, "embedding_lr_effective": base_elr, "tables": cfg.table_sizing(),
+        **(selector.summary() if selector is not None else {"best_step": None}),
         **{f"params_{k}": v for k, v in counts.items()},
         **{f"cfg_{k}": v for k, v in cfg.to_dict().items() if not isinstance(v, dict)},
     })  # fmt: skip

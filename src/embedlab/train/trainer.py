@@ -2,10 +2,26 @@
 
 A run folder holds ``config.json`` (the settings), ``metrics.jsonl`` (one JSON object per
 logged step and per evaluation), ``checkpoint.pt`` (the latest checkpoint, replaced
-atomically) and, when the run finishes, ``metrics.json`` (flat final metrics plus the
-settings and wall time). The data order is a pure function of ``(seed, epoch)``, so a run
-resumed from a checkpoint replays exactly the batches an uninterrupted run would see and
-ends with the same final metrics.
+atomically), ``best.pt`` (the weights of the best validation evaluation), ``vocab.npz``
+(the id-to-row vocabulary when tables are sized by it) and, when the run finishes,
+``metrics.json`` (flat final metrics plus the settings and wall time). The data order is a
+pure function of ``(seed, epoch)``, so a run resumed from a checkpoint replays exactly the
+batches an uninterrupted run would see and ends with the same final metrics.
+
+**Best on validation.** The validation split is evaluated at the end of every epoch (and
+every ``eval_every`` steps when asked); :class:`~embedlab.train.selection.BestOnValid`
+keeps the best evaluation, whose weights go to ``best.pt``, and stops the run after
+``early_stop_patience`` evaluations without improvement. The reported valid and test
+metrics are those of the best checkpoint (``best_step`` in ``metrics.json``). Without a
+validation split the run says so once and reports its last step. Growth/pruning schemes
+report their last (full-size) step.
+
+**Defaults** (``benchmarks/defaults.py``; chosen on the validation splits of training
+families of click logs, judged on held-out families, see ``docs/defaults.md``): tables
+sized by the training vocabulary (ids seen at least ``vocab_min_count`` times; the rest
+share one trained row), embeddings initialized ``U(-a, a)`` with a fixed ``a``
+(``embedding_init``; the DLRM reference's ``sqrt(1/rows)`` is ``embedding_init=None``),
+several epochs with best-on-validation selection and early stopping.
 """
 
 from __future__ import annotations
@@ -34,6 +50,12 @@ from embedlab.seed import set_seed
 from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
 from embedlab.train.metrics import ctr_metrics
 from embedlab.train.schedule import SCHEDULES, lr_at
+from embedlab.train.selection import BestOnValid, check_metric
+
+#: ``tables`` values: a training vocabulary or hashing into fixed sizes.
+TABLE_SIZINGS = ("vocab", "hash")
+#: Batches of the first epoch whose embedding gradient sets CF-SGD / FA-SGD's lr (lr_rule=auto).
+CALIBRATION_BATCHES = 8
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,17 @@ class TrainConfig:
     scheme: str = "dense"  # dense, growth-pruning or prune-only (embedlab.growth)
     scheme_options: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None  # a finished run folder whose final weights start this run
+    tables: str | None = None  # vocab or hash; None: vocab, or hash when hash_rows is given
+    vocab_min_count: int = 2  # ids seen fewer times in training share the out-of-vocabulary row
+    embedding_init: float | None = 0.05  # U(-a, a) bound; None: sqrt(1/rows) (DLRM reference)
+    early_stop_patience: int | None = 2  # validation evaluations without improvement; None: never
+    select_metric: str = "auc"  # auc (higher is better), logloss or ne
+
+    def table_sizing(self) -> str:
+        """``vocab`` or ``hash`` (``tables`` resolved)."""
+        if self.tables is not None:
+            return self.tables
+        return "hash" if self.hash_rows is not None else "vocab"
 
     def validate(self) -> None:
         """Raise :class:`UserError` for impossible settings (names are checked on use)."""
@@ -108,6 +141,17 @@ class TrainConfig:
         model_config(self.model_size)
         check_data_name(self.data)
         self.growth_schedule()
+        if self.tables is not None and self.tables not in TABLE_SIZINGS:
+            raise UserError(f"unknown table sizing {self.tables!r}; valid: {', '.join(TABLE_SIZINGS)}")
+        if self.tables == "vocab" and self.hash_rows is not None:
+            raise UserError("--hash-rows sizes tables by hashing; it cannot go with --tables vocab")
+        if self.vocab_min_count < 1:
+            raise UserError(f"vocab-min-count must be >= 1, got {self.vocab_min_count}")
+        if self.embedding_init is not None and not self.embedding_init > 0:
+            raise UserError(f"embedding-init must be positive, got {self.embedding_init}")
+        if self.early_stop_patience is not None and self.early_stop_patience < 1:
+            raise UserError(f"early-stop-patience must be >= 1, got {self.early_stop_patience}")
+        check_metric(self.select_metric)
         if self.scheme != "dense" and self.compile_dense:
             raise UserError(
                 "--scheme with pruning rebuilds the MLPs; it cannot run with --compile-dense"
@@ -149,6 +193,7 @@ def build_model(
         if kernel == "fused" and spec.fused
         else None,
         compile_dense=cfg.compile_dense,
+        embedding_init_bound=cfg.embedding_init,
     )
     opts = [dense_optimizer_factory(cfg)(model.dense_parameters())]
     if kernel != "fused":
@@ -174,21 +219,51 @@ def dense_optimizer_factory(cfg: TrainConfig) -> Callable[[Any], torch.optim.Opt
 
 
 def prepare_data(cfg: TrainConfig, data: CTRData) -> CTRData:
-    """``data`` as ``cfg`` trains on it: the first ``train_rows`` training rows, tables
-    hashed to ``hash_rows`` rows (see :mod:`embedlab.data.transforms`)."""
+    """``data`` as ``cfg`` trains on it: the first ``train_rows`` training rows, tables sized
+    by the training vocabulary (:mod:`embedlab.data.vocab`; the vocabulary is kept in
+    ``data.vocabulary``) or hashed to ``hash_rows`` rows, or to the source's own hashed
+    sizes (:mod:`embedlab.data.transforms`)."""
     from embedlab.data.transforms import hash_tables, limit_train_rows
+    from embedlab.data.vocab import vocab_tables
 
     if cfg.train_rows is not None:
         data = limit_train_rows(data, cfg.train_rows)
-    if cfg.hash_rows is not None:
+    if cfg.table_sizing() == "vocab":
+        data, vocab = vocab_tables(data, cfg.vocab_min_count)
+        data.vocabulary = vocab
+    elif cfg.hash_rows is not None:
         data = hash_tables(data, cfg.hash_rows)
+    elif data.hash_sizes is not None:
+        data = hash_tables(data, data.hash_sizes)
     return data
 
 
 def learning_rates(cfg: TrainConfig) -> tuple[float, float]:
-    """``(dense lr, embedding lr)`` of ``cfg`` (defaults from the optimizer registry)."""
-    lr = cfg.lr if cfg.lr is not None else get_optimizer(cfg.optimizer).default_lr
-    return lr, (cfg.embedding_lr if cfg.embedding_lr is not None else lr)
+    """``(dense lr, embedding lr)`` of ``cfg`` (defaults from the optimizer registry). Under
+    CF-SGD / FA-SGD's ``lr_rule=auto`` the embedding lr is the *relative* rate, divided by
+    the measured gradient scale before training (:func:`embedding_lr_rule`)."""
+    spec = get_optimizer(cfg.optimizer)
+    lr = cfg.lr if cfg.lr is not None else spec.default_lr
+    if cfg.embedding_lr is not None:
+        return lr, cfg.embedding_lr
+    return lr, spec.embedding_lr(cfg.optimizer_options, lr)
+
+
+def embedding_lr_rule(cfg: TrainConfig, model: DLRM, data: CTRData) -> tuple[float, float | None]:
+    """``(embedding lr the optimizer steps with, measured gradient scale or None)``: under
+    ``lr_rule=auto`` the relative rate divided by the embedding gradient's RMS on the first
+    :data:`CALIBRATION_BATCHES` batches of epoch 0 (:mod:`embedlab.optim.calibrate`)."""
+    _, elr = learning_rates(cfg)
+    if get_optimizer(cfg.optimizer).lr_rule(cfg.optimizer_options) != "auto":
+        return elr, None
+    from itertools import islice
+
+    from embedlab.optim.calibrate import embedding_grad_scale
+
+    batches = islice(iter_batches(data.train, data.schema, cfg.batch_size, seed=cfg.seed, epoch=0),
+                     CALIBRATION_BATCHES)  # fmt: skip
+    scale = embedding_grad_scale(model, batches)
+    return elr / scale, scale
 
 
 def step_counts(cfg: TrainConfig, train_rows: int) -> tuple[int, int]:
@@ -340,10 +415,22 @@ def train(
         unit = str(cfg.optimizer_options.get("unit", "occurrence"))
         frequencies = count_ids(data.train.sparse, schema.table_sizes, unit=unit)
     model, opts = build_model(cfg, schema, frequencies)
+    has_valid = len(data.valid) > 0
+    if not has_valid and cfg.early_stop_patience is not None:
+        raise UserError("--early-stop-patience needs a validation split; this data has none")
+    if not has_valid and show_progress:
+        import sys
+
+        print("no validation split: training to the end, test metrics from the last step",
+              file=sys.stderr)  # fmt: skip
+    selector = (
+        BestOnValid(cfg.select_metric, cfg.early_stop_patience)
+        if has_valid and cfg.scheme == "dense" else None
+    )  # fmt: skip
     observe = getattr(opts[1], "observe", None) if len(opts) > 1 else None
     emb_params = model.embedding_parameters() if observe is not None else []
     fused = model.fused_optimizer()
-    base_lr, base_elr = learning_rates(cfg)
+    base_lr, _ = learning_rates(cfg)
     per_epoch, total = step_counts(cfg, len(data.train))
     pools = list(pooling_factors(data.train, schema.sparse_names).values())
     dim = model_config(cfg.model_size).embedding_dim
@@ -369,12 +456,24 @@ def train(
         loss_sum, loss_n = float(ck["loss_sum"]), int(ck["loss_n"])
         if ck.get("growth") is not None:
             growth.load_progress(ck["growth"])
-    elif cfg.init_from is not None:
-        _init_from(model, Path(cfg.init_from))
+        base_elr, grad_scale = float(ck["embedding_lr"]), ck.get("embedding_grad_scale")
+        if selector is not None and ck.get("selection") is not None:
+            selector.load_state_dict(ck["selection"])
+    else:
+        if cfg.init_from is not None:
+            _init_from(model, Path(cfg.init_from))
+        base_elr, grad_scale = embedding_lr_rule(cfg, model, data)
+    if data.vocabulary is not None:
+        data.vocabulary.save(run / "vocab.npz")
     if not resume:
         # A fresh start: nothing of an earlier run in this folder may be resumed or read.
         (run / "metrics.json").unlink(missing_ok=True)
         (run / "checkpoint.pt").unlink(missing_ok=True)
+        (run / "best.pt").unlink(missing_ok=True)
+        if cfg.tensorboard:  # a fresh run's curves only
+            import shutil
+
+            shutil.rmtree(run / "tb", ignore_errors=True)
         write_json(run / "config.json", cfg.to_dict())
     log = _Log(run, cfg.tensorboard, step if resume else None)
 
@@ -387,7 +486,22 @@ def train(
             "growth": growth.state_dict(step),
             "fused_optim": fused.state_dict() if fused is not None else None,
             "fused_states": [t.clone() for t in _fused_states(model)] if fused is not None else None,
+            "embedding_lr": base_elr, "embedding_grad_scale": grad_scale,
+            "selection": selector.state_dict() if selector is not None else None,
         })  # fmt: skip
+
+    def validate_now() -> bool:
+        """Evaluate the validation split, keep the best weights; True: stop early."""
+        m = evaluate(model, data.valid, schema, cfg.eval_batch_size)
+        log.write({"step": step, "epoch": step / per_epoch, **{f"valid_{k}": v for k, v in m.items()}})
+        if selector is None:
+            return False
+        if selector.update(step, step / per_epoch, m):
+            save_checkpoint(run / "best.pt", {"step": step, "model": model.state_dict()})
+        if selector.should_stop():
+            selector.stopped_step = step
+            return True
+        return False
 
     from tqdm.auto import tqdm
 
@@ -402,8 +516,9 @@ def train(
     t0 = time.perf_counter()
     t_win, n_win = t0, 0
     model.train()
+    stop = selector is not None and selector.stopped_step is not None
     try:
-        while step < total:
+        while step < total and not stop:
             epoch, start = divmod(step, per_epoch)
             for batch in iter_batches(
                 data.train, schema, cfg.batch_size, seed=cfg.seed, epoch=epoch, start=start
@@ -450,18 +565,22 @@ def train(
                     log.write(rec)
                     bar.set_postfix(loss=f"{rec['train_loss']:.4f}", samples_s=f"{sps:,.0f}")
                     loss_sum, loss_n = 0.0, 0
-                if cfg.eval_every and step % cfg.eval_every == 0 and step < total:
-                    m = evaluate(model, data.valid, schema, cfg.eval_batch_size)
-                    log.write({"step": step, **{f"valid_{k}": v for k, v in m.items()}})
+                if has_valid and (
+                    step % per_epoch == 0 or step == total
+                    or (cfg.eval_every and step % cfg.eval_every == 0)
+                ):  # fmt: skip
+                    stop = validate_now()
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
                     checkpoint()
                 if on_step is not None:
                     on_step(step)
-                if step >= total:
+                if step >= total or stop:
                     break
         checkpoint()
         wall = elapsed + time.perf_counter() - t0
         bar.close()
+        if selector is not None and selector.best_step is not None and selector.best_step != step:
+            model.load_state_dict(load_checkpoint(run / "best.pt")["model"])
         final: dict[str, Any] = {}
         for split in ("valid", "test"):
             for k, v in evaluate(model, data.split(split), schema, cfg.eval_batch_size).items():
@@ -478,6 +597,9 @@ def train(
         **{f"params_{k}": v for k, v in model.parameter_counts().items()},
         "optimizer_state_bytes_embedding": embedding_state_bytes(model, opts),
         "optimizer_state_bytes_dense": state_bytes(opts[0]), "embedding_kernel": model.embedding_kernel,
+        "epochs_run": step / per_epoch, "embedding_lr_effective": base_elr,
+        "embedding_grad_scale": grad_scale, "tables": cfg.table_sizing(),
+        **(selector.summary() if selector is not None else {"best_step": None}),
         **{f"cfg_{k}": v for k, v in cfg.to_dict().items() if not isinstance(v, dict)},
     })  # fmt: skip
     write_json(run / "metrics.json", final)
