@@ -78,9 +78,15 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "model-small": {"model_size": "small"},
     "adagrad": {"optimizer": "adagrad", "lr": None},
     "adagrad-lr0.03": {"optimizer": "adagrad", "lr": 0.03},
+    "adagrad-lr0.003": {"optimizer": "adagrad", "lr": 0.003},
+    "embedding-lr-1e-3": {"embedding_lr": 1e-3},
     "cf-sgd-rel0.003": {"optimizer": "cf-sgd", "lr": None, "embedding_lr": 0.003},
     "cf-sgd-rel0.01": {"optimizer": "cf-sgd", "lr": None, "embedding_lr": 0.01},
     "cf-sgd-rel0.03": {"optimizer": "cf-sgd", "lr": None, "embedding_lr": 0.03},
+    "cf-sgd-occurrence-rel0.003": {"optimizer": "cf-sgd", "lr": None, "embedding_lr": 0.003,
+                                   "optimizer_options": {"unit": "occurrence"}},
+    "cf-sgd-occurrence-rel0.01": {"optimizer": "cf-sgd", "lr": None, "embedding_lr": 0.01,
+                                  "optimizer_options": {"unit": "occurrence"}},
     "fa-sgd-rel0.01": {"optimizer": "fa-sgd", "lr": None, "embedding_lr": 0.01},
     "fa-sgd-rel0.03": {"optimizer": "fa-sgd", "lr": None, "embedding_lr": 0.03},
     "fa-sgd-rel0.1": {"optimizer": "fa-sgd", "lr": None, "embedding_lr": 0.1},
@@ -160,9 +166,22 @@ def run_jobs(jobs: list[dict], work: Path, workers: int) -> list[dict]:
     return out
 
 
-def job(work: Path, family: str, name: str, seed: int, settings: dict | None = None, kind: str = "train") -> dict:
+def _defaults_fingerprint() -> dict:
+    """The library's defaults a run with unspecified settings gets (part of the run key)."""
+    from embedlab.optim.registry import FREQ_RELATIVE_LR, OPTIMIZERS
+    from embedlab.train.trainer import TrainConfig
+
+    return {"config": TrainConfig().to_dict(), "freq": FREQ_RELATIVE_LR,
+            "lrs": {k: v.default_lr for k, v in OPTIMIZERS.items()}}  # fmt: skip
+
+
+def job(work: Path, family: str, name: str, seed: int, settings: dict | None = None, kind: str = "train",
+        fingerprint: bool = False) -> dict:  # fmt: skip
     settings = settings or {}
-    key = _key({"family": family, "seed": seed, "settings": settings, "kind": kind})
+    ident = {"family": family, "seed": seed, "settings": settings, "kind": kind}
+    if fingerprint:
+        ident["defaults"] = _defaults_fingerprint()
+    key = _key(ident)
     return {"work": str(work), "family": family, "name": name, "seed": seed, "settings": settings,
             "kind": kind, "key": key}  # fmt: skip
 
@@ -189,6 +208,7 @@ def stage_choose(a: argparse.Namespace) -> dict:
     metas = prepare(TRAIN_FAMILIES, work)
     jobs = [job(work, f.name, c, 0, {**BASE, **s} if c != "old-defaults" else dict(s))
             for f in TRAIN_FAMILIES for c, s in CANDIDATES.items()]  # fmt: skip
+    jobs += [job(work, f.name, "reference", 0, {"epochs": 5}, kind="reference") for f in TRAIN_FAMILIES]
     res = run_jobs(jobs, work, a.workers)
     table: dict[str, dict[str, float]] = {}
     for r in res:
@@ -196,7 +216,7 @@ def stage_choose(a: argparse.Namespace) -> dict:
     base = table["base"]
     rows = {c: {**v, "mean_valid_auc": float(np.mean(list(v.values()))),
                 "mean_delta_vs_base": float(np.mean([v[f] - base[f] for f in v]))} for c, v in table.items()}  # fmt: skip
-    for c in CANDIDATES:
+    for c in [*CANDIDATES, "reference"]:
         r = rows[c]
         print(f"{c:18s} " + " ".join(f"{r[f.name]:.4f}" for f in TRAIN_FAMILIES) + f"  delta {r['mean_delta_vs_base']:+.4f}")
     return {"stage": "choose", "metric": "valid_auc (seed 0)", "base": BASE, "candidates": CANDIDATES, "table": rows,
@@ -205,38 +225,36 @@ def stage_choose(a: argparse.Namespace) -> dict:
             "runs": [{k: r[k] for k in ("family", "name", "seed", "settings", "result")} for r in res]}  # fmt: skip
 
 
-#: The small grid of (b): learning rate x batch size of the default optimizer.
-GRID = {f"lr{lr:g}-b{b}": {"lr": lr, "batch_size": b} for lr in (1e-3, 3e-3, 1e-2) for b in (512, 2048)}
+#: The small grid of (b): one change at a time to the defaults (the defaults are its centre).
+GRID = {"lr1e-3": {"lr": 1e-3}, "lr1e-2": {"lr": 1e-2}, "batch2048": {"batch_size": 2048},
+        "model-small": {"model_size": "small"}}  # fmt: skip
 #: Relative lr factors of the tuned optimizer comparison (Adagrad: its lr; CF/FA-SGD: relative lr).
 OPT_FACTORS = (1 / 3, 1.0, 3.0)
 
 
 def stage_heldout(a: argparse.Namespace) -> dict:
     from embedlab.optim.registry import get_optimizer
-    from embedlab.train.trainer import TrainConfig
 
     work = Path(a.work)
     fams = [f for f in HELDOUT_FAMILIES if not a.families or f.name in a.families]
     metas = prepare(fams, work)
     names = [f.name for f in fams] + (["movielens"] if not a.families or "movielens" in a.families else [])
-    d = TrainConfig()
     jobs = []
     for fam in names:
         for s in a.seeds:
-            jobs.append(job(work, fam, "defaults", s))
-            jobs.append(job(work, fam, "epochs-1", s, {"epochs": 1}))
-            jobs.append(job(work, fam, "old-defaults", s, OLD))
+            jobs.append(job(work, fam, "defaults", s, fingerprint=True))
+            jobs.append(job(work, fam, "epochs-1", s, {"epochs": 1}, fingerprint=True))
+            if s == a.seeds[0]:  # 540M-parameter tables: one seed shows the size and the gap
+                jobs.append(job(work, fam, "old-defaults", s, OLD))
             jobs.append(job(work, fam, "reference", s, {"epochs": 5}, kind="reference"))
             for g, gs in GRID.items():
-                if gs["lr"] == (d.lr or get_optimizer(d.optimizer).default_lr) and gs["batch_size"] == d.batch_size:
-                    continue  # the defaults themselves
-                jobs.append(job(work, fam, f"grid-{g}", s, gs))
+                jobs.append(job(work, fam, f"grid-{g}", s, gs, fingerprint=True))
             for opt in ("adagrad", "cf-sgd", "fa-sgd"):
                 spec = get_optimizer(opt)
                 base = spec.embedding_lr({}, spec.default_lr)
                 for fct in OPT_FACTORS:
                     st = {"optimizer": opt} if fct == 1.0 else {"optimizer": opt, "embedding_lr": base * fct}
-                    jobs.append(job(work, fam, f"{opt}-x{fct:g}", s, st))
+                    jobs.append(job(work, fam, f"{opt}-x{fct:g}", s, st, fingerprint=True))
     res = run_jobs(jobs, work, a.workers)
     return summarize_heldout(res, names, metas, a.seeds)
 
@@ -255,6 +273,11 @@ def summarize_heldout(res: list[dict], names: list[str], metas: dict, seeds: lis
         row: dict[str, Any] = {}
         methods = sorted({n for f, n in by if f == fam})
         for n in methods:
+            if n == "old-defaults":
+                r0 = by[(fam, n)][seeds[0]]
+                row[n] = {"test_auc": _mean_sd([r0["test_auc"]]), "valid_auc": _mean_sd([r0["valid_auc"]]),
+                          "seeds": [seeds[0]]}  # fmt: skip
+                continue
             row[n] = {"test_auc": _mean_sd([by[(fam, n)][s]["test_auc"] for s in seeds]),
                       "valid_auc": _mean_sd([by[(fam, n)][s]["valid_auc"] for s in seeds])}  # fmt: skip
         grid = ["defaults"] + [n for n in methods if n.startswith("grid-")]
@@ -264,7 +287,9 @@ def summarize_heldout(res: list[dict], names: list[str], metas: dict, seeds: lis
             cands = [n for n in methods if n.startswith(f"{opt}-x")]
             best = max(cands, key=lambda n: row[n]["valid_auc"]["mean"])
             row[f"{opt}-tuned"] = {"choice": best, **row[best]}
-        pair = lambda a, b: _mean_sd([by[(fam, a)][s]["test_auc"] - by[(fam, b)][s]["test_auc"] for s in seeds])  # noqa: E731
+        def pair(a: str, b: str, fam: str = fam) -> dict:
+            return _mean_sd([by[(fam, a)][s]["test_auc"] - by[(fam, b)][s]["test_auc"] for s in seeds])
+
         row["delta_defaults_minus_tuned"] = pair("defaults", tuned)
         row["delta_defaults_minus_reference"] = pair("defaults", "reference")
         row["delta_epochsN_minus_epochs1"] = pair("defaults", "epochs-1")
@@ -275,7 +300,7 @@ def summarize_heldout(res: list[dict], names: list[str], metas: dict, seeds: lis
             row["bayes_test_auc"] = metas[fam]["bayes_test_auc"]
             row["family"] = {k: metas[fam][k] for k in ("spec", "click_rate", "test_unseen_id_share", "cardinalities")}
         ck = [by[(fam, "defaults")][s]["checkpoint_bytes"] for s in seeds]
-        old_ck = [by[(fam, "old-defaults")][s]["checkpoint_bytes"] for s in seeds]
+        old_ck = [v["checkpoint_bytes"] for v in by[(fam, "old-defaults")].values()]
         row["checkpoint_mb"] = {"defaults": float(np.mean(ck)) / 1e6, "old_defaults": float(np.mean(old_ck)) / 1e6}
         out[fam] = row
         print(f"\n{fam}: defaults {row['defaults']['test_auc']['mean']:.4f} ± {row['defaults']['test_auc']['sd']:.4f} | "

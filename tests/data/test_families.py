@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedlab.data.criteo import load_split, criteo_schema, ID_SPACE
+from embedlab.data.criteo import ID_SPACE, criteo_schema, load_split
 from embedlab.data.families import FamilySpec, generate_family, read_family
 from embedlab.errors import UserError
 from embedlab.train.metrics import auc

@@ -69,7 +69,10 @@ def train_cmd(
         "constant", "--schedule", help="constant, warmup-decay or cosine."
     ),
     warmup_steps: int = typer.Option(0, "--warmup-steps"),
-    epochs: int = typer.Option(1, "--epochs"),
+    epochs: int | None = typer.Option(
+        None, "--epochs",
+        help="Most epochs (default 10); the best validation epoch is kept and early stopping ends the run sooner.",
+    ),
     max_steps: int | None = typer.Option(None, "--max-steps"),
     batch_size: int = typer.Option(512, "--batch-size"),
     train_rows: int | None = typer.Option(
@@ -227,7 +230,7 @@ def _config(data, data_dir, train, valid, test, max_ind_range, strict, model_siz
     cfg = TrainConfig(
         data=data, data_options=opts, model_size=model_size, embedding_kernel=embedding_kernel,
         optimizer=optimizer, lr=lr, embedding_lr=embedding_lr, schedule=schedule,
-        warmup_steps=warmup_steps, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+        warmup_steps=warmup_steps, epochs=epochs if epochs is not None else TrainConfig().epochs, max_steps=max_steps, batch_size=batch_size,
         seed=seed, checkpoint_every=checkpoint_every, eval_every=eval_every,
         tensorboard=tensorboard, threads=threads, compile_dense=compile_dense,
         optimizer_options=parse_options(optimizer_options), dense_optimizer=dense_optimizer,

@@ -91,17 +91,24 @@ def build_vocabulary(train: CTRArrays, min_count: int = 1) -> Vocabulary:
 def vocab_tables(data: CTRData, min_count: int = 1) -> tuple[CTRData, Vocabulary]:
     """``data`` with every table sized by its training vocabulary (see the module doc)."""
     vocab = build_vocabulary(data.train, min_count)
+    return apply_vocabulary(data, vocab), vocab
+
+
+def apply_vocabulary(data: CTRData, vocab: Vocabulary) -> CTRData:
+    """``data``'s ids mapped by ``vocab`` (built on this or an earlier training split)."""
+    if len(vocab.ids) != len(data.schema.sparse):
+        raise UserError(
+            f"vocabulary has {len(vocab.ids)} features, the data {len(data.schema.sparse)}"
+        )
+    min_count = vocab.min_count
     sparse = tuple(
         replace(f, num_embeddings=n) for f, n in zip(data.schema.sparse, vocab.table_sizes)
     )
     schema = CTRSchema(dense_names=data.schema.dense_names, sparse=sparse)
     info = {**data.info, "tables": "vocab", "vocab_min_count": min_count,
             "vocab_rows": int(sum(vocab.table_sizes))}  # fmt: skip
-    return (
-        replace(data, schema=schema, train=vocab.apply(data.train), valid=vocab.apply(data.valid),
-                test=vocab.apply(data.test), info=info, hash_sizes=None),
-        vocab,
-    )  # fmt: skip
+    return replace(data, schema=schema, train=vocab.apply(data.train), valid=vocab.apply(data.valid),
+                   test=vocab.apply(data.test), info=info, hash_sizes=None)  # fmt: skip
 
 
-__all__ = ["OOV_ROW", "Vocabulary", "build_vocabulary", "vocab_tables"]
+__all__ = ["OOV_ROW", "Vocabulary", "apply_vocabulary", "build_vocabulary", "vocab_tables"]

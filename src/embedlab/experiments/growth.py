@@ -30,7 +30,7 @@ def growth_pruning(ctx: ExperimentContext) -> ExperimentResult:
     )
     bayes = float(data.info["bayes_test_ne"])
     base = TrainConfig(data="synth", data_options={"data_dir": str(ctx.out / "data")}, model_size=model,
-                       optimizer="adagrad", lr=0.03, batch_size=512, checkpoint_every=0, threads=1)  # fmt: skip
+                       optimizer="adagrad", lr=0.03, batch_size=512, epochs=1, checkpoint_every=0, threads=1)  # fmt: skip
     schemes = [
         ("dense", {}),
         ("prune-only", {"sparsity": 0.5}),

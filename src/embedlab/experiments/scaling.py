@@ -31,7 +31,7 @@ def scaling_data(ctx: ExperimentContext) -> ExperimentResult:
     data = synth_data(ctx.out / "data", cfg)
     bayes = float(data.info["bayes_test_ne"])
     base = TrainConfig(data="synth", data_options={"data_dir": str(ctx.out / "data")}, model_size=model,
-                       optimizer="adagrad", lr=0.01, batch_size=512, checkpoint_every=0, threads=1)  # fmt: skip
+                       optimizer="adagrad", lr=0.01, batch_size=512, epochs=1, checkpoint_every=0, threads=1)  # fmt: skip
     sizes = tuple(sorted({round(rows / 2**k) for k in range(6)}))
     spec = SweepSpec("data", {"train_rows": sizes}, tuple(ctx.seeds), base)
     run_rows = run_sweep(spec, ctx.out / "sweep", data=data, show_progress=ctx.show_progress)

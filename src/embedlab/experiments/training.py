@@ -110,7 +110,7 @@ def dlrm_optimizers(ctx: ExperimentContext) -> ExperimentResult:
                                                    cardinalities=default_cardinalities(cap)))  # fmt: skip
     table, names, aucs, errs = [], [], [], []
     for opt in ("sgd", "adagrad", "rowwise_adagrad", "adam"):
-        runs = [run_or_load(TrainConfig(optimizer=opt, model_size=model, seed=s, checkpoint_every=0),
+        runs = [run_or_load(TrainConfig(optimizer=opt, model_size=model, seed=s, epochs=1, checkpoint_every=0),
                             ctx.out / "runs" / f"{opt}-s{s}", data, ctx.show_progress) for s in ctx.seeds]  # fmt: skip
         a_m, a_s = _mean_std([r["test_auc"] for r in runs])
         ne_m, _ = _mean_std([r["test_ne"] for r in runs])

@@ -18,9 +18,12 @@ dense companion is Adagrad (lr 0.01, as ``--optimizer adagrad``: switching betwe
 changes only the embedding rule) unless the trainer's ``dense_optimizer`` names another.
 Their embedding learning rate follows ``lr_rule`` (:mod:`embedlab.optim.calibrate`):
 ``auto`` (default) divides the relative rate (``--embedding-lr``, default
-:data:`FREQ_RELATIVE_LR`) by the embedding gradient's scale measured on the first batches,
-so the default does not depend on the loss, batch size or data; ``plain`` is the paper's
-rule, ``--embedding-lr`` used as it is (default 0.1). They take options
+:data:`FREQ_RELATIVE_LR`: 0.003 for CF-SGD, 0.03 for FA-SGD, whose fixed counts are a whole
+epoch's) by the embedding gradient's scale measured on the first batches, so the default does
+not depend on the loss, batch size or data; ``plain`` is the paper's rule, ``--embedding-lr``
+used as it is (default 0.1). The relative rates were chosen on the validation splits of the
+training families of ``benchmarks/defaults.py`` (``defaults_choose.json``): CF-SGD diverged
+at 0.01-0.03 on two of three families, FA-SGD at 0.1 on one. They take options
 (``--optimizer-options exponent=0.5,floor=1,unit=batch,max_lr=1,lr_rule=plain``). CF-SGD
 runs fused in FBGEMM (``COUNTER_SGD`` mode) when its options are FBGEMM's (unit ``batch``,
 exponent 0.5, floor 1, no maximum step); otherwise, and always for FA-SGD (it needs the
@@ -134,7 +137,7 @@ class OptimizerSpec:
 LR_RULES = ("auto", "plain")
 #: Default relative embedding lr of CF-SGD / FA-SGD under ``lr_rule=auto`` (chosen on the
 #: training families' validation splits, ``benchmarks/defaults.py``).
-FREQ_RELATIVE_LR = 0.01
+FREQ_RELATIVE_LR = {"cf-sgd": 0.003, "fa-sgd": 0.03}
 #: The paper-rule default (``lr_rule=plain``): the DLRM reference's SGD rate.
 FREQ_PLAIN_LR = 0.1
 
@@ -213,16 +216,17 @@ def _fa_sparse(
     return FASGD(p, frequencies, lr=lr, **_freq_kwargs(options))
 
 
-_FREQ_LRS = {"auto": FREQ_RELATIVE_LR, "plain": FREQ_PLAIN_LR}
 OPTIMIZERS["cf-sgd"] = OptimizerSpec(
     "cf-sgd", 0.01, lambda p, lr: torch.optim.Adagrad(p, lr=lr, eps=1e-8), _cf_sparse, _cf_fused,
     options=("exponent", "floor", "max_lr", "unit", "lr_rule"), fusable=_cf_fusable,
-    units=("batch", "occurrence", "sample"), default_embedding_lr=_FREQ_LRS,
+    units=("batch", "occurrence", "sample"),
+    default_embedding_lr={"auto": FREQ_RELATIVE_LR["cf-sgd"], "plain": FREQ_PLAIN_LR},
 )  # fmt: skip
 OPTIMIZERS["fa-sgd"] = OptimizerSpec(
     "fa-sgd", 0.01, lambda p, lr: torch.optim.Adagrad(p, lr=lr, eps=1e-8), _fa_sparse, None,
     options=("exponent", "floor", "max_lr", "unit", "lr_rule"), needs_frequencies=True,
-    units=("occurrence", "sample"), default_embedding_lr=_FREQ_LRS,
+    units=("occurrence", "sample"),
+    default_embedding_lr={"auto": FREQ_RELATIVE_LR["fa-sgd"], "plain": FREQ_PLAIN_LR},
 )  # fmt: skip
 
 

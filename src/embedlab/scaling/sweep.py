@@ -10,6 +10,9 @@ A sweep is a base :class:`~embedlab.train.trainer.TrainConfig` plus a grid over 
 * ``train_rows``: training-set size (the first N rows; with ``epochs=1`` every sample is
   seen once, as the reference DLRM trains).
 
+Tables are hashed to fixed sizes unless the base config says otherwise (a training
+vocabulary, the trainer's default, would make the parameter count grow with ``train_rows``).
+
 ``axis`` only picks the default grid (:func:`default_grid`) and the x of the later fit:
 ``params`` sweeps embedding dims, ``data`` training-set sizes, ``compute`` both.
 
@@ -117,6 +120,8 @@ def point_config(base: TrainConfig, point: dict[str, Any], seed: int) -> TrainCo
         model = DLRMConfig(int(point["dim"]), model.bottom_mlp, model.top_mlp)
     size = str(point["model"]) if "model" in point and len(point) == 1 else _mlp_size(model)
     changes: dict[str, Any] = {"model_size": size, "seed": seed}
+    if base.tables is None:  # fixed tables: a vocabulary would grow the model with the data
+        changes["tables"] = "hash"
     for k in ("hash_rows", "train_rows"):
         if k in point:
             changes[k] = int(point[k])

@@ -71,7 +71,7 @@ class TrainConfig:
     embedding_lr: float | None = None
     schedule: str = "constant"
     warmup_steps: int = 0
-    epochs: int = 1
+    epochs: int = 10  # an upper bound: early stopping ends most runs after 3-5 (defaults.md)
     max_steps: int | None = None
     batch_size: int = 512
     eval_batch_size: int = 16384
@@ -222,14 +222,21 @@ def prepare_data(cfg: TrainConfig, data: CTRData) -> CTRData:
     """``data`` as ``cfg`` trains on it: the first ``train_rows`` training rows, tables sized
     by the training vocabulary (:mod:`embedlab.data.vocab`; the vocabulary is kept in
     ``data.vocabulary``) or hashed to ``hash_rows`` rows, or to the source's own hashed
-    sizes (:mod:`embedlab.data.transforms`)."""
+    sizes (:mod:`embedlab.data.transforms`). A run started ``init_from`` an earlier run
+    maps its ids with that run's saved vocabulary, so the model's tables match (ids new
+    since then share the out-of-vocabulary row)."""
     from embedlab.data.transforms import hash_tables, limit_train_rows
-    from embedlab.data.vocab import vocab_tables
+    from embedlab.data.vocab import Vocabulary, apply_vocabulary, vocab_tables
 
     if cfg.train_rows is not None:
         data = limit_train_rows(data, cfg.train_rows)
     if cfg.table_sizing() == "vocab":
-        data, vocab = vocab_tables(data, cfg.vocab_min_count)
+        saved = Path(cfg.init_from) / "vocab.npz" if cfg.init_from is not None else None
+        if saved is not None and saved.is_file():
+            vocab = Vocabulary.load(saved)
+            data = apply_vocabulary(data, vocab)
+        else:
+            data, vocab = vocab_tables(data, cfg.vocab_min_count)
         data.vocabulary = vocab
     elif cfg.hash_rows is not None:
         data = hash_tables(data, cfg.hash_rows)
