@@ -10,9 +10,11 @@ vary what real logs vary. Two stages, each resumable (one JSON per finished run 
 * ``--stage heldout``: on the **held-out families** (never used for a choice) and
   MovieLens-100k, seeds 0-2: (a) defaults, (b) the per-family best of a small grid chosen on
   its validation split, (c) the plain-PyTorch reference (``plain_reference.py``) at its best
-  validation epoch, (d) the Bayes limit; also ``--epochs 1`` and the previous defaults
-  (hashed Kaggle-size tables, ``sqrt(1/rows)`` init, one epoch), and Adagrad / CF-SGD /
-  FA-SGD at defaults and tuned (relative lr x1/3, x1, x3, chosen on validation).
+  validation epoch, (d) the Bayes limit; also ``--epochs 1``, the previous defaults
+  (hashed Kaggle-size tables, ``sqrt(1/rows)`` init, one epoch; first family, first seed)
+  and Adagrad / CF-SGD / FA-SGD at defaults and tuned (relative lr x1/3, x1, x3). Every
+  per-family choice (grid point, lr factor) is made on the first seed's *validation* AUC;
+  the other seeds run the defaults, the reference and the chosen settings only.
 
     python benchmarks/defaults.py --stage choose --work benchmarks/.work/defaults
     python benchmarks/defaults.py --stage heldout --work benchmarks/.work/defaults --seeds 0 1 2
@@ -232,31 +234,54 @@ GRID = {"lr1e-3": {"lr": 1e-3}, "lr1e-2": {"lr": 1e-2}, "batch2048": {"batch_siz
 OPT_FACTORS = (1 / 3, 1.0, 3.0)
 
 
-def stage_heldout(a: argparse.Namespace) -> dict:
+def _heldout_jobs(work: Path, fam: str, seed: int, first: bool, picks: dict[str, str] | None) -> list[dict]:
+    """Runs of one family and seed. ``first`` (the first seed): every grid point and lr factor;
+    other seeds: only what the first seed's validation AUC chose (``picks``)."""
     from embedlab.optim.registry import get_optimizer
 
+    jobs = [job(work, fam, "defaults", seed, fingerprint=True),
+            job(work, fam, "epochs-1", seed, {"epochs": 1}, fingerprint=True),
+            job(work, fam, "reference", seed, {"epochs": 5}, kind="reference")]  # fmt: skip
+    if first and fam == HELDOUT_FAMILIES[0].name:  # 540M-parameter tables: one run shows size and gap
+        jobs.append(job(work, fam, "old-defaults", seed, OLD))
+    for g, gs in GRID.items():
+        if first or (picks and picks["grid"] == f"grid-{g}"):
+            jobs.append(job(work, fam, f"grid-{g}", seed, gs, fingerprint=True))
+    for opt in ("adagrad", "cf-sgd", "fa-sgd"):
+        spec = get_optimizer(opt)
+        base = spec.embedding_lr({}, spec.default_lr)
+        for fct in OPT_FACTORS:
+            name = f"{opt}-x{fct:g}"
+            if first or fct == 1.0 or (picks and picks[opt] == name):
+                st = {"optimizer": opt} if fct == 1.0 else {"optimizer": opt, "embedding_lr": base * fct}
+                jobs.append(job(work, fam, name, seed, st, fingerprint=True))
+    return jobs
+
+
+def _picks(res: list[dict], fam: str, seed: int) -> dict[str, str]:
+    """Per family, on the first seed's *validation* AUC: the grid point (defaults included)
+    and each optimizer's lr factor."""
+    v = {r["name"]: r["result"]["valid_auc"] for r in res if r["family"] == fam and r["seed"] == seed}
+    grid = max(["defaults"] + [n for n in v if n.startswith("grid-")], key=lambda n: v[n])
+    out = {"grid": grid}
+    for opt in ("adagrad", "cf-sgd", "fa-sgd"):
+        out[opt] = max([n for n in v if n.startswith(f"{opt}-x")], key=lambda n: v[n])
+    return out
+
+
+def stage_heldout(a: argparse.Namespace) -> dict:
     work = Path(a.work)
     fams = [f for f in HELDOUT_FAMILIES if not a.families or f.name in a.families]
     metas = prepare(fams, work)
     names = [f.name for f in fams] + (["movielens"] if not a.families or "movielens" in a.families else [])
-    jobs = []
-    for fam in names:
-        for s in a.seeds:
-            jobs.append(job(work, fam, "defaults", s, fingerprint=True))
-            jobs.append(job(work, fam, "epochs-1", s, {"epochs": 1}, fingerprint=True))
-            if s == a.seeds[0]:  # 540M-parameter tables: one seed shows the size and the gap
-                jobs.append(job(work, fam, "old-defaults", s, OLD))
-            jobs.append(job(work, fam, "reference", s, {"epochs": 5}, kind="reference"))
-            for g, gs in GRID.items():
-                jobs.append(job(work, fam, f"grid-{g}", s, gs, fingerprint=True))
-            for opt in ("adagrad", "cf-sgd", "fa-sgd"):
-                spec = get_optimizer(opt)
-                base = spec.embedding_lr({}, spec.default_lr)
-                for fct in OPT_FACTORS:
-                    st = {"optimizer": opt} if fct == 1.0 else {"optimizer": opt, "embedding_lr": base * fct}
-                    jobs.append(job(work, fam, f"{opt}-x{fct:g}", s, st, fingerprint=True))
-    res = run_jobs(jobs, work, a.workers)
-    return summarize_heldout(res, names, metas, a.seeds)
+    first, rest = a.seeds[0], a.seeds[1:]
+    res = run_jobs([j for fam in names for j in _heldout_jobs(work, fam, first, True, None)], work, a.workers)
+    picks = {fam: _picks(res, fam, first) for fam in names}
+    print(json.dumps(picks, indent=1), flush=True)
+    res = run_jobs([j for fam in names for j in _heldout_jobs(work, fam, first, True, None)]
+                   + [j for s in rest for fam in names for j in _heldout_jobs(work, fam, s, False, picks[fam])],
+                   work, a.workers)  # fmt: skip
+    return summarize_heldout(res, names, metas, a.seeds, picks)
 
 
 def _mean_sd(x: list[float]) -> dict:
@@ -264,7 +289,8 @@ def _mean_sd(x: list[float]) -> dict:
             "values": [float(v) for v in x]}  # fmt: skip
 
 
-def summarize_heldout(res: list[dict], names: list[str], metas: dict, seeds: list[int]) -> dict:
+def summarize_heldout(res: list[dict], names: list[str], metas: dict, seeds: list[int],
+                      picks: dict[str, dict[str, str]]) -> dict:  # fmt: skip
     by: dict[tuple[str, str], dict[int, dict]] = {}
     for r in res:
         by.setdefault((r["family"], r["name"]), {})[r["seed"]] = r["result"]
@@ -273,20 +299,13 @@ def summarize_heldout(res: list[dict], names: list[str], metas: dict, seeds: lis
         row: dict[str, Any] = {}
         methods = sorted({n for f, n in by if f == fam})
         for n in methods:
-            if n == "old-defaults":
-                r0 = by[(fam, n)][seeds[0]]
-                row[n] = {"test_auc": _mean_sd([r0["test_auc"]]), "valid_auc": _mean_sd([r0["valid_auc"]]),
-                          "seeds": [seeds[0]]}  # fmt: skip
-                continue
-            row[n] = {"test_auc": _mean_sd([by[(fam, n)][s]["test_auc"] for s in seeds]),
-                      "valid_auc": _mean_sd([by[(fam, n)][s]["valid_auc"] for s in seeds])}  # fmt: skip
-        grid = ["defaults"] + [n for n in methods if n.startswith("grid-")]
-        tuned = max(grid, key=lambda n: row[n]["valid_auc"]["mean"])  # chosen on validation
+            got = [s for s in seeds if s in by[(fam, n)]]
+            row[n] = {"test_auc": _mean_sd([by[(fam, n)][s]["test_auc"] for s in got]),
+                      "valid_auc": _mean_sd([by[(fam, n)][s]["valid_auc"] for s in got]), "seeds": got}  # fmt: skip
+        tuned = picks[fam]["grid"]  # chosen on the first seed's validation split
         row["tuned"] = {"choice": tuned, **row[tuned]}
         for opt in ("adagrad", "cf-sgd", "fa-sgd"):
-            cands = [n for n in methods if n.startswith(f"{opt}-x")]
-            best = max(cands, key=lambda n: row[n]["valid_auc"]["mean"])
-            row[f"{opt}-tuned"] = {"choice": best, **row[best]}
+            row[f"{opt}-tuned"] = {"choice": picks[fam][opt], **row[picks[fam][opt]]}
         def pair(a: str, b: str, fam: str = fam) -> dict:
             return _mean_sd([by[(fam, a)][s]["test_auc"] - by[(fam, b)][s]["test_auc"] for s in seeds])
 
@@ -300,30 +319,78 @@ def summarize_heldout(res: list[dict], names: list[str], metas: dict, seeds: lis
             row["bayes_test_auc"] = metas[fam]["bayes_test_auc"]
             row["family"] = {k: metas[fam][k] for k in ("spec", "click_rate", "test_unseen_id_share", "cardinalities")}
         ck = [by[(fam, "defaults")][s]["checkpoint_bytes"] for s in seeds]
-        old_ck = [v["checkpoint_bytes"] for v in by[(fam, "old-defaults")].values()]
-        row["checkpoint_mb"] = {"defaults": float(np.mean(ck)) / 1e6, "old_defaults": float(np.mean(old_ck)) / 1e6}
+        old_ck = [v["checkpoint_bytes"] for v in by.get((fam, "old-defaults"), {}).values()]
+        row["checkpoint_mb"] = {"defaults": float(np.mean(ck)) / 1e6,
+                                "old_defaults": float(np.mean(old_ck)) / 1e6 if old_ck else None}  # fmt: skip
         out[fam] = row
         print(f"\n{fam}: defaults {row['defaults']['test_auc']['mean']:.4f} ± {row['defaults']['test_auc']['sd']:.4f} | "
               f"tuned ({tuned}) {row['tuned']['test_auc']['mean']:.4f} | reference {row['reference']['test_auc']['mean']:.4f} | "
-              f"old {row['old-defaults']['test_auc']['mean']:.4f} | epochs-1 {row['epochs-1']['test_auc']['mean']:.4f} | "
+              f"epochs-1 {row['epochs-1']['test_auc']['mean']:.4f} | "
               f"Bayes {row.get('bayes_test_auc', float('nan')):.4f}")  # fmt: skip
         print("  adagrad/cf/fa defaults: " + " / ".join(f"{row[f'{o}-x1']['test_auc']['mean']:.4f}" for o in ("adagrad", "cf-sgd", "fa-sgd"))
               + "; tuned: " + " / ".join(f"{row[f'{o}-tuned']['test_auc']['mean']:.4f}" for o in ("adagrad", "cf-sgd", "fa-sgd")))  # fmt: skip
     return {"stage": "heldout", "seeds": seeds, "metric": "test AUC, mean ± sd over seeds; choices on valid",
             "held_out_families": names, "chosen_on": [f.name for f in TRAIN_FAMILIES], "grid": GRID,
+            "per_family_choices": picks, "per_family_choice_rule": f"validation AUC of seed {seeds[0]}",
             "opt_factors": OPT_FACTORS, "families": out,
             "runs": [{k: r[k] for k in ("family", "name", "seed", "settings", "result")} for r in res]}  # fmt: skip
 
 
+def report(path: Path) -> str:
+    """Markdown tables of a result file (README and docs/defaults.md)."""
+    r = json.loads(path.read_text())
+    if r["stage"] == "choose":
+        fam = list(r["families"])
+        lines = ["| candidate | " + " | ".join(fam) + " | mean Δ vs base |", "|---" * (len(fam) + 2) + "|",
+                 "| Bayes limit (test) | " + " | ".join(f"{r['families'][f]['bayes_test_auc']:.3f}" for f in fam) + " | |"]  # fmt: skip
+        for c, row in r["table"].items():
+            lines.append(f"| {c} | " + " | ".join(f"{row[f]:.4f}" for f in fam) + f" | {row['mean_delta_vs_base']:+.4f} |")
+        return "\n".join(lines)
+    fams = r["families"]
+    f = lambda d: f"{d['test_auc']['mean']:.4f} ± {d['test_auc']['sd']:.4f}"  # noqa: E731
+    g = lambda d: f"{d['mean']:+.4f} ± {d['sd']:.4f}"  # noqa: E731
+    lines = ["| family | Bayes | defaults | tuned best (choice) | defaults − tuned | plain reference (best epoch) | "
+             "defaults − reference | `--epochs 1` | previous defaults (seed 0) |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, row in fams.items():
+        bayes = f"{row['bayes_test_auc']:.3f}" if "bayes_test_auc" in row else "–"
+        lines.append(f"| {name} | {bayes} | {f(row['defaults'])} | {f(row['tuned'])} ({row['tuned']['choice']}) | "
+                     f"{g(row['delta_defaults_minus_tuned'])} | {f(row['reference'])} | "
+                     f"{g(row['delta_defaults_minus_reference'])} | {f(row['epochs-1'])} | "
+                     + (f"{row['old-defaults']['test_auc']['mean']:.4f} |" if "old-defaults" in row else "– |"))  # fmt: skip
+    lines += ["", "| family | Adagrad | CF-SGD | FA-SGD | CF − Adagrad | FA − Adagrad | tuned: Adagrad / CF / FA | "
+              "tuned CF − Adagrad | tuned FA − Adagrad |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, row in fams.items():
+        lines.append(f"| {name} | {f(row['adagrad-x1'])} | {f(row['cf-sgd-x1'])} | {f(row['fa-sgd-x1'])} | "
+                     f"{g(row['delta_cf-sgd_minus_adagrad_defaults'])} | {g(row['delta_fa-sgd_minus_adagrad_defaults'])} | "
+                     + " / ".join(f"{row[f'{o}-tuned']['test_auc']['mean']:.4f} ({row[f'{o}-tuned']['choice'].split('-x')[1]})"
+                                  for o in ("adagrad", "cf-sgd", "fa-sgd"))
+                     + f" | {g(row['delta_cf-sgd_minus_adagrad_tuned'])} | {g(row['delta_fa-sgd_minus_adagrad_tuned'])} |")  # fmt: skip
+    lines += ["", "| family | checkpoint MB, defaults | previous defaults | epochs run (mean) | best epoch (mean) |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for name, row in fams.items():
+        runs = [x["result"] for x in r["runs"] if x["family"] == name and x["name"] == "defaults"]
+        old = row["checkpoint_mb"]["old_defaults"]
+        lines.append(f"| {name} | {row['checkpoint_mb']['defaults']:.1f} | {'–' if old is None else f'{old:.0f}'} | "
+                     f"{np.mean([x['epochs_run'] for x in runs]):.1f} | {np.mean([x['best_epoch'] for x in runs]):.1f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--stage", choices=("choose", "heldout"), required=True)
+    ap.add_argument("--stage", choices=("choose", "heldout"))
     ap.add_argument("--work", default="benchmarks/.work/defaults")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--families", nargs="*", default=None, help="held-out families to run (default: all)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--report", default=None, help="print Markdown tables of a held-out result file and exit")
     a = ap.parse_args()
+    if a.report:
+        print(report(Path(a.report)))
+        return
+    if a.stage is None:
+        ap.error("give --stage choose|heldout, or --report FILE")
     t = time.time()
     res = stage_choose(a) if a.stage == "choose" else stage_heldout(a)
     res.update({"command": "python " + " ".join(sys.argv), "machine": machine(), "wall_s": time.time() - t,

@@ -100,6 +100,10 @@ def tail_mask(data: CTRData, spec: dict[str, Any]) -> tuple[np.ndarray, list[str
     return rare >= spec["tail_min"], feats
 
 
+#: fasgd.json tuned CF-SGD / FA-SGD's plain learning rate (the paper's rule).
+PLAIN = {"cf-sgd": {"lr_rule": "plain"}, "fa-sgd": {"lr_rule": "plain"}}
+
+
 def run(data: CTRData, name: str, opt: str, elr: float, seed: int, work: Path, quick: bool,
         options: dict[str, Any] | None = None, kernel: str = "auto") -> dict[str, Any]:  # fmt: skip
     data_options = DATA_OPTIONS.get(name, {})
@@ -110,7 +114,8 @@ def run(data: CTRData, name: str, opt: str, elr: float, seed: int, work: Path, q
         model_size=spec["model_size"], optimizer=opt, lr=spec["lr"], embedding_lr=elr,
         dense_optimizer="adam", batch_size=spec["batch_size"], epochs=spec["epochs"],
         max_steps=30 if quick else None, seed=seed, checkpoint_every=0, threads=1,
-        optimizer_options=dict(options or {}), embedding_kernel=kernel,
+        optimizer_options={**PLAIN.get(opt, {}), **(options or {})}, embedding_kernel=kernel,
+        tables="hash", embedding_init=None, early_stop_patience=None,  # as fasgd.json was measured
     )  # fmt: skip
     tag = f"{name}/{opt}-{kernel}-{elr:g}-s{seed}" + "".join(
         f"-{k}{v}" for k, v in sorted((options or {}).items())
@@ -154,7 +159,8 @@ def time_steps(
     built = []
     for label, opt, kernel, elr in configs:
         cfg = TrainConfig(model_size=spec["model_size"], optimizer=opt, lr=spec["lr"], embedding_lr=elr, dense_optimizer="adam",
-                          batch_size=spec["batch_size"], embedding_kernel=kernel)  # fmt: skip
+                          batch_size=spec["batch_size"], embedding_kernel=kernel, optimizer_options=PLAIN.get(opt, {}),
+                          embedding_init=None)  # fmt: skip
         freqs = None
         if opt == "fa-sgd":
             from embedlab.optim.frequency import count_ids

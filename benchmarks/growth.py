@@ -127,7 +127,8 @@ def main() -> None:
         data = load_data(ds, **opts)
         bayes = data.info.get("bayes_test_ne")
         base = TrainConfig(data=ds, data_options=opts, model_size=a.model, optimizer="adagrad", batch_size=a.batch_size,
-                           checkpoint_every=0, threads=1)  # fmt: skip
+                           checkpoint_every=0, threads=1, epochs=1, tables="hash", embedding_init=None,
+                           early_stop_patience=None)  # fmt: skip  # the settings growth.json was measured with
         work = a.work / f"runs-{ds}"
 
         lr_rows = []

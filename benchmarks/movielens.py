@@ -181,6 +181,7 @@ def dlrm_config(
         checkpoint_every=0,
         log_every=10**9,
         threads=threads,
+        tables="hash", embedding_init=None, early_stop_patience=None,  # as movielens.json was measured
     )
 
 

@@ -122,7 +122,8 @@ def main() -> None:
     bayes = float(data.info["bayes_test_ne"])
     print(f"data {data_dir}: {len(data.train)} train rows, Bayes test NE {bayes:.4f}", flush=True)
     base = TrainConfig(data="synth", data_options={"data_dir": str(data_dir)}, model_size=a.data_model,
-                       optimizer="adagrad", batch_size=a.batch_size, checkpoint_every=0, threads=1)  # fmt: skip
+                       optimizer="adagrad", batch_size=a.batch_size, checkpoint_every=0, threads=1,
+                       epochs=1, tables="hash", embedding_init=None, early_stop_patience=None)  # fmt: skip
 
     # 1. learning rate on validation (full data, seed 0)
     lr_rows = []

@@ -133,7 +133,8 @@ def dlrm_optimizers(ctx: ExperimentContext) -> ExperimentResult:
 
 #: DLRM settings for MovieLens-100k, chosen on validation AUC by ``benchmarks/movielens.py``.
 MOVIELENS_DLRM: dict[str, Any] = {"model_size": "small", "optimizer": "adam", "lr": 1e-3, "embedding_lr": 1e-4,
-                                  "batch_size": 256, "epochs": 1}  # fmt: skip
+                                  "batch_size": 256, "epochs": 1, "tables": "hash", "embedding_init": None,
+                                  "early_stop_patience": None}  # fmt: skip
 
 
 @register_experiment(
