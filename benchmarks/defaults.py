@@ -366,6 +366,18 @@ def report(path: Path) -> str:
                      + " / ".join(f"{row[f'{o}-tuned']['test_auc']['mean']:.4f} ({row[f'{o}-tuned']['choice'].split('-x')[1]})"
                                   for o in ("adagrad", "cf-sgd", "fa-sgd"))
                      + f" | {g(row['delta_cf-sgd_minus_adagrad_tuned'])} | {g(row['delta_fa-sgd_minus_adagrad_tuned'])} |")  # fmt: skip
+    lines += ["", "| goal (mean over seeds) | " + " | ".join(fams) + " |", "|---" * (len(fams) + 1) + "|"]
+    checks = [
+        ("defaults ≥ tuned best − 0.003", lambda w: w["delta_defaults_minus_tuned"]["mean"] >= -0.003),
+        ("defaults ≥ plain reference (best epoch)", lambda w: w["delta_defaults_minus_reference"]["mean"] >= 0),
+        ("`--epochs N` ≥ `--epochs 1`", lambda w: w["delta_epochsN_minus_epochs1"]["mean"] >= 0),
+        ("CF-SGD ≥ Adagrad − 0.005, defaults", lambda w: w["delta_cf-sgd_minus_adagrad_defaults"]["mean"] >= -0.005),
+        ("FA-SGD ≥ Adagrad − 0.005, defaults", lambda w: w["delta_fa-sgd_minus_adagrad_defaults"]["mean"] >= -0.005),
+        ("CF-SGD ≥ Adagrad − 0.001, tuned", lambda w: w["delta_cf-sgd_minus_adagrad_tuned"]["mean"] >= -0.001),
+        ("FA-SGD ≥ Adagrad − 0.001, tuned", lambda w: w["delta_fa-sgd_minus_adagrad_tuned"]["mean"] >= -0.001),
+    ]  # fmt: skip
+    for label, ok in checks:
+        lines.append(f"| {label} | " + " | ".join("met" if ok(row) else "**not met**" for row in fams.values()) + " |")
     lines += ["", "| family | checkpoint MB, defaults | previous defaults | epochs run (mean) | best epoch (mean) |",
               "|---|---|---|---|---|"]  # fmt: skip
     for name, row in fams.items():

@@ -20,6 +20,7 @@ def synth(tmp_path_factory) -> Path:
 
 
 def _cfg(synth: Path, scheme: str, **kw) -> TrainConfig:
+    kw.setdefault("epochs", 1)  # one pass: the schemes' phases and the dense baseline see the same steps
     return TrainConfig(data="synth", data_options={"data_dir": str(synth)}, model_size="8:64-32:64-32",
                        optimizer="adagrad", batch_size=128, seed=1, threads=1, scheme=scheme,
                        scheme_options={"sparsity": 0.5} if scheme != "dense" else {}, **kw)  # fmt: skip

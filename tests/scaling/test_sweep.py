@@ -66,7 +66,7 @@ def synth(tmp_path_factory) -> Path:
 
 
 def _spec(synth: Path, grid: dict) -> SweepSpec:
-    base = TrainConfig(data="synth", data_options={"data_dir": str(synth)}, model_size="tiny", optimizer="adagrad",
+    base = TrainConfig(data="synth", data_options={"data_dir": str(synth)}, model_size="tiny", optimizer="adagrad", epochs=1,
                        batch_size=128, threads=1)  # fmt: skip
     return SweepSpec("data", grid, seeds=(0, 1), base=base)
 

@@ -8,6 +8,9 @@ from pathlib import Path
 import typer
 
 from embedlab.errors import UserError
+from embedlab.train.trainer import TrainConfig
+
+_DEFAULTS = TrainConfig()  # the CLI's defaults are the library's
 
 
 def train_cmd(
@@ -30,18 +33,18 @@ def train_cmd(
         "default) or hash (ids modulo fixed sizes: --hash-rows, or Criteo's Kaggle sizes).",
     ),
     vocab_min_count: int = typer.Option(
-        2, "--vocab-min-count", help="With --tables vocab: training count an id needs for a row of its own."
+        _DEFAULTS.vocab_min_count, "--vocab-min-count", help="With --tables vocab: training count an id needs for a row of its own."
     ),
     embedding_init: str = typer.Option(
-        "0.05", "--embedding-init",
+        str(_DEFAULTS.embedding_init or "rows"), "--embedding-init",
         help="Embedding init U(-a, a): a number a, or 'rows' for a = sqrt(1/rows) (DLRM reference).",
     ),
     early_stop_patience: int = typer.Option(
-        2, "--early-stop-patience",
+        _DEFAULTS.early_stop_patience or 0, "--early-stop-patience",
         help="Stop after this many validation evaluations without improvement (0: never).",
     ),
     select_metric: str = typer.Option(
-        "auc", "--select-metric", help="Validation metric of the best checkpoint: auc, logloss or ne."
+        _DEFAULTS.select_metric, "--select-metric", help="Validation metric of the best checkpoint: auc, logloss or ne."
     ),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line."),
     model_size: str = typer.Option(
@@ -71,7 +74,7 @@ def train_cmd(
     warmup_steps: int = typer.Option(0, "--warmup-steps"),
     epochs: int | None = typer.Option(
         None, "--epochs",
-        help="Most epochs (default 10); the best validation epoch is kept and early stopping ends the run sooner.",
+        help=f"Most epochs (default {_DEFAULTS.epochs}); the best validation epoch is kept and early stopping ends the run sooner.",
     ),
     max_steps: int | None = typer.Option(None, "--max-steps"),
     batch_size: int = typer.Option(512, "--batch-size"),
