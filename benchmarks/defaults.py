@@ -206,22 +206,29 @@ def machine() -> dict:
 
 
 def stage_choose(a: argparse.Namespace) -> dict:
+    """Candidates on the training families; validation AUC averaged over ``--seeds``
+    (``--candidates`` limits the run to some candidates, always with ``base``)."""
     work = Path(a.work)
     metas = prepare(TRAIN_FAMILIES, work)
-    jobs = [job(work, f.name, c, 0, {**BASE, **s} if c != "old-defaults" else dict(s))
-            for f in TRAIN_FAMILIES for c, s in CANDIDATES.items()]  # fmt: skip
-    jobs += [job(work, f.name, "reference", 0, {"epochs": 5}, kind="reference") for f in TRAIN_FAMILIES]
+    cands = {c: s for c, s in CANDIDATES.items() if not a.candidates or c in a.candidates or c == "base"}
+    jobs = [job(work, f.name, c, seed, {**BASE, **s} if c != "old-defaults" else dict(s))
+            for seed in a.seeds for f in TRAIN_FAMILIES for c, s in cands.items()]  # fmt: skip
+    if not a.candidates:
+        jobs += [job(work, f.name, "reference", seed, {"epochs": 5}, kind="reference")
+                 for seed in a.seeds for f in TRAIN_FAMILIES]  # fmt: skip
     res = run_jobs(jobs, work, a.workers)
-    table: dict[str, dict[str, float]] = {}
+    per: dict[str, dict[str, list[float]]] = {}
     for r in res:
-        table.setdefault(r["name"], {})[r["family"]] = r["result"]["valid_auc"]
+        per.setdefault(r["name"], {}).setdefault(r["family"], []).append(r["result"]["valid_auc"])
+    table = {c: {f: float(np.mean(v)) for f, v in fs.items()} for c, fs in per.items()}
     base = table["base"]
     rows = {c: {**v, "mean_valid_auc": float(np.mean(list(v.values()))),
                 "mean_delta_vs_base": float(np.mean([v[f] - base[f] for f in v]))} for c, v in table.items()}  # fmt: skip
-    for c in [*CANDIDATES, "reference"]:
+    for c in [c for c in [*cands, "reference"] if c in rows]:
         r = rows[c]
         print(f"{c:18s} " + " ".join(f"{r[f.name]:.4f}" for f in TRAIN_FAMILIES) + f"  delta {r['mean_delta_vs_base']:+.4f}")
-    return {"stage": "choose", "metric": "valid_auc (seed 0)", "base": BASE, "candidates": CANDIDATES, "table": rows,
+    return {"stage": "choose", "metric": f"valid_auc, mean over seeds {a.seeds}", "seeds": a.seeds, "base": BASE,
+            "candidates": cands, "table": rows,
             "families": {f.name: {"spec": f.to_dict(), **{k: metas[f.name][k] for k in
                          ("bayes_test_auc", "test_unseen_id_share", "click_rate")}} for f in TRAIN_FAMILIES},
             "runs": [{k: r[k] for k in ("family", "name", "seed", "settings", "result")} for r in res]}  # fmt: skip
@@ -392,7 +399,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stage", choices=("choose", "heldout"))
     ap.add_argument("--work", default="benchmarks/.work/defaults")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 (choose), 0 1 2 (heldout)")
+    ap.add_argument("--candidates", nargs="*", default=None, help="choose stage: only these candidates (and base)")
     ap.add_argument("--families", nargs="*", default=None, help="held-out families to run (default: all)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default=None)
@@ -403,6 +411,8 @@ def main() -> None:
         return
     if a.stage is None:
         ap.error("give --stage choose|heldout, or --report FILE")
+    if a.seeds is None:
+        a.seeds = [0] if a.stage == "choose" else [0, 1, 2]
     t = time.time()
     res = stage_choose(a) if a.stage == "choose" else stage_heldout(a)
     res.update({"command": "python " + " ".join(sys.argv), "machine": machine(), "wall_s": time.time() - t,
