@@ -40,3 +40,12 @@ def test_bad_settings_are_user_errors():
         BestOnValid("accuracy")
     with pytest.raises(UserError, match="patience"):
         BestOnValid("auc", patience=0)
+
+
+def test_evaluations_fall_at_epoch_ends_the_last_step_and_every_n_steps():
+    from embedlab.train.selection import evaluation_due
+
+    due = [s for s in range(1, 21) if evaluation_due(s, per_epoch=8, total=20, eval_every=0)]
+    assert due == [8, 16, 20]
+    due = [s for s in range(1, 21) if evaluation_due(s, per_epoch=8, total=20, eval_every=6)]
+    assert due == [6, 8, 12, 16, 18, 20]

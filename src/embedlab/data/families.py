@@ -36,12 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from embedlab.data.criteo import NUM_DENSE, NUM_SPARSE
 from embedlab.errors import UserError
 from embedlab.io import atomic_open, ensure_dir, read_json, write_json
 
-NUM_DENSE, NUM_SPARSE = 13, 26
 FAMILY_FORMAT = "embedlab-ctr-family/v1"
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @dataclass(frozen=True)
@@ -85,14 +84,6 @@ class FamilySpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FamilySpec:
-        d = dict(d)
-        for k in ("card_range", "zipf_range"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -163,7 +154,7 @@ def _fields(spec: FamilySpec, seed: int) -> _Fields:
 
 
 def _sample(spec: FamilySpec, seed: int, f: _Fields) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(raw dense [N, 13] with -1 = empty, ids [N, 26] uint64 with -1 as max = empty, logit parts [N, 3])``."""
+    """``(raw dense [N, 13], ids [N, 26], logit parts [N, 3])``; ``-1`` marks an empty field."""
     n = spec.rows
     rng = np.random.default_rng([seed, 11])
     activity = np.exp(rng.normal(0.0, 0.7, n))
@@ -247,12 +238,10 @@ def generate_family(
         _write_tsv(out / f"{split}.txt", y[a:b], raw[a:b], hexes[a:b], ids[a:b] < 0)
     a, b = bounds["test"]
     np.save(out / "probs.npy", p[a:b])
-    train_ids = [set(np.unique(hexes[:n_tr, j][ids[:n_tr, j] >= 0]).tolist()) for j in range(NUM_SPARSE)]
+    train_ids = [np.unique(hexes[:n_tr, j][ids[:n_tr, j] >= 0]) for j in range(NUM_SPARSE)]
     te_present = ids[a:b] >= 0
-    unseen = sum(
-        int(np.sum(~np.isin(hexes[a:b, j][te_present[:, j]], np.fromiter(train_ids[j], np.uint64))))
-        for j in range(NUM_SPARSE)
-    )
+    unseen = sum(int(np.sum(~np.isin(hexes[a:b, j][te_present[:, j]], train_ids[j])))
+                 for j in range(NUM_SPARSE))  # fmt: skip
     meta = {
         "format": FAMILY_FORMAT,
         "spec": _jsonable(spec.to_dict()),

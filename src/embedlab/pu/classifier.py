@@ -67,7 +67,7 @@ Methods (``embedlab pu methods``):
   one pretrained encoder (fresh heads, their own data order; needs ``finetune_epochs > 0``);
   for ``nnpu`` / ``upu`` / ``pn`` K models trained end to end from their own
   initialisations. Member 0 is the single fit, so ``ensemble=1`` is unchanged. Measured in
-  ``benchmarks/results/pu_ensemble_*.json`` (see the README; 5 members, 3 seeds, plain
+  ``benchmarks/results/pu_ensemble_*.json`` (see docs/pu.md; 5 members, 3 seeds, plain
   batches and the prior threshold, F-MNIST-I, 1,000 labeled): puCL + nnPU fine-tuning 0.920
   -> 0.926 (paired +0.005 [+0.002, +0.008]), nnPU 0.914 -> 0.929 (+0.014 [+0.005, +0.024]).
   The nnPU members start from their own initialisations, the puCL members from one

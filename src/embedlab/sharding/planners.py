@@ -167,7 +167,7 @@ MEASURED_PLANNERS = {"hill_climb"}
 #: What ``--planner default`` means: the planner with the lowest geometric-mean measured cost
 #: (as a ratio to each family's best heuristic) over every task family of
 #: ``benchmarks/sharding_learned.py`` (``benchmarks/results/sharding_learned.json``, summary;
-#: README "Which planner by default"). DreamShard 0.925x, NeuroShard 0.932x, AutoShard 0.968x,
+#: docs/sharding.md "Which planner by default"). DreamShard 0.925x, NeuroShard 0.932x, AutoShard 0.968x,
 #: TorchRec's planner 1.006x. NeuroShard is the better choice when column-wise splits matter
 #: (memory-limited tables: 0.839x vs DreamShard's 0.922x).
 DEFAULT_PLANNER = "dreamshard"

@@ -60,12 +60,13 @@ from embedlab.seed import set_seed
 from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
 from embedlab.train.metrics import ctr_metrics
 from embedlab.train.schedule import lr_at
-from embedlab.train.selection import BestOnValid
+from embedlab.train.selection import evaluation_due
 from embedlab.train.trainer import (
     TrainConfig,
     _flat,
     _Log,
     learning_rates,
+    make_selector,
     prepare_data,
     saved_config_matches,
     step_counts,
@@ -272,9 +273,7 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
     base_elr = float(dmp.embedlab_embedding_lr)
     per_epoch, total = step_counts(cfg, len(data.train))
     has_valid = len(data.valid) > 0
-    if not has_valid and cfg.early_stop_patience is not None:
-        raise UserError("--early-stop-patience needs a validation split; this data has none")
-    selector = BestOnValid(cfg.select_metric, cfg.early_stop_patience) if has_valid else None
+    selector = make_selector(cfg, has_valid, say=show_progress and env.is_main)
     best_path = run / f"best.rank{rank}.pt"
 
     step, elapsed = 0, 0.0
@@ -376,10 +375,7 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
                         log.write({"step": step, "epoch": epoch, "train_loss": mean, "lr": lr})
                         bar.set_postfix(loss=f"{mean:.4f}")
                     loss_sum, loss_n = 0.0, 0
-                if has_valid and (
-                    step % per_epoch == 0 or step == total
-                    or (cfg.eval_every and step % cfg.eval_every == 0)
-                ):  # fmt: skip
+                if has_valid and evaluation_due(step, per_epoch, total, cfg.eval_every):
                     stop = validate_now()  # collective: every rank
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
                     checkpoint()

@@ -85,4 +85,10 @@ class BestOnValid:
             setattr(self, k, v)
 
 
-__all__ = ["METRICS", "BestOnValid", "check_metric"]
+def evaluation_due(step: int, per_epoch: int, total: int, eval_every: int) -> bool:
+    """Whether the loop evaluates the validation split after ``step`` steps: at every
+    epoch's end, at the last step, and every ``eval_every`` steps when asked."""
+    return step % per_epoch == 0 or step == total or bool(eval_every and step % eval_every == 0)
+
+
+__all__ = ["METRICS", "BestOnValid", "check_metric", "evaluation_due"]

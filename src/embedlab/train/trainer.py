@@ -50,7 +50,7 @@ from embedlab.seed import set_seed
 from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
 from embedlab.train.metrics import ctr_metrics
 from embedlab.train.schedule import SCHEDULES, lr_at
-from embedlab.train.selection import BestOnValid, check_metric
+from embedlab.train.selection import BestOnValid, check_metric, evaluation_due
 
 #: ``tables`` values: a training vocabulary or hashing into fixed sizes.
 TABLE_SIZINGS = ("vocab", "hash")
@@ -256,6 +256,22 @@ def learning_rates(cfg: TrainConfig) -> tuple[float, float]:
     return lr, spec.embedding_lr(cfg.optimizer_options, lr)
 
 
+def make_selector(cfg: TrainConfig, has_valid: bool, say: bool = True) -> BestOnValid | None:
+    """The best-on-validation hook of a run (both trainers): ``None`` without a validation
+    split (said once on stderr when ``say``) or for growth/pruning schemes, which report
+    their last, full-size step."""
+    if not has_valid:
+        if cfg.early_stop_patience is not None:
+            raise UserError("--early-stop-patience needs a validation split; this data has none")
+        if say:
+            import sys
+
+            print("no validation split: training to the end, test metrics from the last step",
+                  file=sys.stderr)  # fmt: skip
+        return None
+    return BestOnValid(cfg.select_metric, cfg.early_stop_patience) if cfg.scheme == "dense" else None
+
+
 def embedding_lr_rule(cfg: TrainConfig, model: DLRM, data: CTRData) -> tuple[float, float | None]:
     """``(embedding lr the optimizer steps with, measured gradient scale or None)``: under
     ``lr_rule=auto`` the relative rate divided by the embedding gradient's RMS on the first
@@ -423,17 +439,7 @@ def train(
         frequencies = count_ids(data.train.sparse, schema.table_sizes, unit=unit)
     model, opts = build_model(cfg, schema, frequencies)
     has_valid = len(data.valid) > 0
-    if not has_valid and cfg.early_stop_patience is not None:
-        raise UserError("--early-stop-patience needs a validation split; this data has none")
-    if not has_valid and show_progress:
-        import sys
-
-        print("no validation split: training to the end, test metrics from the last step",
-              file=sys.stderr)  # fmt: skip
-    selector = (
-        BestOnValid(cfg.select_metric, cfg.early_stop_patience)
-        if has_valid and cfg.scheme == "dense" else None
-    )  # fmt: skip
+    selector = make_selector(cfg, has_valid, say=show_progress)
     observe = getattr(opts[1], "observe", None) if len(opts) > 1 else None
     emb_params = model.embedding_parameters() if observe is not None else []
     fused = model.fused_optimizer()
@@ -463,7 +469,8 @@ def train(
         loss_sum, loss_n = float(ck["loss_sum"]), int(ck["loss_n"])
         if ck.get("growth") is not None:
             growth.load_progress(ck["growth"])
-        base_elr, grad_scale = float(ck["embedding_lr"]), ck.get("embedding_grad_scale")
+        base_elr = float(ck.get("embedding_lr", learning_rates(cfg)[1]))
+        grad_scale = ck.get("embedding_grad_scale")
         if selector is not None and ck.get("selection") is not None:
             selector.load_state_dict(ck["selection"])
     else:
@@ -572,10 +579,7 @@ def train(
                     log.write(rec)
                     bar.set_postfix(loss=f"{rec['train_loss']:.4f}", samples_s=f"{sps:,.0f}")
                     loss_sum, loss_n = 0.0, 0
-                if has_valid and (
-                    step % per_epoch == 0 or step == total
-                    or (cfg.eval_every and step % cfg.eval_every == 0)
-                ):  # fmt: skip
+                if has_valid and evaluation_due(step, per_epoch, total, cfg.eval_every):
                     stop = validate_now()
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
                     checkpoint()
