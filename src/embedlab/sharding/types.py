@@ -22,6 +22,30 @@ TASKS_FORMAT = "embedlab.sharding-tasks/v1"
 PLANS_FORMAT = "embedlab.sharding-plans/v1"
 NUM_REUSE_BINS = 17
 DISTRIBUTION_KINDS = ("zipf", "uniform", "trace")
+#: Embedding optimizers a task may name, and the state each keeps (spec, key ``optimizer``).
+OPTIMIZERS = ("sgd", "rowwise_adagrad", "adagrad", "adam")
+
+
+def state_bytes(optimizer: str | None, rows: int, columns: int) -> int:
+    """Bytes of optimizer state a shard of ``rows × columns`` keeps (FBGEMM's fused kernels,
+    fp32 state): ``sgd`` (or None) none; ``rowwise_adagrad`` one fp32 per row of the shard;
+    ``adagrad`` one fp32 per element; ``adam`` two fp32 per element."""
+    if optimizer is None or optimizer == "sgd":
+        return 0
+    if optimizer == "rowwise_adagrad":
+        return 4 * rows
+    if optimizer == "adagrad":
+        return 4 * rows * columns
+    if optimizer == "adam":
+        return 8 * rows * columns
+    raise UserError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+
+
+def shard_bytes(table: Table, columns: int, optimizer: str | None = None) -> int:
+    """Device memory of ``columns`` columns of ``table``: weights plus optimizer state."""
+    return table.rows * columns * table.bytes_per_element + state_bytes(
+        optimizer, table.rows, columns
+    )
 
 
 def _where(task: str | None, table: str | None, key: str) -> str:
@@ -163,10 +187,16 @@ class Task:
     device_memory_bytes: int
     batch_size: int
     tables: tuple[Table, ...]
+    optimizer: str | None = None  # None: not given (plans hold no state, as for "sgd")
 
     def __post_init__(self) -> None:
         def bad(key: str, msg: str) -> UserError:
             return UserError(f"{_where(self.name, None, key)}: {msg}")
+
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise bad(
+                "optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
 
         if not self.name:
             raise UserError("task key 'name': must be a non-empty string")
@@ -184,6 +214,11 @@ class Task:
                 raise UserError(f"{_where(self.name, t.name, 'name')}: duplicate table name")
             seen.add(t.name)
 
+    def table_bytes(self, table: Table, columns: int | None = None) -> int:
+        """Memory of ``table`` (or ``columns`` of it) on a device: weights plus the state of
+        the task's optimizer."""
+        return shard_bytes(table, table.dim if columns is None else columns, self.optimizer)
+
     def table(self, name: str) -> Table:
         for t in self.tables:
             if t.name == name:
@@ -191,21 +226,26 @@ class Task:
         raise UserError(f"task {self.name!r} has no table {name!r}")
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "name": self.name, "num_devices": self.num_devices, "device_memory_bytes": self.device_memory_bytes,
             "batch_size": self.batch_size, "tables": [t.to_json() for t in self.tables],
         }  # fmt: skip
+        if self.optimizer is not None:
+            d["optimizer"] = self.optimizer
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Task:
         name = _get(d, "name", str, None, None)
         tables = _get(d, "tables", list, name, None)
+        opt = _get(d, "optimizer", str, name, None) if d.get("optimizer") is not None else None
         return cls(
             name=name,
             num_devices=_get(d, "num_devices", int, name, None),
             device_memory_bytes=_get(d, "device_memory_bytes", int, name, None),
             batch_size=_get(d, "batch_size", int, name, None),
             tables=tuple(Table.from_json(t, name) for t in tables),
+            optimizer=opt,
         )
 
 
@@ -267,12 +307,12 @@ class Plan:
         )
 
     def device_memory(self, task: Task) -> list[int]:
-        """Bytes of weights on each device."""
+        """Bytes on each device: weights plus the task's optimizer state (spec)."""
         mem = [0] * task.num_devices
         for s in self.shards:
             t = task.table(s.table)
             if 0 <= s.device < task.num_devices:
-                mem[s.device] += t.rows * s.columns * t.bytes_per_element
+                mem[s.device] += task.table_bytes(t, s.columns)
         return mem
 
     def validate(self, task: Task) -> None:
@@ -307,8 +347,9 @@ class Plan:
                 )
         for d, used in enumerate(self.device_memory(task)):
             if used > task.device_memory_bytes:
+                state = "" if task.optimizer in (None, "sgd") else f" (weights and {task.optimizer} state)"
                 raise UserError(
-                    f"task {task.name!r}: device {d} holds {used} bytes, more than {task.device_memory_bytes}"
+                    f"task {task.name!r}: device {d} holds {used} bytes{state}, more than {task.device_memory_bytes}"
                 )
 
 
