@@ -70,12 +70,13 @@ def test_eval_measures_plans_and_reports_ratios(tmp_path, capsys):
          "--out", str(tmp_path / "plans.json")], capsys)  # fmt: skip
     code, out, _ = run(["shard", "eval", "--tasks", str(tmp_path / "tasks.json"), "--plans", str(tmp_path / "plans.json"),
                         "--batch-size", "64", "--repeats", "2", "--out", str(tmp_path / "costs.json")], capsys)  # fmt: skip
-    assert code in (0, None) and "of bound" in out
+    assert code in (0, None) and "of estimate" in out
     (row,) = json.loads((tmp_path / "costs.json").read_text())["costs"]
-    assert row["ratio_to_best"] == 1.0 and row["lower_bound_ms"] > 0
-    assert row["ratio_to_bound"] == pytest.approx(row["total_ms"] / row["lower_bound_ms"])
+    assert row["ratio_to_best"] == 1.0 and row["balanced_estimate_ms"] > 0
+    assert row["ratio_to_estimate"] == pytest.approx(row["total_ms"] / row["balanced_estimate_ms"])
     assert row["total_ms"] == max(
-        d["fwd_ms"] + d["fwd_comm_ms"] + d["bwd_comm_ms"] + d["bwd_ms"] for d in row["devices"]
+        d["input_comm_ms"] + d["fwd_ms"] + d["fwd_comm_ms"] + d["bwd_comm_ms"] + d["bwd_ms"]
+        for d in row["devices"]
     )
 
 
@@ -94,7 +95,8 @@ def test_eval_with_comm_model_and_budget(tmp_path, capsys):
     (row,) = json.loads((tmp_path / "costs.json").read_text())["costs"]
     assert all(d["fwd_comm_ms"] > 0.25 and d["bwd_comm_ms"] > 0.25 for d in row["devices"])
     assert row["comm"]["alpha_ms"] == 0.25
-    assert row["lower_bound_ms"] > 0.5  # the bound counts the least comm (2 alpha at least)
+    assert row["balanced_estimate_ms"] > 0.5  # the estimate counts the least comm (2 alpha at least)
+    assert not row["input_counted"]  # a model without an input line leaves it out, and says so
     assert set(row["total_by_statistic"]) == {"round_min_median", "min", "median"}
     code, _, err = run([*base, "--budget-s", "0"], capsys)
     assert code == 2 and "measurement budget" in err
@@ -136,14 +138,17 @@ def test_shard_run_two_processes_with_a_column_wise_plan(tmp_path):
     )
     for rank in doc["ranks"]:
         assert rank["fwd_compute_ms"] > 0 and rank["bwd_compute_ms"] > 0 and rank["fwd_comm_ms"] > 0
+        assert rank["input_dist_ms"] > 0
         assert rank["embedding_ms"] == pytest.approx(
-            rank["fwd_compute_ms"]
+            rank["input_dist_ms"]
+            + rank["fwd_compute_ms"]
             + rank["fwd_comm_ms"]
             + rank["bwd_comm_ms"]
             + rank["bwd_compute_ms"]
         )
     assert doc["measured_embedding_ms"] == max(x["embedding_ms"] for x in doc["ranks"])
     assert doc["predicted"]["total_ms"] > 0 and doc["comm_model"]["backend"] == "gloo-cpu"
+    assert doc["predicted"]["input_counted"] and doc["predicted"]["devices"][0]["input_comm_ms"] > 0
 
 
 def test_shard_run_argument_errors(tmp_path, capsys):

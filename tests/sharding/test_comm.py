@@ -32,19 +32,42 @@ def test_round_trip_and_bad_file(tmp_path):
         CommModel.load(tmp_path / "bad.json")
 
 
-def test_meter_adds_communication_to_every_device():
-    task = Task("c", 2, 10**8, 64, (Table("a", 500, 8, 2.0), Table("b", 500, 8, 2.0)))
-    plan = Plan("c", "x", (Shard("a", 0, 0, 8), Shard("b", 1, 0, 8)))
-    meter = CostMeter(MeterSettings(batch_size=64, repeats=2, warmup=1), comm=CommModel(1.0, 0.0))
+def test_meter_adds_communication_and_the_wait_for_the_slowest_device():
+    task = Task("c", 2, 10**8, 64, (Table("a", 500, 8, 2.0), Table("b", 50_000, 64, 9.0)))
+    plan = Plan("c", "x", (Shard("a", 0, 0, 8), Shard("b", 1, 0, 64)))
+    comm = CommModel(1.0, 0.0, kinds={"input": [0.5, 0.0], "output_bwd": [2.0, 0.0]})
+    meter = CostMeter(MeterSettings(batch_size=64, repeats=2, warmup=1), comm=comm)
     cost = meter.measure_plan(task, plan)
-    assert all(d.fwd_comm_ms == 1.0 and d.bwd_comm_ms == 1.0 for d in cost.devices)
-    assert cost.total_ms == max(d.fwd_ms + d.bwd_ms for d in cost.devices) + 2.0
+    max_fwd = max(d.fwd_ms for d in cost.devices)
+    max_bwd = max(d.bwd_ms for d in cost.devices)
+    for d in cost.devices:
+        assert d.input_comm_ms == 0.5 and d.bwd_comm_ms == 2.0
+        assert d.fwd_comm_ms == pytest.approx(1.0 + max_fwd - d.fwd_ms)
+    assert cost.input_counted
+    assert cost.total_ms == pytest.approx(0.5 + max_fwd + 1.0 + 2.0 + max_bwd)
+    assert cost.total_by_statistic[meter.settings.statistic] == pytest.approx(cost.total_ms)
+    # without an input line the input all-to-all is left out, and the cost says so
+    old = CostMeter(meter.settings, comm=CommModel(1.0, 0.0))
+    assert not old.measure_plan(task, plan).input_counted
 
 
-def test_calibrate_with_two_gloo_processes():
-    m = calibrate(2, sizes=(2**12, 2**18), repeats=3)
-    assert m.backend == "gloo-cpu" and m.alpha_ms >= 0 and m.beta_ms_per_byte >= 0
-    assert len(m.settings["points"]) == 2
+def test_input_all_to_all_volumes_by_hand():
+    m = CommModel(0.0, 0.0, kinds={"input": [1.0, 1e-3]})
+    # 2 devices, batch 100: device 0 holds payload 20 B/sample, device 1 holds 100 B/sample.
+    # device 1 receives 50 * 1 * 100 = 5000 bytes; device 0 sends 50 * 100 = 5000 bytes too.
+    assert m.input_ms([20.0, 100.0], 100) == pytest.approx(1.0 + 5.0)
+    assert m.input_ms([120.0], 100) == 0.0
+    assert CommModel(1.0, 1e-3).input_ms([20.0, 100.0], 100) == 0.0
+
+
+def test_calibrate_with_two_gloo_processes_fits_every_kind():
+    m = calibrate(2, sizes=(2**12, 2**18), rounds=2, repeats=2)
+    assert m.backend == "gloo-cpu" and set(m.kinds) == {"input", "output_fwd", "output_bwd"}
+    assert (m.alpha_ms, m.beta_ms_per_byte) == tuple(m.kinds["output_fwd"])
+    for kind, pts in m.settings["points"].items():
+        assert len(pts) == 2 and all(t > 0 for _, t in pts), kind
+        assert min(m.kinds[kind]) >= 0
+    assert CommModel.from_json(m.to_json()) == m
 
 
 def test_comm_lower_bound_is_below_every_plans_comm() -> None:

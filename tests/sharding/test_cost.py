@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from embedlab.errors import UserError
-from embedlab.sharding.cost import CostMeter, DeviceCost, MeterSettings, lower_bound_from
+from embedlab.sharding.cost import CostMeter, DeviceCost, MeterSettings, balanced_estimate_from
 from embedlab.sharding.types import Plan, Shard, Table, Task
 
 FAST = MeterSettings(batch_size=256, warmup=1, repeats=3, seed=7)
@@ -96,11 +96,12 @@ def test_measure_plan_validates(meter: CostMeter) -> None:
         meter.measure_plan(task, bad)
 
 
-def test_lower_bound_below_any_table_wise_plan_from_single_costs(meter: CostMeter) -> None:
+def test_balanced_estimate_is_below_any_additive_table_wise_plan(meter: CostMeter) -> None:
+    """Below every plan *if costs added up*; measured plans may fall below it (not a bound)."""
     task = _task(num_devices=2)
     single = {k: v.total_ms for k, v in meter.single_table_costs(task).items()}
-    lb = meter.lower_bound(task)
-    assert lb == lower_bound_from(single.values(), task.num_devices)
+    lb = meter.balanced_estimate(task)
+    assert lb == balanced_estimate_from(single.values(), task.num_devices)
     assert lb >= max(single.values())
     names = [t.name for t in task.tables]
     for assign in itertools.product(range(task.num_devices), repeat=len(names)):
@@ -110,10 +111,10 @@ def test_lower_bound_below_any_table_wise_plan_from_single_costs(meter: CostMete
         assert lb <= max(loads) + 1e-9
 
 
-def test_lower_bound_from() -> None:
-    assert lower_bound_from([], 4) == 0.0
-    assert lower_bound_from([1.0, 1.0, 1.0, 1.0], 2) == 2.0
-    assert lower_bound_from([5.0, 1.0, 1.0], 2) == 5.0
+def test_balanced_estimate_from() -> None:
+    assert balanced_estimate_from([], 4) == 0.0
+    assert balanced_estimate_from([1.0, 1.0, 1.0, 1.0], 2) == 2.0
+    assert balanced_estimate_from([5.0, 1.0, 1.0], 2) == 5.0
 
 
 def test_settings_validated() -> None:
@@ -196,3 +197,25 @@ def test_budget_exceeded_is_a_clear_error() -> None:
     assert m.measure_device(task, [Shard("d", 1, 0, 16)]).total_ms > 0
     with pytest.raises(MeasurementBudgetExceeded):
         m.measure_device(task, [Shard("c", 0, 0, 16)])
+
+
+def test_kernel_fuses_the_tasks_optimizer_and_the_cache_keeps_them_apart(monkeypatch) -> None:
+    import embedlab.sharding.cost as cost
+
+    seen = []
+    real = cost.fused_optimizer
+    monkeypatch.setattr(cost, "fused_optimizer", lambda o: seen.append(o) or real(o))
+    from dataclasses import replace
+
+    m = CostMeter(FAST)
+    base = _task()
+    shards = [Shard("a", 0, 0, 16)]
+    m.measure_device(base, shards)
+    for opt in ("rowwise_adagrad", "adagrad"):
+        c = m.measure_device(replace(base, optimizer=opt), shards)
+        assert c.fwd_ms > 0 and c.bwd_ms > 0
+    assert seen == ["sgd", "rowwise_adagrad", "adagrad"]
+    assert m.builds == 3  # one kernel per optimizer: not served from another's cache
+    with pytest.raises(UserError, match="no fused 'adam'"):  # FBGEMM's CPU kernel has none
+        m.measure_device(replace(base, optimizer="adam"), shards)
+    assert real(None).name == "EXACT_SGD" and real("adam").name == "ADAM"

@@ -1,47 +1,63 @@
-"""The measured cost of a sharding plan: the compute part of the plan-cost meter.
+"""The measured cost of a sharding plan: one training step of the embedding part, as
+TorchRec's ``DistributedModelParallel`` runs it.
 
 Per the v1 spec, the cost of a plan is the max over devices of
-``forward compute + forward all-to-all + backward all-to-all + backward compute`` of that
-device. Compute is the fused embedding-bag kernel (FBGEMM's
-``SplitTableBatchedEmbeddingBagsCodegen``, pooling SUM, ``EXACT_SGD`` fused into the
-backward) over all shards on the device, each shard a table of ``rows × columns``, fed with
-indices drawn by :func:`~embedlab.sharding.workload.draw_bags`.
+``input all-to-all + forward compute + forward all-to-all + backward all-to-all + backward
+compute`` of that device:
 
-Backend ``"cpu"`` (the only one so far): ``EmbeddingLocation.HOST`` /
-``ComputeDevice.CPU``. The CPU kernel supports FP32 and FP16 weights (both forward and the
-fused SGD backward), so each shard is kept in its table's precision (``bytes_per_element``
-4 → FP32, 2 → FP16). One TBE holds one weight precision, so a device with both kinds of
-shards runs one kernel per precision and its time is their sum. The CPU backend times
-``settings.batch_size`` samples (default 2048, usually smaller than the task's batch) and
-records that batch in every result.
+* **compute** is the fused embedding-bag kernel (FBGEMM's
+  ``SplitTableBatchedEmbeddingBagsCodegen``, pooling SUM) over all shards on the device,
+  each shard a table of ``rows × columns`` (real row counts), fed with indices drawn by
+  :func:`~embedlab.sharding.workload.draw_bags`, its backward fused with the update of the
+  task's ``optimizer`` (``EXACT_SGD`` for ``sgd`` or none, ``EXACT_ROWWISE_ADAGRAD``,
+  ``EXACT_ADAGRAD``, ``ADAM``), as TorchRec's fused kernel does;
+* **communication** comes from the meter's ``comm``, a per-kind
+  :class:`~embedlab.sharding.comm.CommModel` calibrated on TorchRec's own collectives:
+  the input all-to-all (ids and lengths, from each table's pooling factor), the pooled
+  forward all-to-all and its backward. A collective ends when its slowest participant
+  does, so a device's forward all-to-all also holds its wait for the slowest device's
+  forward compute (``fwd_comm_ms = max forward compute - own forward compute +
+  transfer``), exactly what a rank's clock shows under DMP
+  (:mod:`embedlab.sharding.run` times the same phases). The plan cost is therefore
+  ``input + max_d forward + forward a2a + backward a2a + max_d backward``. Without a comm
+  model the cost is compute only (``max_d (forward + backward)``); a model without an
+  ``input`` line leaves the input all-to-all out, and :attr:`PlanCost.input_counted` says so.
+
+Backend ``"cpu"`` (the only one so far): ``EmbeddingLocation.HOST`` / ``ComputeDevice.CPU``.
+The CPU kernel supports FP32 and FP16 weights, so each shard is kept in its table's precision
+(``bytes_per_element`` 4 → FP32, 2 → FP16). One TBE holds one weight precision, so a device
+with both kinds of shards runs one kernel per precision and its time is their sum.
+
+**Batch.** A device computes its shards for the global batch, so the meter times
+``settings.batch_size`` samples per kernel call: 4096 by default (at 512, the old default,
+fixed per-call costs dominated and costs looked additive). Tasks say 65,536; a CPU times a
+smaller batch and records it in every result; costs compare only at the same settings.
 
 Each device's shard set becomes one prepared kernel (a TBE per precision, a few pre-drawn,
 seeded batches). Kernels are timed **interleaved**: after ``warmup`` untimed iterations
 each, the ``repeats`` timed iterations of every kernel being measured are split into
-``rounds`` bursts, and the rounds cycle over all kernels (round 1 of every kernel, then
-round 2, ...), so a burst of load from another process hits every compared plan alike
-instead of one plan's whole measurement. :meth:`CostMeter.measure_plans` measures all
-plans of a task this way in one pass (as many kernels live at once as
-``max_live_bytes`` of weights allow; the rest in further passes). Forward and backward are
-timed separately and summarized by a statistic of the same samples:
+``rounds`` bursts, and the rounds cycle over all kernels, so a burst of load from another
+process hits every compared plan alike. :meth:`CostMeter.measure_plans` measures all plans
+of a task this way in one pass (as many kernels live at once as ``max_live_bytes`` of
+weights allow; the rest in further passes). Forward and backward are timed separately and
+summarized by a statistic of the same samples:
 
 * ``median`` (what the spec names): the median over all timed iterations;
-* ``min``: the fastest iteration (an iteration can only be slowed down by noise);
+* ``min``: the fastest iteration;
 * ``round_min_median`` (default): the median over rounds of each round's fastest
-  iteration -- robust to a descheduled iteration (min within a burst) and to one
-  unlucky burst (median across bursts). Chosen by the repeatability measured in
-  ``benchmarks/sharding_baselines.py`` (CV of the same plan re-measured, per statistic).
+  iteration -- robust to a descheduled iteration and to one unlucky burst.
 
 Every result carries all three, the chosen one in ``fwd_ms``/``bwd_ms``, and the
 coefficient of variation of the per-iteration totals. Results are cached per meter, keyed
-by (backend, settings, sorted multiset of (table spec, columns)), so shard sets that repeat
-(across devices or plans) are timed once. A meter can be given a measurement budget
-(``budget_s`` seconds of kernel building and timing): once spent, measuring anything not
-yet cached raises :class:`MeasurementBudgetExceeded`.
+by (backend, settings, optimizer, sorted multiset of (table spec, columns)). A meter can be
+given a measurement budget (``budget_s`` seconds of kernel building and timing): once
+spent, measuring anything not yet cached raises :class:`MeasurementBudgetExceeded`.
 
-Communication (the forward and backward all-to-all) comes from the meter's ``comm``, a
-:class:`~embedlab.sharding.comm.CommModel` calibrated on real ``all_to_all_single`` timings,
-evaluated at the timed batch; without one, those fields are 0.0 (compute only).
+**No lower bound.** :meth:`CostMeter.balanced_estimate` (the largest single table, or every
+table's cost spread evenly over the devices, plus the least communication) is an
+*estimate*, not a bound: a device's fused kernel over several tables costs less than the
+sum of the tables alone (fixed per-call costs are paid once), so measured plans can fall
+below it. Only :meth:`CostMeter.comm_lower_bound` is a bound (of the comm model).
 """
 
 from __future__ import annotations
@@ -57,7 +73,7 @@ import numpy as np
 import torch
 
 from embedlab.errors import UserError
-from embedlab.sharding.comm import CommModel
+from embedlab.sharding.comm import CommModel, input_payload
 from embedlab.sharding.types import Plan, Shard, Table, Task
 from embedlab.sharding.workload import draw_bags
 
@@ -68,8 +84,26 @@ NUM_BATCHES = 4
 
 #: A table's spec as it matters to the kernel and its workload (the name does not).
 TableSpec = tuple[int, int, float, int, str]
-#: Cache key of one device: (backend, settings, sorted ((table spec, columns), ...)).
-DeviceKey = tuple[str, "MeterSettings", tuple[tuple[TableSpec, int], ...]]
+#: Cache key of one device: (backend, settings, optimizer, sorted ((table spec, columns), ...)).
+DeviceKey = tuple[str, "MeterSettings", str, tuple[tuple[TableSpec, int], ...]]
+
+#: Task optimizers FBGEMM's CPU kernel cannot fuse (fbgemm-gpu-cpu 1.8 asserts "not
+#: supported in CPU mode"): their plans are checked for memory, but the CPU backend cannot time them.
+CPU_UNSUPPORTED = frozenset({"adam"})
+#: The FBGEMM optimizer fused into the backward for each task optimizer (None: ``sgd``).
+FUSED_OPTIMIZERS = {
+    "sgd": "EXACT_SGD",
+    "rowwise_adagrad": "EXACT_ROWWISE_ADAGRAD",
+    "adagrad": "EXACT_ADAGRAD",
+    "adam": "ADAM",
+}
+
+
+def fused_optimizer(optimizer: str | None) -> Any:
+    """FBGEMM's ``EmbOptimType`` for a task's ``optimizer`` (None: exact SGD)."""
+    from fbgemm_gpu.split_embedding_configs import EmbOptimType
+
+    return getattr(EmbOptimType, FUSED_OPTIMIZERS[optimizer or "sgd"])
 
 
 class MeasurementBudgetExceeded(UserError):
@@ -85,7 +119,7 @@ class MeterSettings:
     """
 
     backend: str = "cpu"
-    batch_size: int = 2048
+    batch_size: int = 4096
     warmup: int = 3
     repeats: int = 15
     statistic: str = "round_min_median"
@@ -123,6 +157,7 @@ class DeviceCost:
     cv: float  # coefficient of variation of the per-iteration fwd+bwd times
     n: int  # timed iterations (0 for an empty device)
     by_statistic: dict[str, float] = field(default_factory=dict, compare=False)
+    split_by_statistic: dict[str, tuple[float, float]] = field(default_factory=dict, compare=False)
 
     @property
     def total_ms(self) -> float:
@@ -131,10 +166,11 @@ class DeviceCost:
 
 @dataclass(frozen=True)
 class DevicePart:
-    """One device's share of a plan's cost.
+    """One device's share of a plan's cost, phase by phase as its clock shows them.
 
-    ``fwd_comm_ms`` and ``bwd_comm_ms`` (the all-to-alls) come from the meter's calibrated
-    alpha-beta model; every device waits for the slowest, so they are equal across devices.
+    ``input_comm_ms`` and ``bwd_comm_ms`` (all-to-alls) are equal across devices;
+    ``fwd_comm_ms`` is the forward all-to-all plus this device's wait for the slowest
+    forward compute (0 wait on the slowest device).
     """
 
     device: int
@@ -145,10 +181,11 @@ class DevicePart:
     cv: float
     n: int
     compute_by_statistic: dict[str, float] = field(default_factory=dict, compare=False)
+    input_comm_ms: float = 0.0
 
     @property
     def total_ms(self) -> float:
-        return self.fwd_ms + self.fwd_comm_ms + self.bwd_comm_ms + self.bwd_ms
+        return self.input_comm_ms + self.fwd_ms + self.fwd_comm_ms + self.bwd_comm_ms + self.bwd_ms
 
 
 @dataclass(frozen=True)
@@ -170,6 +207,8 @@ class PlanCost:
     task_batch_size: int
     comm: dict[str, Any] | None = None  # the communication model used (None: compute only)
     total_by_statistic: dict[str, float] = field(default_factory=dict, compare=False)
+    optimizer: str = "sgd"
+    input_counted: bool = False  # the input all-to-all is in the cost
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -177,7 +216,8 @@ class PlanCost:
             "statistic": self.settings.statistic, "total_by_statistic": self.total_by_statistic,
             "straggler": self.straggler, "backend": self.backend, "batch_size": self.batch_size,
             "task_batch_size": self.task_batch_size, "settings": asdict(self.settings),
-            "devices": [asdict(d) for d in self.devices], "comm": self.comm,
+            "optimizer": self.optimizer, "input_counted": self.input_counted,
+            "devices": [asdict(d) | {"total_ms": d.total_ms} for d in self.devices], "comm": self.comm,
         }  # fmt: skip
 
 
@@ -216,17 +256,19 @@ def summarize(fwd: np.ndarray, bwd: np.ndarray, rounds: np.ndarray, statistic: s
     tot = fwd + bwd
     mean = float(np.mean(tot))
     cv = float(statistics.pstdev(tot.tolist()) / mean) if mean > 0 else 0.0
-    by = {st: sum(_stat_total(fwd, bwd, rounds, st)) for st in STATISTICS}
-    f, b = _stat_total(fwd, bwd, rounds, statistic)
-    return DeviceCost(f, b, cv, len(tot), by)
+    split = {st: _stat_total(fwd, bwd, rounds, st) for st in STATISTICS}
+    f, b = split[statistic]
+    return DeviceCost(f, b, cv, len(tot), {st: sum(v) for st, v in split.items()}, split)
 
 
 class _Kernel:
     """One device's shard set, ready to time: one FBGEMM TBE per precision, pre-drawn
     batches, and the forward/backward samples taken so far (with their round)."""
 
-    def __init__(self, settings: MeterSettings, items: tuple[tuple[TableSpec, int], ...]) -> None:
+    def __init__(self, settings: MeterSettings, items: tuple[tuple[TableSpec, int], ...],
+                 optimizer: str = "sgd") -> None:  # fmt: skip
         self.settings = settings
+        self.optimizer = optimizer
         groups: dict[int, list[tuple[int, TableSpec, int]]] = {}
         for i, (spec, cols) in enumerate(items):
             groups.setdefault(spec[3], []).append((i, spec, cols))
@@ -237,7 +279,7 @@ class _Kernel:
         self.calls = 0
 
     def _build(self, group: list[tuple[int, TableSpec, int]]) -> tuple[Any, list[tuple[Any, ...]]]:
-        from fbgemm_gpu.split_embedding_configs import EmbOptimType, SparseType
+        from fbgemm_gpu.split_embedding_configs import SparseType
         from fbgemm_gpu.split_table_batched_embeddings_ops_common import (
             EmbeddingLocation,
             PoolingMode,
@@ -252,7 +294,7 @@ class _Kernel:
         precision = SparseType.FP16 if group[0][1][3] == 2 else SparseType.FP32
         tbe = SplitTableBatchedEmbeddingBagsCodegen(
             [(spec[0], cols, EmbeddingLocation.HOST, ComputeDevice.CPU) for _, spec, cols in group],
-            optimizer=EmbOptimType.EXACT_SGD,
+            optimizer=fused_optimizer(self.optimizer),
             learning_rate=0.01,
             pooling_mode=PoolingMode.SUM,
             weights_precision=precision,
@@ -309,8 +351,11 @@ class _Kernel:
         )  # fmt: skip
 
 
-def _weight_bytes(items: tuple[tuple[TableSpec, int], ...]) -> int:
-    return sum(spec[0] * cols * spec[3] for spec, cols in items)
+def _weight_bytes(key: DeviceKey) -> int:
+    """Weights plus optimizer state of a device key's kernel."""
+    from embedlab.sharding.types import state_bytes
+
+    return sum(spec[0] * cols * spec[3] + state_bytes(key[2], spec[0], cols) for spec, cols in key[3])
 
 
 @dataclass
@@ -338,7 +383,7 @@ class CostMeter:
 
     def device_key(self, task: Task, shards: Iterable[Shard]) -> DeviceKey:
         items = sorted((table_spec(task.table(s.table)), s.columns) for s in shards)
-        return (self.settings.backend, self.settings, tuple(items))
+        return (self.settings.backend, self.settings, task.optimizer or "sgd", tuple(items))
 
     def measure_device(self, task: Task, shards: Iterable[Shard]) -> DeviceCost:
         """Compute cost of one device holding ``shards`` (cached; empty → zeros)."""
@@ -348,12 +393,18 @@ class CostMeter:
         self, task: Task, shard_sets: Sequence[Iterable[Shard]]
     ) -> list[DeviceCost]:
         """Compute cost of each shard set, the uncached ones timed interleaved (cached)."""
+        if self.settings.backend == "cpu" and task.optimizer in CPU_UNSUPPORTED:
+            raise UserError(
+                f"task {task.name!r}: FBGEMM's CPU kernel has no fused {task.optimizer!r}; the cpu "
+                f"backend can time sgd, rowwise_adagrad and adagrad tasks"
+            )
         keys = [self.device_key(task, shards) for shards in shard_sets]
-        todo = list(dict.fromkeys(k for k in keys if k[2] and k not in self._cache))
+        todo = list(dict.fromkeys(k for k in keys if k[3] and k not in self._cache))
         if todo:
             self._measure_interleaved(todo)
-        zero = DeviceCost(0.0, 0.0, 0.0, 0, dict.fromkeys(STATISTICS, 0.0))
-        return [self._cache[k] if k[2] else zero for k in keys]
+        zero = DeviceCost(0.0, 0.0, 0.0, 0, dict.fromkeys(STATISTICS, 0.0),
+                          dict.fromkeys(STATISTICS, (0.0, 0.0)))  # fmt: skip
+        return [self._cache[k] if k[3] else zero for k in keys]
 
     def measure_plan(self, task: Task, plan: Plan) -> PlanCost:
         """Cost of ``plan``: per-device parts, the max over devices and its straggler.
@@ -382,19 +433,32 @@ class CostMeter:
     def _plan_cost(
         self, task: Task, plan: Plan, by_dev: list[list[Shard]], costs: list[DeviceCost]
     ) -> PlanCost:
-        fwd_comm = bwd_comm = 0.0
+        B = self.settings.batch_size
+        input_ms = a2a_fwd = a2a_bwd = 0.0
         if self.comm is not None:
             cols = [sum(s.columns for s in shards) for shards in by_dev]
-            fwd_comm, bwd_comm = self.comm.all_to_all_ms(cols, self.settings.batch_size)
+            a2a_fwd, a2a_bwd = self.comm.all_to_all_ms(cols, B)
+            payload = [
+                sum(input_payload(task.table(s.table).pooling_factor) for s in shards)
+                for shards in by_dev
+            ]
+            input_ms = self.comm.input_ms(payload, B)
+        synced = self.comm is not None and task.num_devices > 1
+        max_fwd = max(c.fwd_ms for c in costs)
         parts = [
-            DevicePart(d, c.fwd_ms, fwd_comm, bwd_comm, c.bwd_ms, c.cv, c.n, dict(c.by_statistic))
+            DevicePart(d, c.fwd_ms, a2a_fwd + (max_fwd - c.fwd_ms if synced else 0.0), a2a_bwd,
+                       c.bwd_ms, c.cv, c.n, dict(c.by_statistic), input_ms)  # fmt: skip
             for d, c in enumerate(costs)
         ]
         straggler = max(range(len(parts)), key=lambda i: parts[i].total_ms)
-        by_stat = {
-            st: max(c.by_statistic.get(st, 0.0) for c in costs) + fwd_comm + bwd_comm
-            for st in STATISTICS
-        }
+        by_stat = {}
+        for st in STATISTICS:
+            fb = [c.split_by_statistic.get(st, (c.fwd_ms, c.bwd_ms)) for c in costs]
+            if synced:
+                compute = max(f for f, _ in fb) + max(b for _, b in fb)
+            else:
+                compute = max(f + b for f, b in fb)
+            by_stat[st] = compute + input_ms + a2a_fwd + a2a_bwd
         return PlanCost(
             task=task.name,
             planner=plan.planner,
@@ -403,12 +467,14 @@ class CostMeter:
             devices=tuple(parts),
             backend=self.settings.backend,
             settings=self.settings,
-            batch_size=self.settings.batch_size,
+            batch_size=B,
             task_batch_size=task.batch_size,
             comm=None
             if self.comm is None
             else {k: v for k, v in self.comm.to_json().items() if k != "settings"},
             total_by_statistic=by_stat,
+            optimizer=task.optimizer or "sgd",
+            input_counted=self.comm is not None and self.comm.has_input,
         )
 
     def single_table_costs(self, task: Task) -> dict[str, DeviceCost]:
@@ -417,21 +483,26 @@ class CostMeter:
         return {t.name: c for t, c in zip(task.tables, costs)}
 
     def comm_lower_bound(self, task: Task) -> float:
-        """Least forward+backward all-to-all time any plan of ``task`` can have (ms).
+        """Least input + forward + backward all-to-all time any plan of ``task`` can have
+        under the comm model (ms): a bound of the model, not of measurements.
 
-        The model's time grows with the most columns on a device and with the fewest, so
-        columns spread as evenly as a column-wise split allows give the minimum.
+        The pooled all-to-alls grow with the most columns on a device, the input all-to-all
+        with the most ids on a device (column-wise splits only add ids), so an even spread
+        of columns and of ids gives the minimum of each.
         """
         if self.comm is None:
             return 0.0
-        total, d = sum(t.dim for t in task.tables), task.num_devices
+        d, B = task.num_devices, self.settings.batch_size
+        total = sum(t.dim for t in task.tables)
         cols = [total // d + (1 if i < total % d else 0) for i in range(d)]
-        return sum(self.comm.all_to_all_ms(cols, self.settings.batch_size))
+        payload = sum(input_payload(t.pooling_factor) for t in task.tables)
+        return sum(self.comm.all_to_all_ms(cols, B)) + self.comm.input_ms([payload / d] * d, B)
 
-    def lower_bound(self, task: Task) -> float:
-        """``max(largest single-table cost, sum of single-table costs / D)`` plus the
-        least all-to-all time (:meth:`comm_lower_bound`; 0 without a comm model), in ms."""
-        compute = lower_bound_from(
+    def balanced_estimate(self, task: Task) -> float:
+        """``max(largest single-table cost, sum of single-table costs / D)`` plus the least
+        communication (:meth:`comm_lower_bound`), in ms: an estimate of the best plan's cost,
+        **not** a lower bound (see the module doc; measured plans fall below it)."""
+        compute = balanced_estimate_from(
             [c.total_ms for c in self.single_table_costs(task).values()], task.num_devices
         )
         return compute + self.comm_lower_bound(task)
@@ -453,10 +524,10 @@ class CostMeter:
             i = 0
             while i < len(keys):
                 self._check_budget(len(keys) - i)
-                chunk, live = [keys[i]], _weight_bytes(keys[i][2])
+                chunk, live = [keys[i]], _weight_bytes(keys[i])
                 i += 1
-                while i < len(keys) and live + _weight_bytes(keys[i][2]) <= self.max_live_bytes:
-                    live += _weight_bytes(keys[i][2])
+                while i < len(keys) and live + _weight_bytes(keys[i]) <= self.max_live_bytes:
+                    live += _weight_bytes(keys[i])
                     chunk.append(keys[i])
                     i += 1
                 self._measure_pass(chunk)
@@ -467,7 +538,7 @@ class CostMeter:
         t0 = time.perf_counter()
         kernels = []
         for k in keys:
-            kernels.append(_Kernel(self.settings, k[2]))
+            kernels.append(_Kernel(self.settings, k[3], k[2]))
             self.builds += len(kernels[-1].groups)
         for kern in kernels:
             kern.warm()
@@ -482,8 +553,9 @@ class CostMeter:
         self.spent_s += time.perf_counter() - t0
 
 
-def lower_bound_from(single_costs: Iterable[float], num_devices: int) -> float:
-    """``max(max(costs), sum(costs) / num_devices)``: no plan of whole tables costs less."""
+def balanced_estimate_from(single_costs: Iterable[float], num_devices: int) -> float:
+    """``max(max(costs), sum(costs) / num_devices)``: what a perfectly balanced plan of
+    whole tables would cost if costs added up (they do not quite: an estimate, not a bound)."""
     costs = list(single_costs)
     if not costs:
         return 0.0
@@ -498,7 +570,10 @@ __all__ = [
     "DevicePart",
     "MeterSettings",
     "PlanCost",
-    "lower_bound_from",
+    "CPU_UNSUPPORTED",
+    "FUSED_OPTIMIZERS",
+    "balanced_estimate_from",
+    "fused_optimizer",
     "summarize",
     "table_spec",
 ]

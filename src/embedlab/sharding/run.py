@@ -3,7 +3,8 @@
 ``embedlab shard run --task tasks.json --name T --plan plans.json --nproc D --steps N``
 builds, on each of ``D`` processes, a DLRM for task ``T``'s tables, shards its
 ``EmbeddingBagCollection`` with the plan (:func:`~embedlab.sharding.torchrec_adapter.to_torchrec_plan`,
-FBGEMM's fused kernel, exact SGD fused into the backward), and trains ``N`` steps on data
+FBGEMM's fused kernel, the task's optimizer -- exact SGD when it names none -- fused into
+the backward), and trains ``N`` steps on data
 drawn per the spec (indices from each table's pooling factor and index distribution,
 :func:`~embedlab.sharding.workload.draw_bags`; dense features and labels random). Each
 rank times every phase of every step:
@@ -15,8 +16,8 @@ rank times every phase of every step:
 * ``bwd_comm_ms``: the all-to-all of the pooled embeddings' gradients;
 * ``bwd_compute_ms``: the lookups' backward with the fused optimizer update.
 
-``embedding_ms = fwd_compute + fwd_comm + bwd_comm + bwd_compute`` is the spec's plan cost
-of that rank, measured. The phases are driven one by one (the sharded module's
+``embedding_ms = input_dist + fwd_compute + fwd_comm + bwd_comm + bwd_compute`` is the
+spec's plan cost of that rank, measured. The phases are driven one by one (the sharded module's
 ``input_dist``/``compute``/``output_dist``, with autograd cut between the phases so each
 backward runs alone); every step starts at a barrier, so a rank's communication time
 includes waiting for the slowest rank, as in training. Reported per rank: the median over
@@ -75,7 +76,8 @@ class RankTimes:
 
     @property
     def embedding_ms(self) -> float:
-        return self.fwd_compute_ms + self.fwd_comm_ms + self.bwd_comm_ms + self.bwd_compute_ms
+        return (self.input_dist_ms + self.fwd_compute_ms + self.fwd_comm_ms + self.bwd_comm_ms
+                + self.bwd_compute_ms)  # fmt: skip
 
     def to_json(self) -> dict[str, float]:
         return {**asdict(self), "embedding_ms": self.embedding_ms}
@@ -138,11 +140,11 @@ def run_plan(task: Task, plan: Plan, *, steps: int, warmup: int, batch_size: int
     """Train ``steps`` (+ ``warmup``) steps of the task's DLRM sharded by ``plan`` in the
     current process group (every rank calls it); the ranks' median phase times, on every rank."""
     import torch.distributed as dist
-    from fbgemm_gpu.split_embedding_configs import EmbOptimType
     from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
     from torchrec.distributed.model_parallel import DistributedModelParallel
     from torchrec.distributed.types import ShardingEnv
 
+    from embedlab.sharding.cost import fused_optimizer
     from embedlab.sharding.torchrec_adapter import to_torchrec_plan
 
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -154,7 +156,7 @@ def run_plan(task: Task, plan: Plan, *, steps: int, warmup: int, batch_size: int
     model.bottom.to(device)
     model.top.to(device)
     sharder = EmbeddingBagCollectionSharder(
-        fused_params={"optimizer": EmbOptimType.EXACT_SGD, "learning_rate": lr}
+        fused_params={"optimizer": fused_optimizer(task.optimizer), "learning_rate": lr}
     )
     sharded = DistributedModelParallel(
         model.sparse,
