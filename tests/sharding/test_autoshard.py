@@ -184,7 +184,7 @@ def test_real_meter_run_save_load_and_transfer(tmp_path):
     tasks = [_task(n=6, d=2, seed=s, name=f"k{s}") for s in range(2)]
     meter = CostMeter(MeterSettings(batch_size=64, warmup=0, repeats=2, rounds=1))
     st = TrainSettings(iterations=2, rollout_tasks=1, cost_steps=3, cost_batch=8, rl_updates=1, rl_episodes=2,
-                       measure_budget_s=60.0)  # fmt: skip
+                       measure_budget_s=60.0, reward="cost_head")  # fmt: skip
     model = train_autoshard(tasks, tmp_path / "run", meter, st, show_progress=False)
     assert model.meta["measurements"] >= 1 and model.meta["measure_s"] > 0 and model.scale_ms > 0
     loaded = load_model(tmp_path / "run" / "model")
@@ -244,3 +244,36 @@ def test_default_model_ships_and_plans_unseen_tasks():
         plan = planner.plan(task)
         plan.validate(task)
         assert plan.planner == "autoshard" and plan.estimated_cost_ms > 0
+
+
+def test_measured_reward_is_the_balance_of_measured_costs_and_falls_back_when_the_budget_ends(tmp_path):
+    import json
+
+    from embedlab.sharding.autoshard.model import balance_reward
+
+    tasks = [_task(seed=s, name=f"m{s}") for s in range(3)]
+    seen = []
+
+    class Recording(FakeMeter):
+        def measure_devices(self, task, shard_sets):
+            out = super().measure_devices(task, shard_sets)
+            seen.append([c.total_ms for c in out])
+            return out
+
+    st = TrainSettings(iterations=3, rollout_tasks=1, cost_steps=2, cost_batch=8, rl_updates=2,
+                       rl_episodes=2, measured_episodes=3, seed=1, reward="measured")  # fmt: skip
+    train_autoshard(tasks, tmp_path / "m", Recording(), st, show_progress=False)
+    log = json.loads((tmp_path / "m" / "log.json").read_text())
+    assert [x["reward_source"] for x in log] == ["measured"] * 3
+    assert len(seen) == 3  # one measured batch of 3 episodes per iteration, nothing else timed
+    # the reward is computed from the meter's numbers: costs of equal devices give 1.0
+    eq = balance_reward(torch.tensor([[2.0, 2.0, 2.0]]), torch.zeros(1, 3), 1.0)
+    assert float(eq[0]) == 1.0
+    assert all(0.0 <= x["mean_reward"] <= 1.0 for x in log)
+    # a spent budget: no new measurement, the cost head's reward takes over
+    st2 = TrainSettings(iterations=2, rollout_tasks=1, cost_steps=2, cost_batch=8, rl_updates=1,
+                        rl_episodes=2, measured_episodes=2, seed=1, measure_budget_s=0.0)  # fmt: skip
+    with pytest.raises(UserError, match="measured no shard"):
+        train_autoshard(tasks, tmp_path / "b", Recording(), st2, show_progress=False)
+    with pytest.raises(UserError, match="reward"):
+        TrainSettings(reward="guess")

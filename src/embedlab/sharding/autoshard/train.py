@@ -17,10 +17,19 @@ Here one process alternates (each of ``iterations`` outer iterations):
 2. **fit the cost head**: ``cost_steps`` Adam steps on minibatches of ``cost_batch``
    buffer samples (MSE on ms / ``scale_ms``; ``scale_ms`` = median of the first
    measurements).
-3. **policy**: ``rl_updates`` actor-critic updates
-   (:func:`~embedlab.sharding.autoshard.agent.actor_critic_loss`), each on one random
-   training task × ``rl_episodes`` episodes whose reward comes from the cost head -- no
-   measurement in this inner loop.
+3. **policy**, by ``reward``:
+
+   * ``"measured"`` (default, the paper's: its actors benchmark the plans they play and are
+     rewarded with the measured balance): the episodes of step 1 -- ``measured_episodes``
+     per task, played with gradients on -- get :func:`balance_reward` of their *measured*
+     per-device costs, and each task's batch is one actor-critic update. The cost head
+     still learns from the buffer (it orders the tables and feeds the action features).
+     Once the measurement budget is spent, no new reward can be measured: the remaining
+     iterations fall back to the cost-head reward below (logged as ``reward_source``).
+   * ``"cost_head"``: ``rl_updates`` actor-critic updates
+     (:func:`~embedlab.sharding.autoshard.agent.actor_critic_loss`), each on one random
+     training task × ``rl_episodes`` episodes whose reward comes from the cost head -- no
+     measurement in this inner loop (cheaper; what the first version of this module did).
 
 One Adam optimizer (lr 1e-3, the paper's) for the whole network, decayed linearly to 0
 over the iterations; grad-norm clip 40; entropy cost 0.001; baseline cost 0.5 (the
@@ -53,11 +62,14 @@ from embedlab.sharding.autoshard.agent import (
     rollout,
     task_tensors,
 )
-from embedlab.sharding.autoshard.model import cost_loss
+from embedlab.sharding.autoshard.model import balance_reward, cost_loss
 from embedlab.sharding.cost import MeasurementBudgetExceeded
 from embedlab.sharding.dreamshard.features import NUM_FEATURES, table_features
 from embedlab.sharding.types import Shard, Task
 from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
+
+
+REWARDS = ("measured", "cost_head")
 
 
 @dataclass(frozen=True)
@@ -81,9 +93,14 @@ class TrainSettings:
     normalize_advantage: bool = True
     measure_budget_s: float | None = None
     seed: int = 0
+    reward: str = "measured"
+    measured_episodes: int = 4
 
     def __post_init__(self) -> None:
-        for k in ("iterations", "rollout_tasks", "buffer_size", "cost_batch", "rl_episodes"):
+        if self.reward not in REWARDS:
+            raise UserError(f"AutoShard reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
+        for k in ("iterations", "rollout_tasks", "buffer_size", "cost_batch", "rl_episodes",
+                  "measured_episodes"):  # fmt: skip
             if getattr(self, k) < 1:
                 raise UserError(f"AutoShard setting {k!r} must be >= 1, got {getattr(self, k)}")
         for k in ("cost_steps", "rl_updates"):
@@ -254,34 +271,63 @@ def train_autoshard(tasks: list[Task], out_dir: str | Path, meter: Any, settings
             over = (
                 settings.measure_budget_s is not None and st.measure_s >= settings.measure_budget_s
             )
+            measured_rollouts = []  # (rollout with measured reward) per task, to learn from
             if not (over or st.budget_spent):
                 picks = rng.choice(
                     len(tasks), size=min(settings.rollout_tasks, len(tasks)), replace=False
                 )
+                measured = settings.reward == "measured"
                 for i in picks:
-                    with torch.no_grad():
-                        r = rollout(model, tts[int(i)], episodes=1, generator=gen)
-                    sets = [
-                        s for s in placement_shards(tasks[int(i)], r.placement[0].tolist()) if s
-                    ]
+                    task = tasks[int(i)]
+                    with torch.set_grad_enabled(measured):
+                        r = rollout(model, tts[int(i)], episodes=settings.measured_episodes if measured else 1,
+                                    generator=gen, grad=measured)  # fmt: skip
+                    per_ep = [placement_shards(task, p.tolist()) for p in r.placement]
+                    sets = [s for by_dev in per_ep for s in by_dev if s]
                     t0 = time.perf_counter()
                     try:
-                        costs = meter.measure_devices(tasks[int(i)], sets)
+                        costs = meter.measure_devices(task, sets)
                     except MeasurementBudgetExceeded:
                         st.budget_spent = True
                         break
                     finally:
                         st.measure_s += time.perf_counter() - t0
                     st.measurements += len(sets)
+                    seen: dict[tuple, float] = {}
                     for shards, c in zip(sets, costs):
-                        f = np.stack(
-                            [
-                                table_features(tasks[int(i)].table(s.table), s.columns)
-                                for s in shards
-                            ]
-                        )
-                        fresh_f.append(f)
+                        key = tuple(sorted((s.table, s.columns) for s in shards))
+                        if key in seen:  # the same device in another episode: learned once
+                            continue
+                        seen[key] = float(c.total_ms)
+                        fresh_f.append(np.stack([table_features(task.table(s.table), s.columns)
+                                                 for s in shards]))  # fmt: skip
                         fresh_c.append(float(c.total_ms))
+                    if measured:
+                        cost_ed = torch.zeros(len(per_ep), task.num_devices, dtype=torch.float64)
+                        for e, by_dev in enumerate(per_ep):
+                            for d, shards in enumerate(by_dev):
+                                if shards:
+                                    cost_ed[e, d] = seen[tuple(sorted((s.table, s.columns) for s in shards))]
+                        r.reward = balance_reward(cost_ed, r.device_bytes, tts[int(i)].memory)
+                        measured_rollouts.append(r)
+            # policy update on the measured rewards: one step on every task's episodes (their
+            # graphs were built with the current parameters, before anything else moves them)
+            parts: list[dict[str, float]] = []
+            rewards, feas = [], []
+            source = "measured" if measured_rollouts else None
+            if measured_rollouts:
+                losses = []
+                for r in measured_rollouts:
+                    loss, p = actor_critic_loss(r, settings.entropy_cost, settings.baseline_cost, settings.gae_lambda,
+                                                settings.normalize_advantage)  # fmt: skip
+                    losses.append(loss)
+                    parts.append(p)
+                    rewards.append(float(r.reward.mean()))
+                    feas.append(float(r.feasible.float().mean()))
+                opt.zero_grad(set_to_none=True)
+                torch.stack(losses).mean().backward()
+                torch.nn.utils.clip_grad_norm_(model.net.parameters(), settings.grad_clip)
+                opt.step()
             if st.iteration == 0 and model.scale_ms == 1.0 and fresh_c:
                 model.scale_ms = float(np.median(fresh_c)) or 1.0
             fresh_mape = cost_mape(model, fresh_f, fresh_c) if st.iteration > 0 else float("nan")
@@ -301,21 +347,21 @@ def train_autoshard(tasks: list[Task], out_dir: str | Path, meter: Any, settings
                 torch.nn.utils.clip_grad_norm_(model.net.parameters(), settings.grad_clip)
                 opt.step()
                 c_losses.append(float(loss.detach()))
-            # 3. policy updates on the estimated costs
-            parts: list[dict[str, float]] = []
-            rewards, feas = [], []
-            for _ in range(settings.rl_updates):
-                i = int(rng.integers(len(tasks)))
-                r = rollout(model, tts[i], episodes=settings.rl_episodes, generator=gen, grad=True)
-                loss, p = actor_critic_loss(r, settings.entropy_cost, settings.baseline_cost, settings.gae_lambda,
-                                            settings.normalize_advantage)  # fmt: skip
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.net.parameters(), settings.grad_clip)
-                opt.step()
-                parts.append(p)
-                rewards.append(float(r.reward.mean()))
-                feas.append(float(r.feasible.float().mean()))
+            # 3. policy updates on the cost head's reward (measured rewards were learned above)
+            if not measured_rollouts and (settings.reward == "cost_head" or st.budget_spent or over):
+                source = "cost_head"
+                for _ in range(settings.rl_updates):
+                    i = int(rng.integers(len(tasks)))
+                    r = rollout(model, tts[i], episodes=settings.rl_episodes, generator=gen, grad=True)
+                    loss, p = actor_critic_loss(r, settings.entropy_cost, settings.baseline_cost, settings.gae_lambda,
+                                                settings.normalize_advantage)  # fmt: skip
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.net.parameters(), settings.grad_clip)
+                    opt.step()
+                    parts.append(p)
+                    rewards.append(float(r.reward.mean()))
+                    feas.append(float(r.feasible.float().mean()))
             sched.step()
             st.iteration += 1
             st.wall_s += time.perf_counter() - t_start
@@ -324,7 +370,7 @@ def train_autoshard(tasks: list[Task], out_dir: str | Path, meter: Any, settings
             st.log.append({
                 "iteration": st.iteration, "cost_loss": float(np.mean(c_losses[-20:])) if c_losses else None,
                 "fresh_mape": fresh_mape, "train_mape": cost_mape(model, buf.feats[recent:], buf.cost_ms[recent:]),
-                "mean_reward": float(np.mean(rewards)) if rewards else None,
+                "mean_reward": float(np.mean(rewards)) if rewards else None, "reward_source": source,
                 "feasible": float(np.mean(feas)) if feas else None,
                 "entropy": float(np.mean([p["entropy"] for p in parts])) if parts else None,
                 "buffer": len(buf), "measurements": st.measurements, "measure_s": st.measure_s, "wall_s": st.wall_s,
