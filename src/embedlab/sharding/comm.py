@@ -22,16 +22,20 @@ with different collectives:
 A device's transfer time is ``alpha + beta * max(sent, received)``; a collective ends when
 its slowest participant ends, so its time is the max over devices.
 
-:func:`calibrate` (or :func:`time_kinds` inside an existing process group) times the real
-TorchRec modules at several message sizes, on the process group's backend (gloo on CPU,
-NCCL on GPU). Repeatability (our choices, after gloo's fitted latency varied 0.09-1.95 ms
-between calibrations that timed each size in one burst of 10 calls): every size of every
-kind is timed in ``rounds`` interleaved bursts of ``repeats`` calls, each call started at
-a barrier; a size's time is the median over bursts of each burst's fastest call, then the
-max over ranks; the line is fitted by least squares on relative error (weights ``1/t``), so
-the smallest messages, which fix ``alpha``, are not swamped by the largest. The model keeps
-every point, and ``alpha_ms``/``beta_ms_per_byte`` are the ``output_fwd`` kind's (what
-models without kinds meant).
+:func:`calibrate` (or :func:`time_kinds` inside an existing process group) times these three
+phases in real ``DistributedModelParallel`` training steps of a task of tiny tables (so the
+lookups cost next to nothing) at several global batches, on the process group's backend
+(gloo on CPU, NCCL on GPU), with :func:`embedlab.sharding.run.run_plan`: the phases are the
+ones ``embedlab shard run`` reports, TorchRec's work around each collective (splits
+exchange, permutes, awaitables) included. Bare ``all_to_all_single`` calls, timed before,
+missed that work: a DMP run's communication phases came out 1.6x the prediction.
+Repeatability (our choices, after gloo's fitted latency varied 0.09-1.95 ms between
+calibrations that timed each size in one burst of 10 calls): the batches are visited in
+``rounds`` interleaved rounds of ``repeats`` steps each; a size's time is the median over
+rounds of the slowest rank's median step; the line is fitted by least squares on relative
+error (weights ``1/t``), so the smallest messages, which fix ``alpha``, are not swamped by
+the largest. The model keeps every point, and ``alpha_ms``/``beta_ms_per_byte`` are the
+``output_fwd`` kind's (what models without kinds meant).
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ from __future__ import annotations
 import os
 import socket
 import statistics
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -173,103 +176,70 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-#: Message sizes calibrated by default: bytes each rank sends to its peers (16 KiB to 8 MiB,
-#: the range of DLRM tasks of 20-50 tables at batch 4096; gloo on this machine turned
-#: superlinear at 16 MiB: 80 ms where the line through the smaller sizes gives 30 ms).
-DEFAULT_SIZES = (2**14, 2**16, 2**18, 2**20, 2**22, 2**23)
-POOLED_COLS = 64  # columns per rank of the calibration's pooled all-to-all
-CAL_POOLING = 16  # ids per bag in the calibration's input all-to-all
+#: Global batches of the calibration's sharded steps (with 8 tables of 16 ids per rank on 2
+#: ranks: input messages of 33 KiB to 8.4 MiB, pooled ones of 8 KiB to 2 MiB per rank).
+DEFAULT_SIZES = (64, 256, 1024, 4096, 16384)
+CAL_TABLES_PER_RANK = 8  # features (table-wise shards) per rank in the calibration task
+CAL_POOLING = 16  # ids per bag (every bag exactly this long)
+CAL_DIM = 8  # columns per table
+CAL_ROWS = 64  # rows per table: the lookups themselves cost next to nothing
 
 
-class _Probe:
-    """One (kind, size) of a calibration: a real TorchRec collective, ready to call."""
+def calibration_task(world: int, batch: int) -> tuple[Any, Any]:
+    """The calibration's task and table-wise plan: ``CAL_TABLES_PER_RANK`` tiny tables per
+    rank, every bag ``CAL_POOLING`` ids long (fixed, so the message sizes are exact)."""
+    from embedlab.sharding.types import Plan, Shard, Table, Task
 
-    def __init__(self, kind: str, n_bytes: int, group: Any, device: Any) -> None:
-        import torch
-        import torch.distributed as dist
-
-        world, rank = dist.get_world_size(group), dist.get_rank(group)
-        self.kind, self.device = kind, device
-        if kind == "input":
-            from torchrec.distributed.dist_data import KJTAllToAll
-            from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
-
-            # one feature per rank, CAL_POOLING ids per bag; sent to peers: (W-1) * b * payload
-            b = max(int(n_bytes / ((world - 1) * input_payload(CAL_POOLING))), 1)
-            self.bytes = (world - 1) * b * input_payload(CAL_POOLING)
-            lengths = torch.full((world * b,), CAL_POOLING, dtype=torch.int32, device=device)
-            values = torch.arange(world * b * CAL_POOLING, dtype=torch.int64, device=device)
-            self.kjt = KeyedJaggedTensor(keys=[f"f{r}" for r in range(world)], values=values,
-                                         lengths=lengths)  # fmt: skip
-            self.a2a = KJTAllToAll(group, [1] * world)
-        else:
-            from torchrec.distributed.dist_data import PooledEmbeddingsAllToAll
-
-            # global batch B of POOLED_COLS columns; sent to peers B * cols * 4 * (W-1) / W
-            local = max(int(n_bytes / (POOLED_COLS * ACTIVATION_BYTES * (world - 1))), 1)
-            self.bytes = local * world * POOLED_COLS * ACTIVATION_BYTES * (world - 1) / world
-            g = torch.Generator().manual_seed(rank)
-            x = torch.randn(local * world, POOLED_COLS, generator=g)
-            self.x = x.to(device).requires_grad_(True)
-            self.grad = torch.randn(local, POOLED_COLS * world, generator=g).to(device)
-            self.a2a = PooledEmbeddingsAllToAll(group, [POOLED_COLS] * world, device=device)
-
-    def __call__(self, sync: Any) -> float:
-        """One timed call (ms), started after the caller's barrier."""
-        if self.kind == "input":
-            t0 = sync()
-            self.a2a(self.kjt).wait().wait()
-            return (sync() - t0) * 1e3
-        out = self.a2a(self.x).wait()
-        if self.kind == "output_fwd":
-            t0 = sync()
-            out = self.a2a(self.x).wait()
-            t1 = sync()
-            out.backward(self.grad)
-            return (t1 - t0) * 1e3
-        t0 = sync()
-        out.backward(self.grad)
-        return (sync() - t0) * 1e3
+    n = world * CAL_TABLES_PER_RANK
+    tables = tuple(Table(f"c{i}", CAL_ROWS, CAL_DIM, float(CAL_POOLING), 4, {"kind": "uniform"})
+                   for i in range(n))  # fmt: skip
+    task = Task(f"comm-calibration-b{batch}", world, 1 << 40, batch, tables)
+    plan = Plan(task.name, "calibration",
+                tuple(Shard(t.name, i % world, 0, CAL_DIM) for i, t in enumerate(tables)))  # fmt: skip
+    return task, plan
 
 
-def time_kinds(sizes: Sequence[int] = DEFAULT_SIZES, rounds: int = 5, repeats: int = 4,
-               kinds: Sequence[str] = KINDS, group: Any = None) -> dict[str, list[tuple[float, float]]]:  # fmt: skip
-    """``{kind: [(bytes sent to peers, ms), ...]}`` timed with TorchRec's collectives in the
-    current process group (every rank calls it). See the module doc for the statistic:
-    interleaved bursts, the median over bursts of each burst's fastest call, the max over
-    ranks. Tensors live on the current device (CUDA under NCCL)."""
-    import torch
+def calibration_bytes(world: int, batch: int) -> dict[str, float]:
+    """Bytes per rank of each kind in the calibration step at global ``batch`` (module doc)."""
+    per_rank_payload = CAL_TABLES_PER_RANK * input_payload(CAL_POOLING)
+    cols = CAL_TABLES_PER_RANK * CAL_DIM
+    pooled = batch * cols * ACTIVATION_BYTES * (world - 1) / world
+    return {"input": batch / world * (world - 1) * per_rank_payload, "output_fwd": pooled, "output_bwd": pooled}
+
+
+def time_kinds(sizes: Sequence[int] = DEFAULT_SIZES, rounds: int = 3, repeats: int = 8,
+               group: Any = None) -> dict[str, list[tuple[float, float]]]:  # fmt: skip
+    """``{kind: [(bytes per rank, ms), ...]}`` from real sharded training steps in the current
+    (default) process group; every rank calls it.
+
+    For each global batch in ``sizes``, a task of tiny tables (:func:`calibration_task`) is
+    sharded table-wise by ``DistributedModelParallel`` and trained with
+    :func:`embedlab.sharding.run.run_plan` -- the code ``embedlab shard run`` times -- so a
+    kind's time is exactly the phase a planned run shows (``input_dist_ms``,
+    ``fwd_comm_ms``, ``bwd_comm_ms``), TorchRec's own work around the collectives included.
+    The batches are visited in ``rounds`` interleaved rounds of ``repeats`` steps; a size's
+    time is the median over rounds of the slowest rank's median step."""
     import torch.distributed as dist
 
-    group = group if group is not None else dist.GroupMember.WORLD
-    cuda = dist.get_backend(group) == "nccl"
-    device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+    from embedlab.sharding.run import run_plan
 
-    def sync() -> float:
-        if cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-    probes = [_Probe(k, n, group, device) for k in kinds for n in sizes]
-    for p in probes:  # warm-up: two calls of each
-        for _ in range(2):
-            dist.barrier(group)
-            p(sync)
-    best: list[list[float]] = [[] for _ in probes]
+    if group is not None and group is not dist.GroupMember.WORLD:
+        raise UserError("comm calibration runs in the default process group")
+    world = dist.get_world_size()
+    per: dict[int, dict[str, list[float]]] = {b: {k: [] for k in KINDS} for b in sizes}
+    phase = {"input": "input_dist_ms", "output_fwd": "fwd_comm_ms", "output_bwd": "bwd_comm_ms"}
     for r in range(rounds):
-        order = probes[r % len(probes):] + probes[: r % len(probes)]  # fmt: skip
-        for p in order:
-            times = []
-            for _ in range(repeats):
-                dist.barrier(group)
-                times.append(p(sync))
-            best[probes.index(p)].append(min(times))
-    med = torch.tensor([statistics.median(b) for b in best], dtype=torch.float64)
-    med = med.to(device)
-    dist.all_reduce(med, op=dist.ReduceOp.MAX, group=group)
-    out: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
-    for p, t in zip(probes, med.tolist()):
-        out[p.kind].append((float(p.bytes), float(t)))
+        order = list(sizes)[r % len(sizes):] + list(sizes)[: r % len(sizes)]  # fmt: skip
+        for b in order:
+            task, plan = calibration_task(world, b)
+            ranks = run_plan(task, plan, steps=repeats, warmup=2, batch_size=b, seed=r)
+            for k in KINDS:
+                per[b][k].append(max(getattr(x, phase[k]) for x in ranks))
+    out: dict[str, list[tuple[float, float]]] = {k: [] for k in KINDS}
+    for b in sizes:
+        nbytes = calibration_bytes(world, b)
+        for k in KINDS:
+            out[k].append((nbytes[k], statistics.median(per[b][k])))
     return out
 
 
@@ -278,8 +248,9 @@ def model_from_kinds(points: dict[str, list[tuple[float, float]]], backend: str,
     """The per-kind model fitted (relative least squares) to :func:`time_kinds` points."""
     kinds = {k: list(fit_alpha_beta(*zip(*pts), relative=True)) for k, pts in points.items()}
     a, b = kinds.get("output_fwd", next(iter(kinds.values())))
-    settings = {"world_size": world_size, "sizes": list(sizes), "rounds": rounds, "repeats": repeats,
-                "statistic": "median over rounds of the round's fastest call, max over ranks",
+    settings = {"world_size": world_size, "batches": list(sizes), "rounds": rounds, "repeats": repeats,
+                "statistic": "median over rounds of the slowest rank's median step",
+                "method": "DistributedModelParallel steps of a tiny-table task (run_plan phases)",
                 "fit": "least squares on relative error",
                 "points": {k: [list(p) for p in v] for k, v in points.items()},
                 "threads_per_process": threads}  # fmt: skip
@@ -298,18 +269,21 @@ def _worker(rank: int, world: int, port: int, sizes: list[int], rounds: int, rep
         res = time_kinds(sizes, rounds, repeats)
         if rank == 0:
             write_json(out, res)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
+    from embedlab.distributed import exit_worker
+
+    exit_worker(0)  # the result is written; skip native teardown (gloo may abort in it)
 
 
 def calibrate(world_size: int = 2, sizes: Sequence[int] = DEFAULT_SIZES, rounds: int = 5,
-              repeats: int = 4, backend: str = "gloo") -> CommModel:  # fmt: skip
-    """Time TorchRec's input and pooled all-to-alls among ``world_size`` local processes
-    (one thread each) and fit one line per kind (:func:`time_kinds`, :func:`model_from_kinds`).
-
-    ``sizes`` are the bytes each rank sends to its peers. Runs on CPU with gloo (NCCL needs
-    one GPU per process: call :func:`time_kinds` in a GPU process group instead).
-    """
+              repeats: int = 10, backend: str = "gloo") -> CommModel:  # fmt: skip
+    """Time the input and pooled all-to-alls of sharded steps among ``world_size`` local
+    processes (one thread each) and fit one line per kind (:func:`time_kinds`,
+    :func:`model_from_kinds`). ``sizes`` are the calibration's global batches. Runs on CPU
+    with gloo (NCCL needs one GPU per process: call :func:`time_kinds` in a GPU process
+    group instead)."""
     import tempfile
 
     import torch.multiprocessing as mp
