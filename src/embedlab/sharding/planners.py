@@ -1,13 +1,17 @@
 """Baseline planners behind one Protocol, registered by name.
 
 Greedy planners follow the reference repositories' rule (DreamShard / AutoShard /
-NeuroShard baselines): tables sorted in descending order of ``(key, size in bytes)``,
+NeuroShard baselines): tables sorted in descending order of ``(key, memory in bytes)``,
 equal ones in task order (what the reference's stable ``sorted(..., reverse=True)``
 gives); each table goes to the device with the smallest running total
 of the key among the devices with memory room; ties go to the device with less memory
 used, then to the lowest index. Unlike the reference code, which silently overflows the
 last device, a table that fits nowhere makes the task infeasible: :class:`Infeasible`
 names the table.
+
+Memory is what the table occupies on a device: its weights plus the state of the task's
+embedding optimizer (:meth:`Task.table_bytes`; weights alone for ``sgd`` and for tasks
+without an optimizer). Keys such as ``size_greedy``'s stay the weights' size.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -37,11 +41,50 @@ class Planner(Protocol):
     def plan(self, task: Task) -> Plan: ...
 
 
-def _infeasible(task: Task, table: Table, used: list[int]) -> Infeasible:
+def memory_note(task: Task) -> str:
+    """`` with its <optimizer> state`` when the task's optimizer keeps state, else ``""``."""
+    return "" if task.optimizer in (None, "sgd") else f" with its {task.optimizer} state"
+
+
+def infeasible(task: Task, table: Table, used: Sequence[int], by: str | None = None) -> Infeasible:
+    """The one-line :class:`Infeasible` for ``table``, which fits on no device once each
+    holds ``used`` bytes (``by``: the planner that gave up, named in the message)."""
+    free = [task.device_memory_bytes - int(u) for u in used]
+    who = f" for {by}" if by else ""
     return Infeasible(
-        f"task {task.name!r} is infeasible: table {table.name!r} ({table.size_bytes} bytes) fits on no device "
-        f"(free: {min(task.device_memory_bytes - u for u in used)} to {max(task.device_memory_bytes - u for u in used)} bytes)"
+        f"task {task.name!r} is infeasible{who}: table {table.name!r} ({task.table_bytes(table)} bytes{memory_note(task)}) "
+        f"fits on no device (free: {min(free)} to {max(free)} bytes of {task.device_memory_bytes})"
     )
+
+
+def unplaced_table(
+    task: Task, order: Sequence[int], devices: Sequence[int]
+) -> tuple[Table, list[int]] | None:
+    """Replay a table-wise placement (table ``order[k]`` to ``devices[order[k]]``, in that
+    order) and return the first table that had no device with room, with the bytes each
+    device held then; None when every table fit. Learned planners that place tables one at
+    a time use it to name the table that made a task infeasible."""
+    used = [0] * task.num_devices
+    for i in order:
+        t = task.tables[int(i)]
+        need = task.table_bytes(t)
+        if all(u + need > task.device_memory_bytes for u in used):
+            return t, used
+        used[int(devices[int(i)])] += need
+    return None
+
+
+def placement_infeasible(
+    task: Task, order: Sequence[int], devices: Sequence[int], by: str
+) -> Infeasible:
+    """The one-line :class:`Infeasible` of planner ``by`` whose table-by-table placement
+    ``devices`` (task order, placed in ``order``) ran out of room: it names the first table
+    that fit nowhere (:func:`unplaced_table`)."""
+    hit = unplaced_table(task, order, devices)
+    if hit is None:  # the placement fits after all; say what the planner said
+        return Infeasible(f"task {task.name!r}: {by} found no placement within "
+                          f"{task.device_memory_bytes} bytes per device")  # fmt: skip
+    return infeasible(task, *hit, by=by)
 
 
 def _table_wise(task: Task, planner: str, devices: list[int], t0: float) -> Plan:
@@ -62,24 +105,23 @@ class GreedyPlanner:
         # ``sorted(..., reverse=True)`` over (key, size) does in the reference code
         order = sorted(
             range(len(task.tables)),
-            key=lambda i: (-self.key(task.tables[i]), -task.tables[i].size_bytes, i),
+            key=lambda i: (-self.key(task.tables[i]), -task.table_bytes(task.tables[i]), i),
         )
         load = [0.0] * task.num_devices
         used = [0] * task.num_devices
         devices = [0] * len(task.tables)
         for i in order:
             t = task.tables[i]
+            need = task.table_bytes(t)
             fits = [
-                d
-                for d in range(task.num_devices)
-                if used[d] + t.size_bytes <= task.device_memory_bytes
+                d for d in range(task.num_devices) if used[d] + need <= task.device_memory_bytes
             ]
             if not fits:
-                raise _infeasible(task, t, used)
+                raise infeasible(task, t, used)
             d = min(fits, key=lambda d: (load[d], used[d], d))
             devices[i] = d
             load[d] += self.key(t)
-            used[d] += t.size_bytes
+            used[d] += need
         return _table_wise(task, self.name, devices, t0)
 
 
@@ -98,15 +140,14 @@ class RandomPlanner:
         used = [0] * task.num_devices
         devices = []
         for t in task.tables:
+            need = task.table_bytes(t)
             fits = [
-                d
-                for d in range(task.num_devices)
-                if used[d] + t.size_bytes <= task.device_memory_bytes
+                d for d in range(task.num_devices) if used[d] + need <= task.device_memory_bytes
             ]
             if not fits:
-                raise _infeasible(task, t, used)
+                raise infeasible(task, t, used)
             d = int(rng.choice(fits))
-            used[d] += t.size_bytes
+            used[d] += need
             devices.append(d)
         return _table_wise(task, self.name, devices, t0)
 
@@ -121,13 +162,14 @@ class RoundRobinPlanner:
         used = [0] * task.num_devices
         devices = []
         for i, t in enumerate(task.tables):
+            need = task.table_bytes(t)
             for k in range(task.num_devices):
                 d = (i + k) % task.num_devices
-                if used[d] + t.size_bytes <= task.device_memory_bytes:
+                if used[d] + need <= task.device_memory_bytes:
                     break
             else:
-                raise _infeasible(task, t, used)
-            used[d] += t.size_bytes
+                raise infeasible(task, t, used)
+            used[d] += need
             devices.append(d)
         return _table_wise(task, self.name, devices, t0)
 

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from torchrec.distributed.types import ShardingPlanner
 
-from embedlab.sharding.planners import Infeasible, get_planner, resolve_planner_name
-from embedlab.sharding.types import Plan, Shard, Table, Task
+from embedlab.errors import UserError
+from embedlab.sharding.planners import Infeasible, get_planner, infeasible, resolve_planner_name
+from embedlab.sharding.types import OPTIMIZERS, Plan, Shard, Table, Task, state_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -137,8 +138,9 @@ def to_torchrec_plan(
     ``column_wise(size_per_rank=...)`` produces). Placements are ``rank:R/cpu`` on CPU
     and ``rank:R/cuda:R % local_size`` on CUDA (TorchRec's ``placement`` helper).
     ``compute_kernel`` defaults to ``"fused"`` (FBGEMM's table-batched kernel, which
-    also runs on CPU). The plan is validated against the task first
-    (:class:`~embedlab.errors.UserError` if it is not valid).
+    also runs on CPU). The plan is validated against the task first, memory counting
+    weights plus the task's optimizer state (:class:`~embedlab.errors.UserError` if it is
+    not valid); give the task the optimizer of the sharder's ``fused_params``.
     """
     from torchrec.distributed.types import EmbeddingModuleShardingPlan, ShardingPlan
 
@@ -156,9 +158,12 @@ def _weight_storage_estimator(task: Task) -> Any:
     from torchrec.distributed.planner.types import ShardEstimator, Storage
 
     bpe = {t.name: t.bytes_per_element for t in task.tables}
+    optimizer = task.optimizer
 
     class WeightStorageEstimator(ShardEstimator):
-        """Storage of a shard = its weights only (``rows × columns × bytes``, all HBM)."""
+        """Storage of a shard = its weights plus the task's optimizer state
+        (``rows × columns × bytes + state(rows, columns)``, all HBM): what FBGEMM's fused
+        kernel allocates for them, and embedlab's memory rule."""
 
         def __init__(self) -> None:  # noqa: D107 - nothing to configure
             pass
@@ -167,7 +172,9 @@ def _weight_storage_estimator(task: Task) -> Any:
             for opt in sharding_options:
                 for shard in opt.shards:
                     rows, cols = shard.size
-                    shard.storage = Storage(hbm=rows * cols * bpe[opt.name], ddr=0)
+                    shard.storage = Storage(
+                        hbm=rows * cols * bpe[opt.name] + state_bytes(optimizer, rows, cols), ddr=0
+                    )
 
     return WeightStorageEstimator()
 
@@ -181,7 +188,8 @@ class TorchRecPlanner:
     """TorchRec's ``EmbeddingShardingPlanner``, table-wise only, on a task's devices.
 
     How the task maps onto TorchRec (chosen so that TorchRec's memory check is exactly
-    embedlab's ``rows × columns × bytes_per_element ≤ device_memory_bytes`` per device):
+    embedlab's ``rows × columns × bytes_per_element + state(rows, columns) ≤
+    device_memory_bytes`` per device, ``state`` the task's optimizer state):
 
     * Topology: ``world_size = local_world_size = num_devices`` (one host),
       ``compute_device="cuda"`` with ``hbm_cap = device_memory_bytes`` and
@@ -190,8 +198,12 @@ class TorchRecPlanner:
       perf model is TorchRec's main one.
     * Storage: no storage reservation (``FixedPercentageStorageReservation(0)``) and, in
       place of TorchRec's ``EmbeddingStorageEstimator`` (which adds input/output
-      buffers that scale with the batch and, for some kernels, optimizer state), an
-      estimator that charges each shard its weights only. TorchRec's
+      buffers that scale with the batch, and sizes optimizer state from the module's
+      optimizer class, which a plan for fused kernels does not carry), an estimator
+      that charges each shard its weights plus the task's optimizer state
+      (:func:`~embedlab.sharding.types.state_bytes`: what FBGEMM's fused kernel allocates
+      for them, e.g. 4 fp32 bytes per row for ``rowwise_adagrad`` also for fp16 weights,
+      where TorchRec's estimator would charge 2). TorchRec's
       ``EmbeddingPerfEstimator`` is kept, so placement follows TorchRec's perf model.
     * Per table: ``ParameterConstraints(sharding_types=["table_wise"],
       compute_kernels=["fused"], pooling_factors=[pooling_factor])``; weights fp16 when
@@ -202,7 +214,7 @@ class TorchRecPlanner:
     that some table-wise packing fits may still be reported infeasible (TorchRec gives
     up, :class:`Infeasible` carries its first message line and, when TorchRec names it,
     the table it could not place). A table bigger than one device is reported before
-    TorchRec runs, naming the table. The index distribution and reuse histogram are not
+    TorchRec runs, naming the table (weights plus optimizer state). The index distribution and reuse histogram are not
     seen by TorchRec (its perf model uses pooling factors and sizes only);
     ``estimated_cost_ms`` is left ``None``. ``planning_seconds`` covers building the
     meta EBC, planning and converting.
@@ -233,11 +245,8 @@ class TorchRecPlanner:
     def plan(self, task: Task) -> Plan:
         t0 = time.perf_counter()
         for t in task.tables:
-            if t.size_bytes > task.device_memory_bytes:
-                raise Infeasible(
-                    f"task {task.name!r} is infeasible: table {t.name!r} ({t.size_bytes} bytes) fits on no device "
-                    f"({task.device_memory_bytes} bytes each)"
-                )
+            if task.table_bytes(t) > task.device_memory_bytes:
+                raise infeasible(task, t, [0] * task.num_devices)
         from torchrec.distributed.embedding_types import EmbeddingComputeKernel
         from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
         from torchrec.distributed.planner import EmbeddingShardingPlanner, ParameterConstraints
@@ -320,17 +329,106 @@ def _embedding_bag_modules(module: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
+#: FBGEMM's fused-kernel optimizers (``fused_params["optimizer"]``) whose state embedlab
+#: accounts, by ``EmbOptimType`` name, and the task ``optimizer`` each is.
+EMB_OPTIMIZERS = {
+    "EXACT_SGD": "sgd",
+    "EXACT_ROWWISE_ADAGRAD": "rowwise_adagrad",
+    "EXACT_ADAGRAD": "adagrad",
+    "ADAM": "adam",
+}
+#: Device memory assumed when neither ``device_memory_bytes`` nor a topology is given.
+UNLIMITED_MEMORY = 2**62
+
+
+def optimizer_name(optimizer: Any) -> str:
+    """The task optimizer (one of :data:`~embedlab.sharding.types.OPTIMIZERS`) for an
+    embedlab name or an FBGEMM ``EmbOptimType`` (:data:`EMB_OPTIMIZERS`); any other is a
+    :class:`~embedlab.errors.UserError` (its state is not accounted)."""
+    if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
+        return optimizer
+    if isinstance(optimizer, str):  # an EmbOptimType value, e.g. "exact_sgd"
+        from fbgemm_gpu.split_embedding_configs import EmbOptimType
+
+        optimizer = next((o for o in EmbOptimType if o.value == optimizer), optimizer)
+    name = getattr(optimizer, "name", None)
+    if name in EMB_OPTIMIZERS:
+        return EMB_OPTIMIZERS[name]
+    raise UserError(
+        f"optimizer {optimizer!r}: embedlab accounts the state of {', '.join(OPTIMIZERS)} "
+        f"(EmbOptimType {', '.join(EMB_OPTIMIZERS)}) only"
+    )
+
+
+def _sharder_optimizer(sharders: Sequence[Any] | None) -> tuple[str | None, str]:
+    """``(optimizer, where from)`` of the EmbeddingBagCollection sharders' ``fused_params``:
+    the optimizer they name, or ``"sgd"`` (FBGEMM's default ``EXACT_SGD``) when an EBC
+    sharder names none; ``(None, ...)`` when no EBC sharder is given."""
+    from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
+
+    found: set[str] = set()
+    ebc_sharders = [s for s in sharders or () if isinstance(s, EmbeddingBagCollectionSharder)]
+    for sh in ebc_sharders:
+        fp = getattr(sh, "fused_params", None) or {}
+        found.add(optimizer_name(fp["optimizer"]) if "optimizer" in fp else "sgd")
+    if len(found) > 1:
+        raise UserError(
+            f"the EmbeddingBagCollection sharders name several optimizers: {sorted(found)}"
+        )
+    if not found:
+        return None, "no EmbeddingBagCollectionSharder"
+    return found.pop(), "the sharder's fused_params"
+
+
+def _module_optimizer(modules: Sequence[tuple[str, nn.Module]]) -> str | None:
+    """The optimizer attached to the EBCs' weights by TorchRec's
+    ``apply_optimizer_in_backward`` (it takes precedence over fused_params), if any."""
+    from torchrec.distributed.utils import optimizer_type_to_emb_opt_type
+
+    found: set[str] = set()
+    for _, m in modules:
+        for p in m.parameters():
+            classes = getattr(p, "_optimizer_classes", None)
+            if classes:
+                try:
+                    found.add(optimizer_name(optimizer_type_to_emb_opt_type(classes[0])))
+                except ValueError as e:
+                    raise UserError(f"optimizer {classes[0].__name__}: {e}") from None
+    if len(found) > 1:
+        raise UserError(f"the embedding tables use several optimizers: {sorted(found)}")
+    return found.pop() if found else None
+
+
 class EmbedlabPlanner(ShardingPlanner):
     """Any registered embedlab planner as a TorchRec ``ShardingPlanner``.
 
     ``plan(module, sharders)`` finds every (Fused)EmbeddingBagCollection in ``module``
     (the module itself, or e.g. a DLRM's ``sparse``), makes one :class:`Task` of all
-    their tables (``rows``, ``dim`` and fp16/fp32 from the table configs; pooling factor
-    from ``pooling_factors`` by table name, default 1.0; table names prefixed with the
-    module path when there are several modules), plans it with the embedlab planner
-    ``planner`` on ``world_size`` devices of ``device_memory_bytes`` each, and converts
-    the result with :func:`to_torchrec_plan`. ``sharders`` is accepted for the interface
-    and not consulted: every table is sharded as the embedlab plan says.
+    their tables (``rows``, ``dim`` and fp16/fp32 from the table configs; table names
+    prefixed with the module path when there are several modules), plans it with the
+    embedlab planner ``planner`` and converts the result with :func:`to_torchrec_plan`.
+    Every table is sharded as the embedlab plan says (``sharders`` are read only for the
+    optimizer, below).
+
+    Where the task's numbers come from:
+
+    * **Devices and memory**: ``world_size`` and ``device_memory_bytes`` if given, else
+      from ``topology`` (a TorchRec ``Topology``: its ``world_size``, and per device the
+      smallest HBM capacity, or DDR when its ``compute_device`` is ``"cpu"``);
+      ``local_size`` and ``device_type`` default to the topology's too. Without either,
+      memory is unlimited (:data:`UNLIMITED_MEMORY`) and a warning says so.
+    * **Optimizer state** (memory = weights + state, as FBGEMM's fused kernel allocates
+      it): ``optimizer`` (an embedlab name or an FBGEMM ``EmbOptimType``) if given; else the
+      optimizer attached to the tables by ``apply_optimizer_in_backward``; else the
+      ``fused_params["optimizer"]`` of an ``EmbeddingBagCollectionSharder`` among
+      ``sharders`` (EXACT_SGD, EXACT_ROWWISE_ADAGRAD, EXACT_ADAGRAD, ADAM: see
+      :data:`EMB_OPTIMIZERS`; an EBC sharder without one means FBGEMM's default, exact
+      SGD); with none of these (no EBC sharder given), no state is counted and a warning
+      says so. Another ``EmbOptimType`` is a :class:`~embedlab.errors.UserError`.
+    * **Pooling factors**: ``pooling_factors[name]`` (by task name or table name), else
+      the sum of ``constraints[name].pooling_factors`` (TorchRec ``ParameterConstraints``;
+      one value per feature of the table), else 1.0, with one warning naming the tables
+      that fell back.
 
     ``collective_plan(module, sharders, pg)`` plans on rank 0 and broadcasts the plan
     (TorchRec's ``invoke_on_rank_and_broadcast_result``), like TorchRec's own planner;
@@ -344,62 +442,133 @@ class EmbedlabPlanner(ShardingPlanner):
     def __init__(
         self,
         planner: str,
-        world_size: int,
+        world_size: int | None = None,
         *,
-        device_memory_bytes: int = 2**62,
+        device_memory_bytes: int | None = None,
         batch_size: int = 1,
         pooling_factors: Mapping[str, float] | None = None,
-        device_type: str = "cpu",
+        device_type: str | None = None,
         compute_kernel: str = "fused",
         local_size: int | None = None,
         task_name: str = "torchrec",
+        optimizer: Any = None,
+        topology: Any = None,
+        constraints: Mapping[str, Any] | None = None,
     ) -> None:
         self.planner_name = resolve_planner_name(planner)
+        self.topology = topology
+        if world_size is None:
+            if topology is None:
+                raise UserError("EmbedlabPlanner needs world_size or a TorchRec topology")
+            world_size = int(topology.world_size)
+        elif topology is not None and int(topology.world_size) != world_size:
+            raise UserError(
+                f"EmbedlabPlanner: world_size {world_size} differs from the topology's {topology.world_size}"
+            )
         self.world_size = world_size
+        self.memory_source = "device_memory_bytes"
+        if device_memory_bytes is None and topology is not None:
+            kind = "ddr" if topology.compute_device == "cpu" else "hbm"
+            device_memory_bytes = min(int(getattr(d.storage, kind)) for d in topology.devices)
+            self.memory_source = f"the topology's {kind.upper()} capacity"
+        elif device_memory_bytes is None:
+            device_memory_bytes = UNLIMITED_MEMORY
+            self.memory_source = "assumed"
         self.device_memory_bytes = device_memory_bytes
         self.batch_size = batch_size
         self.pooling_factors = dict(pooling_factors or {})
+        self.constraints = dict(constraints or {})
+        if device_type is None:
+            device_type = topology.compute_device if topology is not None else "cpu"
         self.device_type = device_type
         self.compute_kernel = compute_kernel
+        if local_size is None and topology is not None:
+            local_size = int(topology.local_world_size)
         self.local_size = local_size
         self.task_name = task_name
+        self.optimizer = optimizer_name(optimizer) if optimizer is not None else None
         self.last_plan: Plan | None = None
         self.last_task: Task | None = None
 
-    def task_for(self, module: nn.Module) -> tuple[Task, list[tuple[str, list[str]]]]:
-        """The task of ``module``'s tables and, per EBC path, its tables' task names."""
+    def _pooling_factor(self, name: str, table: str) -> float | None:
+        for key in (name, table):
+            if key in self.pooling_factors:
+                return float(self.pooling_factors[key])
+        for key in (name, table):
+            c = self.constraints.get(key)
+            if c is not None and getattr(c, "pooling_factors", None):
+                return float(sum(c.pooling_factors))
+        return None
+
+    def task_for(
+        self, module: nn.Module, sharders: Sequence[Any] | None = None
+    ) -> tuple[Task, list[tuple[str, list[str]]]]:
+        """The task of ``module``'s tables and, per EBC path, its tables' task names
+        (warnings name what was assumed: memory, optimizer, pooling factors)."""
+        import warnings
+
         mods = _embedding_bag_modules(module)
         if not mods:
-            from embedlab.errors import UserError
-
             raise UserError("no EmbeddingBagCollection found in the module to shard")
         prefix = len(mods) > 1
         tables: list[Table] = []
         layout: list[tuple[str, list[str]]] = []
+        fallback: list[str] = []
         for path, m in mods:
             names = []
             for cfg in m.embedding_bag_configs():
                 name = f"{path}.{cfg.name}" if prefix else cfg.name
-                pf = self.pooling_factors.get(name, self.pooling_factors.get(cfg.name, 1.0))
+                pf = self._pooling_factor(name, cfg.name)
+                if pf is None:
+                    fallback.append(name)
+                    pf = 1.0
                 bpe = 2 if str(cfg.data_type.name).upper() in ("FP16", "BF16") else 4
-                tables.append(
-                    Table(name, int(cfg.num_embeddings), int(cfg.embedding_dim), float(pf), bpe)
-                )
+                tables.append(Table(name, int(cfg.num_embeddings), int(cfg.embedding_dim), pf, bpe))
                 names.append(name)
             layout.append((path, names))
+        optimizer = self.optimizer or _module_optimizer(mods)
+        if optimizer is None:
+            optimizer, source = _sharder_optimizer(sharders)
+            if optimizer is None:
+                warnings.warn(
+                    f"EmbedlabPlanner: no optimizer given and {source} names one; planning "
+                    "device memory for the weights alone (no optimizer state). Pass optimizer= "
+                    "or the EmbeddingBagCollectionSharder with fused_params['optimizer'].",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        if self.memory_source == "assumed":
+            warnings.warn(
+                f"EmbedlabPlanner: neither device_memory_bytes nor a topology given; assuming "
+                f"unlimited device memory ({UNLIMITED_MEMORY} bytes per device), so the plan is "
+                "not checked against any memory limit.",
+                UserWarning,
+                stacklevel=3,
+            )
+        if fallback:
+            shown = ", ".join(repr(n) for n in fallback[:8]) + (
+                f" and {len(fallback) - 8} more" if len(fallback) > 8 else ""
+            )
+            warnings.warn(
+                f"EmbedlabPlanner: no pooling factor for {len(fallback)} table(s) ({shown}) in "
+                "pooling_factors or constraints; assuming 1.0 lookups per sample for them.",
+                UserWarning,
+                stacklevel=3,
+            )
         task = Task(
             self.task_name,
             self.world_size,
             self.device_memory_bytes,
             max(self.batch_size, 1),
             tuple(tables),
+            optimizer,
         )
         return task, layout
 
     def plan(self, module: nn.Module, sharders: Sequence[Any] | None = None) -> Any:
         from torchrec.distributed.types import EmbeddingModuleShardingPlan, ShardingPlan
 
-        task, layout = self.task_for(module)
+        task, layout = self.task_for(module, sharders)
         plan = get_planner(self.planner_name).plan(task)
         plan.validate(task)
         self.last_task, self.last_plan = task, plan

@@ -3,7 +3,8 @@
 The MDP (``dreamshard/env.py`` of the reference): tables are placed one at a time, in
 descending order of the cost network's predicted single-table cost (forward + backward +
 communication); at each step the legal devices are those whose placed bytes plus the
-table's fit ``device_memory_bytes``; the reward is 0 until the last step, then minus the
+table's (weights plus optimizer state, :meth:`Task.table_bytes`) fit
+``device_memory_bytes``; the reward is 0 until the last step, then minus the
 cost network's predicted plan cost. :func:`rollout` plays ``E`` episodes of one task at
 once (tensors ``[E, D, T]`` of which table is where), sampling from the policy's softmax or
 taking its argmax. :class:`EstimatedMDP` is the same MDP one step at a time with the
@@ -121,15 +122,18 @@ class TaskTensors:
     """A task as the networks see it."""
 
     feats: torch.Tensor  # [T, 21]
-    sizes: torch.Tensor  # [T] bytes
+    sizes: torch.Tensor  # [T] device memory of each table: weights + optimizer state (bytes)
     memory: float
     devices: int
     cols: torch.Tensor  # [T] embedding columns (the table's dim)
 
 
 def task_tensors(task: Task) -> TaskTensors:
+    """The features (the weights' size among them, as the models were trained) and, for the
+    memory checks, each table's device memory: weights plus the task's optimizer state
+    (:meth:`Task.table_bytes`)."""
     return TaskTensors(torch.from_numpy(task_features(task)),
-                       torch.tensor([float(t.size_bytes) for t in task.tables], dtype=torch.float64),
+                       torch.tensor([float(task.table_bytes(t)) for t in task.tables], dtype=torch.float64),
                        float(task.device_memory_bytes), task.num_devices,
                        torch.tensor([float(t.dim) for t in task.tables]))  # fmt: skip
 

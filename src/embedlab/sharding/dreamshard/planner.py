@@ -39,7 +39,7 @@ from pathlib import Path
 
 from embedlab.errors import UserError
 from embedlab.sharding.comm import CommModel
-from embedlab.sharding.planners import Infeasible
+from embedlab.sharding.planners import placement_infeasible
 from embedlab.sharding.types import Plan, Shard, Task
 
 DEFAULT_MODEL = Path(__file__).parent / "default_model"
@@ -71,7 +71,12 @@ class DreamShardPlanner:
     def plan(self, task: Task) -> Plan:
         import torch
 
-        from embedlab.sharding.dreamshard.agent import refine_placement, rollout, task_tensors
+        from embedlab.sharding.dreamshard.agent import (
+            placement_order,
+            refine_placement,
+            rollout,
+            task_tensors,
+        )
 
         t0 = time.perf_counter()
         tt = task_tensors(task)
@@ -90,9 +95,8 @@ class DreamShardPlanner:
                 if bool(s.feasible[i]) and (not ok or float(cand[i]) < pred):
                     place, pred, ok = s.placement[i], float(cand[i]), True
         if not ok:
-            raise Infeasible(
-                f"task {task.name!r}: DreamShard found no placement within {task.device_memory_bytes} bytes per device"
-            )
+            order = placement_order(self.model.cost, tt).tolist()
+            raise placement_infeasible(task, order, place.tolist(), "DreamShard")
         if self.refine_steps:
             place, pred = refine_placement(self.model, tt, place, self.refine_steps, self.comm)
         shards = tuple(Shard(t.name, int(d), 0, t.dim) for t, d in zip(task.tables, place.tolist()))

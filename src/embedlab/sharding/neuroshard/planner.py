@@ -18,9 +18,14 @@ from pathlib import Path
 
 from embedlab.errors import UserError
 from embedlab.sharding.neuroshard.model import NeuroShardModel
-from embedlab.sharding.neuroshard.search import SearchResult, SearchSettings, beam_search
+from embedlab.sharding.neuroshard.search import (
+    SearchResult,
+    SearchSettings,
+    beam_search,
+    unplaced_piece,
+)
 from embedlab.sharding.neuroshard.simulator import Simulator
-from embedlab.sharding.planners import Infeasible
+from embedlab.sharding.planners import Infeasible, memory_note
 from embedlab.sharding.types import Plan, Shard, Task
 
 DEFAULT_MODEL = Path(__file__).parent / "default_model"
@@ -48,10 +53,17 @@ class NeuroShardPlanner:
         res = beam_search(sim, self.settings)
         self.last_result = res
         if len(res.devices) != len(res.pieces) or res.cost == float("inf"):
-            raise Infeasible(
-                f"task {task.name!r}: NeuroShard found no placement within {task.device_memory_bytes} bytes "
-                f"per device (column-wise halving {'on' if self.settings.column_wise else 'off'})"
-            )
+            halving = "on" if self.settings.column_wise else "off"
+            msg = (f"task {task.name!r}: NeuroShard found no placement within {task.device_memory_bytes} bytes "
+                   f"per device (column-wise halving {halving})")  # fmt: skip
+            p = unplaced_piece(sim, [(i, 0, t.dim) for i, t in enumerate(task.tables)])
+            if p is not None:
+                t = task.tables[p]
+                msg += (f"; table {t.name!r} ({task.table_bytes(t)} bytes{memory_note(task)}) found no device "
+                        "with room table-wise")  # fmt: skip
+            else:
+                msg += "; every table fits table-wise without the dim-balance limit (unlimited_fallback is off)"
+            raise Infeasible(msg)
         shards = tuple(
             Shard(task.tables[t].name, int(d), off, cols)
             for (t, off, cols), d in sorted(zip(res.pieces, res.devices.tolist()))

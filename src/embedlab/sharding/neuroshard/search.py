@@ -71,8 +71,11 @@ class SearchResult:
     evaluated: int  # grid searches run
 
 
-def _greedy_batch(sim: Simulator, pieces: list[Piece], limits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """The greedy placement for every limit at once: ``(devices [S, P], ok [S], cost [S])``."""
+def _greedy_batch(sim: Simulator, pieces: list[Piece], limits: np.ndarray,
+                  stuck: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The greedy placement for every limit at once: ``(devices [S, P], ok [S], cost [S])``;
+    ``stuck [S]`` (filled with -1 by the caller), if given, receives the first piece each
+    limit's greedy found no device for."""
     S, D, P = len(limits), sim.D, len(pieces)
     vec = sim.piece_vectors(pieces)
     sizes = sim.piece_sizes(pieces)
@@ -94,6 +97,8 @@ def _greedy_batch(sim: Simulator, pieces: list[Piece], limits: np.ndarray) -> tu
     scale = sim.model.compute_scale_ms
     for p in order:
         fits = (dev_used <= room[p]) & (dev_dims <= cap[:, p : p + 1])
+        if stuck is not None:
+            stuck[(stuck < 0) & ~fits.any(1)] = p
         ok &= fits.any(1)
         masked = np.where(fits, dev_cost, np.inf)
         tie = masked <= masked.min(1, keepdims=True)
@@ -122,6 +127,14 @@ def grid_search(sim: Simulator, pieces: list[Piece], settings: SearchSettings = 
         return float("inf"), np.zeros(0, dtype=np.int64), float("nan")
     i = int(np.argmin(cost))
     return float(cost[i]), devices[i], float(limits[i])
+
+
+def unplaced_piece(sim: Simulator, pieces: list[Piece]) -> int | None:
+    """The first piece (index into ``pieces``) that the greedy without a dim limit found no
+    device with memory room for; None when it placed them all."""
+    stuck = np.full(1, -1, dtype=np.int64)
+    _greedy_batch(sim, pieces, np.array([np.inf]), stuck)
+    return None if stuck[0] < 0 else int(stuck[0])
 
 
 def _halvable(cols: int) -> bool:
@@ -172,4 +185,4 @@ def beam_search(sim: Simulator, settings: SearchSettings = SearchSettings()) -> 
     return best
 
 
-__all__ = ["SearchResult", "SearchSettings", "beam_search", "grid_search"]
+__all__ = ["SearchResult", "SearchSettings", "beam_search", "grid_search", "unplaced_piece"]

@@ -11,7 +11,8 @@ Paper/reference (``simulator.py::get_final_cost``): for each device ``r``
   offsets ``sleep_r = (compute_r + bw_comm_r) - min_j (compute_j + bw_comm_j)``: a device
   that reaches the forward all-to-all early waits for the slowest one;
 
-and the plan costs ``max_r (compute_r + bw_comm_r + fw_comm_r)``; a plan over memory has
+and the plan costs ``max_r (compute_r + bw_comm_r + fw_comm_r)``; a plan over memory
+(weights plus the task's optimizer state on some device) has
 no cost (``inf`` here, ``None`` in the reference). :func:`combine_costs` is that formula on
 given numbers, batched over any leading axes.
 """
@@ -91,10 +92,10 @@ class Simulator:
         return self.shard_compute(v, np.ones(len(pieces), dtype=bool))
 
     def piece_sizes(self, pieces: list[Piece]) -> np.ndarray:
+        """Device memory of each piece: weights plus the task's optimizer state
+        (:meth:`Task.table_bytes`)."""
         t = self.task.tables
-        return np.array(
-            [t[i].rows * c * t[i].bytes_per_element for i, _, c in pieces], dtype=np.int64
-        )
+        return np.array([self.task.table_bytes(t[i], c) for i, _, c in pieces], dtype=np.int64)
 
     def cost(
         self, pieces: list[Piece], devices: list[int] | np.ndarray
