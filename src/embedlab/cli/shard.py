@@ -420,7 +420,10 @@ def pretrain_cmd(
         "2,4,8", "--device-counts", help="Device counts of the comm networks."
     ),
     comm: Path | None = typer.Option(
-        None, "--comm", help="Communication model (`shard calibrate-comm`)."
+        None,
+        "--comm",
+        help="Communication model (`shard calibrate-comm`); default: the one recorded in "
+        "NeuroShard's shipped model.",
     ),
     batch_size: int = typer.Option(2048, "--batch-size", help="Batch the CostMeter times."),
     seed: int = typer.Option(0, "--seed"),

@@ -43,22 +43,30 @@ from embedlab.sharding.neuroshard.data import (
     load_compute_samples,
 )
 from embedlab.sharding.neuroshard.features import NUM_FEATURES, table_features, with_columns
-from embedlab.sharding.neuroshard.model import NeuroShardModel, comm_inputs
+from embedlab.sharding.neuroshard.model import MODEL_FORMAT, NeuroShardModel, comm_inputs
 from embedlab.sharding.types import Table
 
 MIN_SAMPLES = 5
-DEFAULT_COMM = Path(__file__).parent.parent / "dreamshard" / "default_model" / "model.json"
+#: NeuroShard's own shipped model; its ``meta.comm_model`` is the all-to-all model its
+#: communication networks were pre-trained on (NeuroShard reads no other planner's files).
+DEFAULT_COMM = Path(__file__).parent / "default_model" / "model.json"
 
 
-def default_comm_model() -> CommModel:
-    """The gloo calibration shipped with the default DreamShard model (4 CPU processes)."""
-    if not DEFAULT_COMM.is_file():
+def default_comm_model(path: str | Path = DEFAULT_COMM) -> CommModel:
+    """The communication model recorded in a NeuroShard ``model.json`` (default: the shipped
+    model's, a gloo calibration of 4 CPU processes): ``meta.comm_model``, as
+    :func:`pretrain_neuroshard` writes it."""
+    p = Path(path)
+    if not p.is_file():
         raise UserError("no communication model given and none shipped; calibrate one with "
-                        "`embedlab shard calibrate-comm` and pass it")  # fmt: skip
-    c = read_json(DEFAULT_COMM)["meta"]["comm_model"]
-    return CommModel(
-        float(c["alpha_ms"]), float(c["beta_ms_per_byte"]), str(c["backend"]), dict(c["settings"])
-    )
+                        "`embedlab shard calibrate-comm` and pass it (--comm)")  # fmt: skip
+    info = read_json(p)
+    if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT:
+        raise UserError(f"{p} is not {MODEL_FORMAT}; pass a communication model (--comm)")
+    meta = info.get("meta")
+    if not isinstance(meta, dict) or "comm_model" not in meta:
+        raise UserError(f"{p} records no communication model (meta.comm_model); pass one (--comm)")
+    return CommModel.from_json(meta["comm_model"], f"the meta.comm_model of {p}")
 
 
 def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,7 +178,8 @@ def pretrain_neuroshard(out: str | Path, *, meter: CostMeter | None = None, comm
 
     ``meter``: measures compute (default: ``CostMeter(MeterSettings())``, 1 thread, batch
     2,048); ``comm``: the all-to-all model for the communication labels (default: the
-    meter's, else the gloo calibration shipped with the DreamShard default model);
+    meter's, else the one recorded in NeuroShard's shipped default model,
+    :func:`default_comm_model`);
     ``measure_budget_s``: seconds of measuring for this folder (all runs together);
     ``meta``: recorded in ``model.json`` (put the command line here).
     """
