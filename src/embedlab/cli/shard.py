@@ -62,16 +62,24 @@ def gen_tasks_cmd(
         "train", "--split", help="train or test half of the table pool (not for neuroshard)."
     ),
     out: Path = typer.Option(..., "--out", help="Task file to write (embedlab.sharding-tasks/v1)."),
+    optimizer: str = typer.Option(
+        "none",
+        "--optimizer",
+        help="Embedding optimizer whose state device memory must hold: sgd, rowwise_adagrad, adagrad, "
+        "adam, or none (default: the task key is omitted, weights only).",
+    ),
 ) -> None:
     """Tasks of one of the papers' families over the synthetic DLRM-like table pool."""
     from embedlab.io import ensure_dir
     from embedlab.sharding.generator import gen_tasks
     from embedlab.sharding.types import save_tasks
 
-    ts = gen_tasks(family, tables, devices, count, seed=seed, split=split)
+    opt = None if optimizer == "none" else optimizer
+    ts = gen_tasks(family, tables, devices, count, seed=seed, split=split, optimizer=opt)
     ensure_dir(out.parent if str(out.parent) else Path("."))
     save_tasks(out, ts)
-    typer.echo(f"{len(ts)} {family} tasks ({tables} tables, {devices} devices) -> {out}")
+    state = f", {opt} state" if opt is not None else ""
+    typer.echo(f"{len(ts)} {family} tasks ({tables} tables, {devices} devices{state}) -> {out}")
 
 
 @app.command("eval")

@@ -39,6 +39,14 @@ Task families (``shard gen-tasks --family``):
 * ``neuroshard``: tables drawn with replacement from the whole pool, dims from
   ``{4, 8, 16, 32, 64, 128}``, fp32, 4 GiB per device, a task redrawn until its total size is
   at most ``(4 D - 1)`` GiB (memory-limited, as the reference's ``gen_tasks.py``).
+
+With ``optimizer`` (``shard gen-tasks --optimizer``) the tasks carry that embedding
+optimizer, and "size" in the neuroshard family's redraw rule is a table's device memory,
+weights plus optimizer state (:meth:`~embedlab.sharding.types.Task.table_bytes`); without
+one (the default) the key is omitted and the rule and the drawn tasks are as before. The
+dreamshard and autoshard families keep their fixed device memory either way (they draw no
+feasibility check; with ``adam`` state a task of many large tables on few devices may not
+fit, and planners say so).
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ from dataclasses import replace
 import numpy as np
 
 from embedlab.errors import UserError, unknown_name
-from embedlab.sharding.types import Table, Task
+from embedlab.sharding.types import OPTIMIZERS, Table, Task, shard_bytes
 from embedlab.sharding.workload import REUSE_BATCH, draw_bags
 
 GIB = 1 << 30
@@ -113,10 +121,15 @@ def gen_tasks(
     split: str = "train",
     pool: list[Table] | None = None,
     batch_size: int = 65_536,
+    optimizer: str | None = None,
 ) -> list[Task]:
-    """``count`` tasks of ``family`` with ``num_tables`` tables on ``num_devices`` devices."""
+    """``count`` tasks of ``family`` with ``num_tables`` tables on ``num_devices`` devices;
+    ``optimizer`` (one of :data:`~embedlab.sharding.types.OPTIMIZERS`, None: key omitted)
+    is the embedding optimizer whose state the tasks' memory must hold."""
     if family not in FAMILIES:
         raise unknown_name("task family", family, FAMILIES)
+    if optimizer is not None and optimizer not in OPTIMIZERS:
+        raise unknown_name("optimizer", optimizer, OPTIMIZERS)
     for name, v in (("tables", num_tables), ("devices", num_devices), ("count", count)):
         if v < 1:
             raise UserError(f"--{name} must be >= 1, got {v}")
@@ -143,10 +156,8 @@ def gen_tasks(
                         for i, d in zip(picks, dims)
                     ]
                 )
-                if (
-                    sum(t.size_bytes for t in tables) <= (4 * num_devices - 1) * GIB
-                    and max(t.size_bytes for t in tables) <= mem
-                ):
+                need = [shard_bytes(t, t.dim, optimizer) for t in tables]
+                if sum(need) <= (4 * num_devices - 1) * GIB and max(need) <= mem:
                     break
             else:
                 raise UserError(
@@ -163,7 +174,7 @@ def gen_tasks(
             tables = _named(
                 [replace(source[i], dim=int(d), bytes_per_element=2) for i, d in zip(picks, dims)]
             )
-        tasks.append(Task(name, num_devices, mem, batch_size, tuple(tables)))
+        tasks.append(Task(name, num_devices, mem, batch_size, tuple(tables), optimizer))
     return tasks
 
 
