@@ -91,7 +91,7 @@ def eval_cmd(
     out: Path = typer.Option(..., "--out", help="Costs JSON to write."),
     backend: str = typer.Option("cpu", "--backend"),
     batch_size: int = typer.Option(
-        2048, "--batch-size", help="Batch the CPU backend times (recorded)."
+        4096, "--batch-size", "--batch", help="Global batch the CPU backend times (recorded)."
     ),
     repeats: int = typer.Option(15, "--repeats", help="Timed iterations per device kernel."),
     rounds: int = typer.Option(
@@ -107,7 +107,8 @@ def eval_cmd(
         None, "--comm", help="Communication model from `shard calibrate-comm`."
     ),
 ) -> None:
-    """Measure plans with the CostMeter: cost, parts, straggler, ratio to best and to the bound."""
+    """Measure plans with the CostMeter: cost, parts, straggler, ratio to the best plan and to
+    the balanced estimate (an estimate, not a bound)."""
     from embedlab.io import ensure_dir, write_json
     from embedlab.sharding.cost import CostMeter, MeterSettings
     from embedlab.sharding.types import load_plans, load_tasks
@@ -130,19 +131,19 @@ def eval_cmd(
         mine = [p for p in all_plans if p.task == name]
         if not mine:
             continue
-        bound = meter.lower_bound(task)
+        estimate = meter.balanced_estimate(task)
         costs = meter.measure_plans(task, mine)  # all plans of the task timed interleaved
         best = min(c.total_ms for c in costs)
-        typer.echo(f"task {name} (bound {bound:.2f} ms at batch {batch_size}):")
+        typer.echo(f"task {name} (balanced estimate {estimate:.2f} ms at batch {batch_size}):")
         for c in costs:
             s = c.devices[c.straggler]
             typer.echo(
-                f"  {c.planner:20s} {c.total_ms:8.2f} ms  x{c.total_ms / best:5.2f} of best  x{c.total_ms / bound:5.2f} of bound"
-                f"  straggler {c.straggler} (fwd {s.fwd_ms:.2f} + comm {s.fwd_comm_ms + s.bwd_comm_ms:.2f}"
+                f"  {c.planner:20s} {c.total_ms:8.2f} ms  x{c.total_ms / best:5.2f} of best  x{c.total_ms / estimate:5.2f} of estimate"
+                f"  straggler {c.straggler} (input {s.input_comm_ms:.2f} + fwd {s.fwd_ms:.2f} + comm {s.fwd_comm_ms + s.bwd_comm_ms:.2f}"
                 f" + bwd {s.bwd_ms:.2f}, cv {s.cv:.3f})"
             )
-            rows.append({**c.to_json(), "ratio_to_best": c.total_ms / best, "lower_bound_ms": bound,
-                         "ratio_to_bound": c.total_ms / bound})  # fmt: skip
+            rows.append({**c.to_json(), "ratio_to_best": c.total_ms / best, "balanced_estimate_ms": estimate,
+                         "ratio_to_estimate": c.total_ms / estimate})  # fmt: skip
     ensure_dir(out.parent if str(out.parent) else Path("."))
     write_json(out, {"format": "embedlab.sharding-costs/v1", "costs": rows})
     typer.echo(f"{len(rows)} plan costs -> {out}")
@@ -151,10 +152,12 @@ def eval_cmd(
 @app.command("calibrate-comm")
 def calibrate_comm_cmd(
     nproc: int = typer.Option(2, "--nproc", help="Processes taking part in the all-to-all."),
-    repeats: int = typer.Option(10, "--repeats"),
+    rounds: int = typer.Option(5, "--rounds", help="Interleaved bursts per message size."),
+    repeats: int = typer.Option(4, "--repeats", help="Calls per burst (the fastest counts)."),
     out: Path = typer.Option(..., "--out", help="JSON of the fitted alpha-beta model."),
 ) -> None:
-    """Time real gloo all_to_all_single calls among local processes and fit alpha/beta."""
+    """Time TorchRec's input (ids) and pooled all-to-alls among local gloo processes and fit
+    one alpha-beta line per message kind."""
     from embedlab.io import ensure_dir
     from embedlab.sharding.comm import calibrate
 
@@ -162,12 +165,15 @@ def calibrate_comm_cmd(
         from embedlab.errors import UserError
 
         raise UserError(f"--nproc must be at least 2, got {nproc}")
+    if rounds < 1 or repeats < 1:
+        from embedlab.errors import UserError
+
+        raise UserError("--rounds and --repeats must be >= 1")
     ensure_dir(out.parent if str(out.parent) else Path("."))
-    model = calibrate(nproc, repeats=repeats)
+    model = calibrate(nproc, rounds=rounds, repeats=repeats)
     model.save(out)
-    typer.echo(
-        f"alpha {model.alpha_ms:.3f} ms, beta {model.beta_ms_per_byte * 1e6:.3f} ms/MB ({model.backend}, {nproc} processes) -> {out}"
-    )
+    lines = ", ".join(f"{k} {a:.3f} ms + {b * 1e6:.3f} ms/MB" for k, (a, b) in model.kinds.items())
+    typer.echo(f"{lines} ({model.backend}, {nproc} processes) -> {out}")
 
 
 def _task_and_plan(tasks: Path, name: str | None, plans: Path, planner: str | None):  # noqa: ANN202
@@ -216,7 +222,7 @@ def run_cmd(
     steps: int = typer.Option(20, "--steps", help="Timed training steps."),
     warmup: int = typer.Option(3, "--warmup", help="Untimed steps first."),
     batch_size: int = typer.Option(
-        512, "--batch-size", help="Global batch (split evenly over the processes)."
+        4096, "--batch-size", "--batch", help="Global batch (split evenly over the processes)."
     ),
     seed: int = typer.Option(0, "--seed"),
     comm: Path | None = typer.Option(
@@ -278,7 +284,7 @@ def _run_worker(
     from embedlab.errors import UserError
     from embedlab.io import ensure_dir, write_json
     from embedlab.machine import describe
-    from embedlab.sharding.comm import CommModel, model_from_points, time_all_to_all
+    from embedlab.sharding.comm import DEFAULT_SIZES, CommModel, model_from_kinds, time_kinds
     from embedlab.sharding.cost import CostMeter, MeterSettings
     from embedlab.sharding.run import run_plan
 
@@ -288,14 +294,12 @@ def _run_worker(
             raise UserError(
                 f"task {task.name!r} has {task.num_devices} devices, torchrun started {env.world_size} processes"
             )
-        sizes = (2**14, 2**17, 2**20, 2**22)
         if comm is not None:
             model = CommModel.load(comm)
         elif env.world_size > 1:
-            pts = time_all_to_all(sizes, repeats=10)
-            model = model_from_points(
-                pts, f"{env.backend}-{env.device.type}", env.world_size, sizes, 10, threads
-            )
+            pts = time_kinds(DEFAULT_SIZES, rounds=3, repeats=4)
+            model = model_from_kinds(pts, f"{env.backend}-{env.device.type}", env.world_size,
+                                     DEFAULT_SIZES, 3, 4, threads)  # fmt: skip
         else:
             model = None
         ranks = run_plan(task, plan, steps=steps, warmup=warmup, batch_size=batch_size, seed=seed)
@@ -341,7 +345,7 @@ def _print_run(doc: dict) -> None:
         p = ""
         if pred is not None:
             d = pred["devices"][r["rank"]]
-            p = f" | {d['fwd_ms'] + d['bwd_ms']:17.2f} {d['fwd_comm_ms'] + d['bwd_comm_ms']:5.2f}"
+            p = f" | {d['fwd_ms'] + d['bwd_ms']:17.2f} {d.get('input_comm_ms', 0.0) + d['fwd_comm_ms'] + d['bwd_comm_ms']:5.2f}"
         typer.echo(f"  {r['rank']:4d} {r['input_dist_ms']:11.2f} {r['fwd_compute_ms']:12.2f} {r['fwd_comm_ms']:9.2f} "
                    f"{r['dense_ms']:7.2f} {r['bwd_comm_ms']:9.2f} {r['bwd_compute_ms']:12.2f} {r['embedding_ms']:10.2f}{p}")  # fmt: skip
     line = f"  measured plan cost {doc['measured_embedding_ms']:.2f} ms (straggler rank {doc['measured_straggler']})"
@@ -357,7 +361,7 @@ def train_cmd(
     out: Path = typer.Option(..., "--out", help="Run folder; the model is written to OUT/model."),
     iterations: int = typer.Option(10, "--iterations"),
     rollout_tasks: int = typer.Option(10, "--rollout-tasks", help="Plans measured per iteration."),
-    batch_size: int = typer.Option(512, "--batch-size", help="Batch the CostMeter times."),
+    batch_size: int = typer.Option(4096, "--batch-size", "--batch", help="Batch the CostMeter times."),
     repeats: int = typer.Option(15, "--repeats"),
     comm: Path | None = typer.Option(
         None, "--comm", help="Communication model (`shard calibrate-comm`)."
@@ -371,6 +375,11 @@ def train_cmd(
         "analytic",
         "--comm-mode",
         help="dreamshard: 'analytic' (predicted compute + the --comm model) or 'learned' (the reference).",
+    ),
+    reward: str = typer.Option(
+        "measured",
+        "--reward",
+        help="autoshard: 'measured' (the paper's: measured device costs) or 'cost_head' (its own predictions).",
     ),
 ) -> None:
     """Train a learned planner on measured plans of the training tasks."""
@@ -395,9 +404,8 @@ def train_cmd(
         from embedlab.sharding.autoshard.train import train_autoshard
 
         meter = CostMeter(MeterSettings(batch_size=batch_size, repeats=repeats, seed=seed))
-        asettings = ASettings(
-            iterations=iterations, rollout_tasks=rollout_tasks, measure_budget_s=budget_s, seed=seed
-        )
+        asettings = ASettings(iterations=iterations, rollout_tasks=rollout_tasks, measure_budget_s=budget_s,
+                              seed=seed, reward=reward)  # fmt: skip
         train_autoshard(ts, out, meter, asettings, resume=resume, meta=meta)
         typer.echo(f"AutoShard trained -> {out}/model")
         return

@@ -73,7 +73,7 @@ class HillClimbPlanner:
                     f"hill-climb searches table-wise plans; {st.start!r} split table {s.table!r}"
                 )
             devices[index[s.table]] = s.device
-        sizes = [t.size_bytes for t in task.tables]
+        sizes = [task.table_bytes(t) for t in task.tables]  # weights + optimizer state
 
         def used(devs: list[int]) -> list[int]:
             u = [0] * task.num_devices
