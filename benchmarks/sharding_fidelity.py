@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--calibrations", type=int, default=3)
     ap.add_argument("--planners", default=",".join(ALL_PLANNERS))
     ap.add_argument("--seed", type=int, default=7, help="task seed (not one the planners were chosen on)")
+    ap.add_argument("--split", default="test", help="table pool split of the tasks (valid to choose, test to report)")
     ap.add_argument("--work", default="benchmarks/.work/sharding_fidelity")
     ap.add_argument("--out", default="benchmarks/results/sharding_fidelity.json")
     args = ap.parse_args(argv)
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
     meter = CostMeter(MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=0), comm=comm)
     planners = args.planners.split(",")
     tasks = [t for n in map(int, args.tables.split(","))
-             for t in gen_tasks("dreamshard", n, args.devices, args.count, seed=args.seed, split="test")]  # fmt: skip
+             for t in gen_tasks("dreamshard", n, args.devices, args.count, seed=args.seed, split=args.split)]  # fmt: skip
     rows = []
     for i, task in enumerate(tasks):
         done = work / f"{task.name}.json"

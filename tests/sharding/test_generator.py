@@ -18,9 +18,15 @@ def test_pool_is_seeded_heavy_tailed_and_has_the_dataset_mean_pooling():
     assert table_pool(seed=1) != pool
 
 
-def test_split_is_disjoint():
-    halves = split_pool(table_pool())
-    assert not {t.name for t in halves["train"]} & {t.name for t in halves["test"]}
+def test_splits_are_disjoint_and_cover_the_pool():
+    pool = table_pool()
+    parts = split_pool(pool)
+    names = {k: {t.name for t in v} for k, v in parts.items()}
+    assert set(parts) == {"train", "valid", "test"}
+    assert len(names["train"]) == len(pool) // 2
+    assert not names["train"] & names["valid"] and not names["train"] & names["test"]
+    assert not names["valid"] & names["test"]
+    assert names["train"] | names["valid"] | names["test"] == {t.name for t in pool}
 
 
 @pytest.mark.parametrize("family", ["dreamshard", "autoshard", "neuroshard"])
@@ -37,10 +43,13 @@ def test_families_are_valid_and_plannable(family):
     plan_all(tasks, "size_lookup_greedy")
 
 
-def test_train_and_test_tasks_use_disjoint_tables():
-    tr = {tb.name for t in gen_tasks("dreamshard", 50, 4, 5, split="train") for tb in t.tables}
-    te = {tb.name for t in gen_tasks("dreamshard", 50, 4, 5, split="test") for tb in t.tables}
-    assert not tr & te
+@pytest.mark.parametrize("family", ["dreamshard", "autoshard", "neuroshard"])
+def test_train_valid_and_test_tasks_use_disjoint_tables(family):
+    def names(split: str) -> set[str]:
+        return {tb.name.split("_")[0] for t in gen_tasks(family, 40, 4, 5, split=split) for tb in t.tables}
+
+    tr, va, te = names("train"), names("valid"), names("test")
+    assert not tr & te and not tr & va and not va & te
 
 
 def test_bad_family_and_sizes():

@@ -59,7 +59,7 @@ def gen_tasks_cmd(
     count: int = typer.Option(10, "--count", help="Number of tasks."),
     seed: int = typer.Option(0, "--seed"),
     split: str = typer.Option(
-        "train", "--split", help="train or test half of the table pool (not for neuroshard)."
+        "train", "--split", help="Disjoint part of the table pool: train (half), valid or test (a quarter each)."
     ),
     out: Path = typer.Option(..., "--out", help="Task file to write (embedlab.sharding-tasks/v1)."),
     optimizer: str = typer.Option(

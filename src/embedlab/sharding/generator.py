@@ -32,11 +32,16 @@ files should load them with :mod:`embedlab.sharding.trace` instead.
 
 Task families (``shard gen-tasks --family``):
 
-* ``dreamshard``: the pool is split by a seeded permutation into disjoint halves, ``train``
-  and ``test``; a task draws ``N`` tables without replacement from one half; dim 16, fp16,
-  5 GiB per device.
+Splits: the pool is split by a seeded permutation into disjoint parts: ``train`` (half the
+pool), ``valid`` and ``test`` (a quarter each; together they are the former ``test`` half, so
+models trained on ``train`` never saw a table of either). Every family draws its tables from
+one split: train on ``train``, choose defaults on ``valid``, report on ``test``.
+
+* ``dreamshard``: a task draws ``N`` tables without replacement from one split; dim 16,
+  fp16, 5 GiB per device.
 * ``autoshard``: like ``dreamshard`` but dims drawn from ``{16, 32}``, 7 GiB per device.
-* ``neuroshard``: tables drawn with replacement from the whole pool, dims from
+* ``neuroshard``: tables drawn with replacement from one split (the whole pool before the
+  splits were enforced for every family), dims from
   ``{4, 8, 16, 32, 64, 128}``, fp32, 4 GiB per device, a task redrawn until its total size is
   at most ``(4 D - 1)`` GiB (memory-limited, as the reference's ``gen_tasks.py``).
 
@@ -105,11 +110,20 @@ def pool_statistics(
             "mean_pooling_factor": float(np.mean([t.pooling_factor for t in pool]))}  # fmt: skip
 
 
+SPLITS = ("train", "valid", "test")
+
+
 def split_pool(pool: list[Table], seed: int = 0) -> dict[str, list[Table]]:
-    """Disjoint ``train`` and ``test`` halves of the pool (seeded permutation)."""
+    """Disjoint ``train`` (half), ``valid`` and ``test`` (a quarter each) parts of the pool
+    (one seeded permutation)."""
     perm = np.random.default_rng([seed, 1]).permutation(len(pool))
     half = len(pool) // 2
-    return {"train": [pool[i] for i in perm[:half]], "test": [pool[i] for i in perm[half:]]}
+    three = half + (len(pool) - half) // 2
+    return {
+        "train": [pool[i] for i in perm[:half]],
+        "valid": [pool[i] for i in perm[half:three]],
+        "test": [pool[i] for i in perm[three:]],
+    }
 
 
 def gen_tasks(
@@ -133,11 +147,11 @@ def gen_tasks(
     for name, v in (("tables", num_tables), ("devices", num_devices), ("count", count)):
         if v < 1:
             raise UserError(f"--{name} must be >= 1, got {v}")
-    if split not in ("train", "test"):
-        raise unknown_name("split", split, ("train", "test"))
+    if split not in SPLITS:
+        raise unknown_name("split", split, SPLITS)
     pool = pool if pool is not None else table_pool()
     rng = np.random.default_rng([seed, FAMILIES.index(family), num_tables, num_devices])
-    source = pool if family == "neuroshard" else split_pool(pool)[split]
+    source = split_pool(pool)[split]
     if family != "neuroshard" and num_tables > len(source):
         raise UserError(
             f"{family} draws without replacement: {num_tables} tables > {len(source)} in the {split} pool"
