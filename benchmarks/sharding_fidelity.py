@@ -202,9 +202,21 @@ def task_row(task: Task, plans: list[Plan], owner: dict[str, str], per: list, me
     }  # fmt: skip
 
 
+def round_to_round_spearman(row: dict) -> float | None:
+    """Mean Spearman between the plans' costs in two different DMP rounds: how well the
+    measurement ranks the plans against itself (the ceiling of any prediction's Spearman)."""
+    rounds = list(zip(*row["measured_rounds_ms"]))  # round -> plan costs
+    if len(rounds) < 2 or len(row["plans"]) < 3:
+        return None
+    pairs = [spearman(list(a), list(b)) for i, a in enumerate(rounds) for b in rounds[i + 1:]]
+    return statistics.fmean(pairs)
+
+
 def summarize(rows: list[dict]) -> dict:
     sp = [r["spearman"] for r in rows if r["spearman"] is not None]
+    rr = [x for r in rows if (x := round_to_round_spearman(r)) is not None]
     out = {
+        "median_round_to_round_spearman": statistics.median(rr) if rr else None,
         "tasks": len(rows),
         "median_spearman": statistics.median(sp) if sp else None,
         "min_spearman": min(sp) if sp else None,

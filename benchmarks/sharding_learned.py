@@ -65,7 +65,8 @@ FAMILIES = [("dreamshard", 20, 4), ("dreamshard", 50, 4), ("dreamshard", 100, 4)
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--eval-count", type=int, default=10)
-    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--split", default="test", help="table pool split: valid (to choose) or test (to report)")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument(
         "--families", default=None, help="e.g. dreamshard:50x4,neuroshard:40x4 (default: all)"
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
         if (fam, n, d) in done:
             print(f"{fam} DLRM-{n} ({d}): kept from {args.out}", flush=True)
             continue
-        tasks = gen_tasks(fam, n, d, args.eval_count, seed=1, split="test")
+        tasks = gen_tasks(fam, n, d, args.eval_count, seed=1, split=args.split)
         ratio: dict[str, list[float]] = {}
         bound_ratio: dict[str, list[float]] = {}
         plan_s: dict[str, list[float]] = {}
@@ -248,7 +249,7 @@ def _resumable(args: argparse.Namespace) -> dict[str, Any]:
     if not args.resume or not path.exists():
         return {}
     old = json.loads(path.read_text())
-    keep = ("batch", "eval_count", "repeats", "torchrec", "model_dir", "quick")
+    keep = ("batch", "eval_count", "repeats", "torchrec", "model_dir", "quick", "split")
     if any(old.get("settings", {}).get(k) != getattr(args, k) for k in keep):
         sys.exit(f"error: {path} was written with other settings; drop --resume or change --out")
     return old

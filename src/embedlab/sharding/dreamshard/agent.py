@@ -105,16 +105,17 @@ class DreamShardModel:
 def all_to_all_total_ms(comm: CommModel, cols: torch.Tensor, batch_size: int,
                         elem_bytes: int = ACTIVATION_BYTES) -> torch.Tensor:  # fmt: skip
     """:meth:`CommModel.all_to_all_ms` (forward + backward) batched over plans: ``cols [..., D]``
-    → ``[...]`` ms. The two all-to-alls take equally long (each device's time depends on
-    ``max(sent, received)``, which the backward swaps)."""
+    → ``[...]`` ms. Both all-to-alls move ``max(sent, received)`` per device (the backward
+    swaps them), each at its own calibrated line (``output_fwd``, ``output_bwd``)."""
     d = cols.shape[-1]
     if d <= 1:
         return torch.zeros(cols.shape[:-1])
     c = cols.double()
     sent = batch_size * c * elem_bytes * (d - 1) / d
     recv = batch_size / d * (c.sum(-1, keepdim=True) - c) * elem_bytes
-    one = comm.alpha_ms + comm.beta_ms_per_byte * torch.maximum(sent, recv).amax(-1)
-    return (2.0 * one).float()
+    most = torch.maximum(sent, recv).amax(-1)
+    (af, bf), (ab, bb) = comm.line("output_fwd"), comm.line("output_bwd")
+    return (af + ab + (bf + bb) * most).float()
 
 
 @dataclass

@@ -12,8 +12,11 @@ Each of ``iterations`` outer iterations (reference defaults in :class:`TrainSett
    training task × ``rl_episodes`` episodes -- no measurement in this inner loop.
 
 Communication (``comm_mode``, ours): ``"analytic"`` (default) trains the overall head on the
-measured plan cost minus the all-to-all time the meter added, and the model keeps the
-meter's :class:`~embedlab.sharding.comm.CommModel` to add it back (``agent.py``'s module doc);
+measured plan cost minus the pooled all-to-alls the meter added (forward and backward
+transfer; the input all-to-all and the devices' wait for the slowest forward stay in the
+target, since they depend on how the plan balances ids and compute), and the model keeps
+the meter's :class:`~embedlab.sharding.comm.CommModel` to add them back (``agent.py``'s
+module doc);
 ``"learned"`` is the reference (the heads learn communication too).
 
 One Adam optimizer (lr 5e-4) for both networks, its rate decayed linearly to 0 over the
@@ -113,7 +116,9 @@ def sample_from_cost(task: Task, plan: Plan, pc: Any) -> CostSample:
         by_dev[s.device].append(table_features(task.table(s.table), s.columns))
     feats = [np.stack(f) if f else np.zeros((0, 21), np.float32) for f in by_dev]
     parts = np.array([[d.fwd_ms, d.bwd_ms, d.bwd_comm_ms] for d in pc.devices], dtype=np.float32)
-    comm = pc.devices[0].fwd_comm_ms + pc.devices[0].bwd_comm_ms if pc.devices else 0.0
+    # the pooled all-to-alls alone (what analytic mode adds back): a device's forward comm
+    # also holds its wait for the slowest forward, which the slowest device does not have
+    comm = min(d.fwd_comm_ms for d in pc.devices) + pc.devices[0].bwd_comm_ms if pc.devices else 0.0
     return CostSample(feats, parts, float(pc.total_ms), float(comm))
 
 

@@ -33,7 +33,7 @@ from embedlab.errors import UserError
 from embedlab.io import ensure_dir, read_json, write_json
 from embedlab.sharding.comm import CommModel
 from embedlab.sharding.cost import CostMeter, MeterSettings
-from embedlab.sharding.generator import table_pool
+from embedlab.sharding.generator import split_pool, table_pool
 from embedlab.sharding.neuroshard.data import (
     ComputeSample,
     PretrainSettings,
@@ -208,7 +208,8 @@ def pretrain_neuroshard(out: str | Path, *, meter: CostMeter | None = None, comm
             raise UserError(
                 f"{run} already holds pre-training data; pass resume (--resume) or use a new folder"
             )
-        pool = pool if pool is not None else table_pool()
+        # the train split only: valid and test tasks draw from the other splits' tables
+        pool = pool if pool is not None else split_pool(table_pool())["train"]
         if not pool:
             raise UserError("the table pool is empty")
         write_json(info_path, {"collection": settings.collection_json(), "settings": settings.to_json(), "meter": _meter_json(meter),
