@@ -310,7 +310,8 @@ def main(argv: list[str] | None = None) -> dict:
     }  # fmt: skip
     write_json(args.out, doc)
     s = doc["summary"]
-    print(f"median spearman {s['median_spearman']:.2f}, MAPE {s['mape']:.1%}, measured/predicted "
+    sp = "n/a" if s["median_spearman"] is None else f"{s['median_spearman']:.2f}"
+    print(f"median spearman {sp}, MAPE {s['mape']:.1%}, measured/predicted "
           f"{s['mean_measured_over_predicted']:.2f}, same best {s['same_best_share']:.0%}; plans below the "
           f"estimate: {s['measured_below_estimate']} measured, {s['predicted_below_estimate']} predicted", flush=True)  # fmt: skip
     return doc

@@ -441,7 +441,7 @@ def pretrain_cmd(
         help="Communication model (`shard calibrate-comm`); default: the one recorded in "
         "NeuroShard's shipped model.",
     ),
-    batch_size: int = typer.Option(2048, "--batch-size", help="Batch the CostMeter times."),
+    batch_size: int = typer.Option(4096, "--batch-size", "--batch", help="Batch the CostMeter times."),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT."),
 ) -> None:

@@ -9,11 +9,12 @@
   :func:`~.train.load_model`;
 * :mod:`.planner` -- :class:`~.planner.AutoShardPlanner` (argmax of the policy).
 
-The shipped ``default_model/`` was trained by ``train_autoshard`` on 30 tasks of 40 tables
-on 8 devices (``autoshard`` family, train pool; FBGEMM CPU kernels at batch 512, 200 s of
-measurement); its ``model.json`` records the command, seed and backend. Its cost head
-extrapolates poorly to shards much larger than those it was trained on (4 devices × 10
-tables): retrain on mixed device and table counts for such tasks.
+The shipped ``default_model/`` was trained by ``train_autoshard`` on 30 tasks of 10, 20 and
+40 tables on 2, 4 and 8 devices (``autoshard`` family, train split; the step-cost meter at
+batch 4096, measured rewards for 420 s of measurement, then cost-head rewards;
+``benchmarks/sharding_retrain.sh``); its ``model.json`` records the command, seed and
+backend. Its cost head extrapolates poorly to mixed dims it never saw (61% error on the
+memory-limited family): retrain on such tasks for them.
 
 Nothing heavy is imported here; import the submodules.
 """

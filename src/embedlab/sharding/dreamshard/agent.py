@@ -19,7 +19,8 @@ A learned communication head cannot know the alpha-beta constants of a device co
 never saw (DLRM-50 on 8 devices: 52% MAPE when trained on 4), nor a fresh calibration of
 the same machine; the calibrated model of the target devices can be given at planning time.
 ``comm_mode="learned"`` keeps the reference's behaviour (a model with ``comm=None``).
-Measured side by side (``benchmarks/results/dreamshard_comm.json`` and
+Measured side by side with the earlier meter (batch 512, compute plus pooled all-to-alls;
+``benchmarks/results/dreamshard_comm.json`` and
 ``dreamshard_comm_4dev.json``: 3 training seeds on DLRM-50 (4), 10 unseen tasks per family):
 MAPE 4.4 / 7.1 / 2.7% on DLRM-50 with 4 / 2 / 8 devices against 11.9 / 26.9 / 53.8% learned,
 8.2 / 4.2 / 7.3% on DLRM-20 / 100 / 200 (4) against 50.2 / 7.8 / 7.2%; measured plan cost

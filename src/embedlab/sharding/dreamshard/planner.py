@@ -13,7 +13,8 @@ using only the cost network at planning time:
 
 Both search the cost network, so they gain only where its ranking of nearby plans is
 right; ``benchmarks/dreamshard.py --variants`` measures them beside the greedy policy
-(``benchmarks/results/dreamshard_search.json``, 10 unseen tasks, 3 training seeds): 20
+(``benchmarks/results/dreamshard_search.json``, earlier meter at batch 512, 10 unseen tasks,
+3 training seeds): 20
 descent steps gave 0.990 of the best heuristic against greedy's 1.008 on DLRM-50 (4),
 but 1.012 against 0.998 on DLRM-200 (4); the best of 64 samples did not help on either.
 Both stay off by default. Planning time of 20 descent steps (scored from per-device encoding
