@@ -33,12 +33,20 @@ FIT_FORMAT = "embedlab.scaling-fit/v1"
 
 
 def resolve_column(rows: list[dict[str, Any]], name: str) -> str:
-    """The ``runs.csv`` column behind ``name`` (an alias or a column), or a clear error."""
-    col = X_ALIASES.get(name, name)
-    if col not in rows[0]:
-        valid = sorted({*X_ALIASES, *(k for k, v in rows[0].items() if isinstance(v, float))})
-        raise UserError(f"unknown column {name!r}; valid: {', '.join(valid)}")
-    return col
+    """The ``runs.csv`` column behind ``name``, or a clear error.
+
+    A real column of that name wins over an alias (a user's own ``params`` column is read as
+    itself); an alias applies only when its target column exists. The error lists exactly the
+    names that would resolve: the numeric columns and the aliases whose target is present.
+    """
+    if name in rows[0]:
+        return name
+    col = X_ALIASES.get(name)
+    if col is not None and col in rows[0]:
+        return col
+    numeric = {k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    valid = sorted(numeric | {a for a, c in X_ALIASES.items() if c in rows[0]})
+    raise UserError(f"unknown column {name!r}; valid: {', '.join(valid)}")
 
 
 def column(rows: list[dict[str, Any]], col: str) -> np.ndarray:
