@@ -49,3 +49,16 @@ def test_reproduce_writes_report_records_failures_and_resumes(tmp_path, fake_exp
 def test_only_unknown(tmp_path, fake_experiments):
     with pytest.raises(UserError, match="valid: bad, good"):
         reproduce(tmp_path, only=["nope"])
+
+
+def test_a_result_of_another_embedlab_version_is_rerun(tmp_path, fake_experiments):
+    reproduce(tmp_path, quick=True, only=["good"])
+    cached = tmp_path / "good" / "result.json"
+    entry = json.loads(cached.read_text())
+    reproduce(tmp_path, quick=True, only=["good"])
+    assert fake_experiments["good"] == 1  # same version: reused
+    entry["version"] = "0.0.0-other"
+    cached.write_text(json.dumps(entry))
+    reproduce(tmp_path, quick=True, only=["good"])
+    assert fake_experiments["good"] == 2  # another version: discarded and rerun
+    assert json.loads(cached.read_text())["version"] != "0.0.0-other"

@@ -46,6 +46,7 @@ def reproduce(
             if (
                 prev.get("quick") == quick
                 and prev.get("seeds") == list(seeds)
+                and prev.get("version") == __version__
                 and prev.get("status") == "ok"
             ):
                 results[exp.name] = prev
