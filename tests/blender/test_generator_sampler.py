@@ -162,3 +162,47 @@ def test_deadline_stops_early_and_is_recorded(tmp_path):
     train_generator(x, y, a, cfg, tmp_path, resume=True, deadline_s=None)
     meta = json.loads((tmp_path / "generator.json").read_text())["meta"]
     assert meta["iterations"] == 8 and meta["stopped_at_deadline"] is False
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "UniPCMultistepScheduler",
+     "LMSDiscreteScheduler", "EulerDiscreteScheduler", "DPMSolverMultistepScheduler"],
+)  # fmt: skip
+def test_every_diffusers_scheduler_the_docs_name_samples(name):
+    import diffusers
+
+    m = _model()
+    null, anchor, prompts = _conds(m, 2)
+    sch = getattr(diffusers, name)(num_train_timesteps=m.cfg.train_timesteps)
+    if name == "DPMSolverMultistepScheduler":
+        sch = diffusers.DPMSolverMultistepScheduler(num_train_timesteps=m.cfg.train_timesteps,
+                                                    algorithm_type="dpmsolver++")  # fmt: skip
+
+    def run(gen):
+        # 4 steps: diffusers' PNDM cannot set 3 (its PLMS warm-up needs more)
+        return blender_sample(m, sch, (2, 3, 16, 16), null, prompts, SamplerConfig(op="union", steps=4),
+                              anchor=anchor, generator=gen)  # fmt: skip
+
+    a = run(torch.Generator().manual_seed(3))
+    assert a.shape == (2, 3, 16, 16) and torch.isfinite(a).all()
+    torch.testing.assert_close(a, run(torch.Generator().manual_seed(3)))  # seeded: repeatable
+    assert not torch.allclose(run(None), run(None))  # no generator: fresh noise each call, not seed 0
+    clips = bool(sch.config.get("clip_sample", False))
+    assert (a.abs().max() <= 1.0) or not clips
+
+
+def test_output_is_clamped_only_where_the_scheduler_clips():
+    from diffusers import DDIMScheduler
+
+    m = _model()
+    null, anchor, prompts = _conds(m, 1)
+    big = SamplerConfig(op="mean", steps=3, attr_scale=50.0, class_scale=50.0)  # drives x out of range
+
+    def run(clip):
+        sch = DDIMScheduler(num_train_timesteps=m.cfg.train_timesteps, clip_sample=clip)
+        return blender_sample(m, sch, (2, 3, 16, 16), null, prompts, big, anchor=anchor,
+                              generator=torch.Generator().manual_seed(0))  # fmt: skip
+
+    assert run(True).abs().max() <= 1.0
+    assert run(False).abs().max() > 1.0

@@ -108,10 +108,19 @@ def blender_sample(model: EpsModel, scheduler: Any, shape: tuple[int, ...], null
     """Sample ``shape = (B, C, H, W)`` images.
 
     ``null``: the null condition (1, ...) or (B, ...); ``prompts``: (n, 1 or B, ...) prompt
-    conditions; ``anchor``: the class-only condition (1 or B, ...) or None. Returns the
-    final sample (clamped to [-1, 1] when the scheduler clips, as DDIM does by default)."""
+    conditions; ``anchor``: the class-only condition (1 or B, ...) or None. ``generator``:
+    the randomness of the initial noise and of stochastic steps (None: fresh randomness, as
+    diffusers pipelines do). Works with any diffusers scheduler: ``eta`` and ``generator``
+    are passed to ``step`` only where it takes them (PNDM, UniPC and LMS take neither).
+    Returns the final sample, clamped only where the scheduler's config asks
+    (``clip_sample``, to ``clip_sample_range``: DDIM and DDPM by default), so latents of a
+    Stable-Diffusion-style model are returned as they are."""
     b = shape[0]
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    if generator is None:
+        gen = torch.Generator()
+        gen.seed()  # non-deterministic
+    else:
+        gen = generator
     if prompts.ndim < 2 or prompts.shape[0] < 1:
         raise UserError("need at least one prompt condition")
     device = null.device
@@ -133,7 +142,8 @@ def blender_sample(model: EpsModel, scheduler: Any, shape: tuple[int, ...], null
     scheduler.set_timesteps(cfg.steps)
     x = x * getattr(scheduler, "init_noise_sigma", 1.0)
     steps = list(scheduler.timesteps)
-    step_kw = {"eta": cfg.eta, "generator": gen} if _takes_eta(scheduler) else {"generator": gen}
+    takes = _step_parameters(scheduler)
+    step_kw = {k: v for k, v in (("eta", cfg.eta), ("generator", gen)) if k in takes}
     for i, t in enumerate(steps):
         frac = i / max(1, len(steps))
         xin = scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x
@@ -151,13 +161,17 @@ def blender_sample(model: EpsModel, scheduler: Any, shape: tuple[int, ...], null
         if cfg.window[0] <= frac < cfg.window[1]:
             guided = guided + cfg.attr_scale * op(prompt_eps - base[None], **opts)
         x = scheduler.step(guided, t, x, **step_kw).prev_sample
-    return x.clamp(-1, 1)
+    config = getattr(scheduler, "config", {})
+    if config.get("clip_sample", False):
+        r = float(config.get("clip_sample_range", 1.0))
+        x = x.clamp(-r, r)
+    return x
 
 
-def _takes_eta(scheduler: Any) -> bool:
+def _step_parameters(scheduler: Any) -> set[str]:
     import inspect
 
-    return "eta" in inspect.signature(scheduler.step).parameters
+    return set(inspect.signature(scheduler.step).parameters)
 
 
 __all__ = ["EpsModel", "SamplerConfig", "UNet2DConditionEps", "UNet2DEps", "blender_sample"]
