@@ -124,6 +124,9 @@ def test_operators_window_and_seed_change_the_sample():
         SamplerConfig(op="intersection", op_options={"granularty": "location"})
     with pytest.raises(UserError, match="anchor"):
         blender_sample(m, sch, (2, 3, 16, 16), null, prompts, SamplerConfig(steps=2))
+    with pytest.raises(UserError, match="without the anchor term"):  # it used to add it anyway
+        blender_sample(m, sch, (2, 3, 16, 16), null, prompts, SamplerConfig(steps=2, residual_base="null"),
+                       anchor=anchor)  # fmt: skip
 
 
 def test_adapters_for_plain_diffusers_unets():

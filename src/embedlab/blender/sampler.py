@@ -135,6 +135,11 @@ def blender_sample(model: EpsModel, scheduler: Any, shape: tuple[int, ...], null
     use_anchor = anchor is not None
     if cfg.residual_base == "class" and not use_anchor:
         raise UserError("residual_base='class' needs an anchor (class-only) condition")
+    if cfg.residual_base == "null" and use_anchor:
+        raise UserError(
+            "residual_base='null' is the reference form eps_null + s * op(eps_i - eps_null), "
+            "without the anchor term: pass anchor=None, or residual_base='class' to use the anchor"
+        )
     parts = [_repeat(null, b), *([_repeat(anchor, b)] if use_anchor else []), *conds]
     batch_cond = torch.cat(parts)
     k = len(parts)
