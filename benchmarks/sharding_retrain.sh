@@ -2,7 +2,7 @@
 # Retrain DreamShard, AutoShard and NeuroShard on the step-cost meter at batch 4096, choose on
 # validation tasks, report on test tasks. Tables: train / valid / test splits of the pool are
 # disjoint (embedlab.sharding.generator.split_pool). Resumable step by step: a step whose output
-# exists is skipped. Usage: bash benchmarks/sharding_retrain.sh  (about 50 min on 2 CPU cores)
+# exists is skipped. Usage: bash benchmarks/sharding_retrain.sh  (57 min on this 2-core machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${W:-benchmarks/.work/retrain}

@@ -6,15 +6,7 @@ import json
 
 import pytest
 import torch
-
-from embedlab.cli.main import main
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
+from cli_run import run  # tests/cli is on pytest's pythonpath (pyproject)
 
 
 def test_train_sample_dml(tmp_path, capsys):

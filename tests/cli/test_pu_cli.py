@@ -6,17 +6,10 @@ import json
 
 import pytest
 import torch
-
-from embedlab.cli.main import main
+from cli_run import run  # tests/cli is on pytest's pythonpath (pyproject)
 
 FIT = ["pu", "fit", "--dataset", "digits"]
 
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def test_methods(capsys):

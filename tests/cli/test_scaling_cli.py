@@ -5,15 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from embedlab.cli.main import main
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
+from cli_run import run  # tests/cli is on pytest's pythonpath (pyproject)
 
 
 def test_sweep_fit_predict(tmp_path, capsys):

@@ -3,16 +3,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_run import run  # tests/cli is on pytest's pythonpath (pyproject)
 
-from embedlab.cli.main import main
 from embedlab.sharding.types import Table, Task, load_plans, save_tasks
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def test_plan_command_writes_valid_plans(tmp_path, capsys):

@@ -6,16 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_run import run  # tests/cli is on pytest's pythonpath (pyproject)
 
-from embedlab.cli.main import main
 from embedlab.sharding.types import Table, Task, load_tasks, save_tasks
-
-
-def run(argv, capsys):  # noqa: ANN001, ANN201
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def test_gen_tasks_optimizer_round_trips(tmp_path, capsys):

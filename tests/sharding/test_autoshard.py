@@ -249,8 +249,6 @@ def test_default_model_ships_and_plans_unseen_tasks():
 def test_measured_reward_is_the_balance_of_measured_costs_and_falls_back_when_the_budget_ends(tmp_path):
     import json
 
-    from embedlab.sharding.autoshard.model import balance_reward
-
     tasks = [_task(seed=s, name=f"m{s}") for s in range(3)]
     seen = []
 
@@ -266,10 +264,20 @@ def test_measured_reward_is_the_balance_of_measured_costs_and_falls_back_when_th
     log = json.loads((tmp_path / "m" / "log.json").read_text())
     assert [x["reward_source"] for x in log] == ["measured"] * 3
     assert len(seen) == 3  # one measured batch of 3 episodes per iteration, nothing else timed
-    # the reward is computed from the meter's numbers: costs of equal devices give 1.0
-    eq = balance_reward(torch.tensor([[2.0, 2.0, 2.0]]), torch.zeros(1, 3), 1.0)
-    assert float(eq[0]) == 1.0
-    assert all(0.0 <= x["mean_reward"] <= 1.0 for x in log)
+    # the logged reward is the balance of the meter's costs: with every device set timed
+    # the same (a flat meter) an episode scores 1 (0 if it left a device empty), so the mean
+    # over 3 episodes is a multiple of 1/3; the uneven fake costs give other values
+    class Flat(FakeMeter):
+        def measure_devices(self, task, shard_sets):
+            return [_Cost(1.0) for _ in shard_sets]
+
+    train_autoshard(tasks, tmp_path / "flat", Flat(), st, show_progress=False)
+    flat = json.loads((tmp_path / "flat" / "log.json").read_text())
+    def thirds(r: float) -> bool:
+        return abs(r * 3 - round(r * 3)) < 1e-9
+
+    assert all(thirds(x["mean_reward"]) for x in flat)
+    assert not all(thirds(x["mean_reward"]) for x in log)
     # a spent budget: no new measurement, the cost head's reward takes over
     st2 = TrainSettings(iterations=2, rollout_tasks=1, cost_steps=2, cost_batch=8, rl_updates=1,
                         rl_episodes=2, measured_episodes=2, seed=1, measure_budget_s=0.0)  # fmt: skip

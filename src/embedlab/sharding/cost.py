@@ -74,7 +74,7 @@ import torch
 
 from embedlab.errors import UserError
 from embedlab.sharding.comm import CommModel, input_payload
-from embedlab.sharding.types import Plan, Shard, Table, Task
+from embedlab.sharding.types import Plan, Shard, Table, Task, state_bytes
 from embedlab.sharding.workload import draw_bags
 
 BACKENDS = ("cpu",)
@@ -353,8 +353,6 @@ class _Kernel:
 
 def _weight_bytes(key: DeviceKey) -> int:
     """Weights plus optimizer state of a device key's kernel."""
-    from embedlab.sharding.types import state_bytes
-
     return sum(spec[0] * cols * spec[3] + state_bytes(key[2], spec[0], cols) for spec, cols in key[3])
 
 
