@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check $(TORCH) $(FBGEMM)
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps $(TORCHREC)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,docs]'
 	$(BIN)/python -c "import torch, fbgemm_gpu, torchrec, embedlab; print('embedlab ready: torch', torch.__version__, 'torchrec', torchrec.__version__ if hasattr(torchrec, '__version__') else '1.8.0')"
 	touch $(STAMP)
 
