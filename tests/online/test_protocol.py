@@ -116,7 +116,7 @@ def test_cli_runs_several_strategies_and_plots_them(tmp_path: Path, capsys) -> N
         (["--strategy", "fgd", "--strategy-options", "meta_lr=nan"], "bad value"),
         (
             ["--strategy", "fgd", "--strategy-options", "lags"],
-            "strategy option 'lags' is not KEY=VALUE",
+            "strategy options: 'lags' is not KEY=VALUE",
         ),
     ],
 )

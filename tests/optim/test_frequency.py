@@ -185,16 +185,18 @@ def test_count_ids_over_a_dataset():
 
 def test_registry_names_options_and_kernels():
     from embedlab.errors import UserError
-    from embedlab.optim.registry import get_optimizer, parse_options
+    from embedlab.optim.registry import get_optimizer
+    from embedlab.options import parse_options
 
-    assert parse_options("exponent=0.5, unit=batch,max_lr=1") == {
+    raw = parse_options("exponent=0.5, unit=batch,max_lr=1", "optimizer")
+    assert raw == {"exponent": "0.5", "unit": "batch", "max_lr": "1"}
+    assert get_optimizer("cf-sgd").coerce_options(raw) == {
         "exponent": 0.5,
         "unit": "batch",
         "max_lr": 1.0,
     }
-    assert parse_options(None) == {} and parse_options("") == {}
-    with pytest.raises(UserError, match="KEY=VALUE"):
-        parse_options("exponent")
+    with pytest.raises(UserError, match="optimizer 'cf-sgd' option exponent: bad value 'x'"):
+        get_optimizer("cf-sgd").coerce_options({"exponent": "x"})
     cf = get_optimizer("cf-sgd")
     assert cf.kernel("auto", {}) == "fused"
     assert cf.kernel("auto", {"unit": "occurrence"}) == "sparse"

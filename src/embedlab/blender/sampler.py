@@ -33,6 +33,7 @@ import torch
 
 from embedlab.blender.operators import blend_conditions, dirichlet_weights, get_operator
 from embedlab.errors import UserError
+from embedlab.options import coerce_options
 
 
 class EpsModel(Protocol):
@@ -79,12 +80,12 @@ class SamplerConfig:
         if self.op != "blend":
             import inspect
 
-            params = set(inspect.signature(get_operator(self.op)).parameters) - {"residuals"}
-            bad = set(self.op_options) - params
-            if bad:
-                raise UserError(
-                    f"operator {self.op!r} takes no option {sorted(bad)[0]!r}; valid: {', '.join(sorted(params)) or 'none'}"
-                )
+            # the operator's keyword defaults are the schema: "rescale=false" becomes False
+            params = inspect.signature(get_operator(self.op)).parameters
+            schema = {n: None if p.default is inspect.Parameter.empty else p.default
+                      for n, p in params.items() if n != "residuals"}  # fmt: skip
+            typed = coerce_options(f"operator {self.op!r}", self.op_options, schema)
+            object.__setattr__(self, "op_options", typed)
         elif self.op_options:
             raise UserError("op 'blend' takes no operator options (see blend_alpha)")
         if self.residual_base not in ("class", "null"):

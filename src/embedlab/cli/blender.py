@@ -150,7 +150,7 @@ def sample_cmd(
     from embedlab.blender.generator import load_generator
     from embedlab.blender.sampler import SamplerConfig
     from embedlab.blender.synth import PromptDesign, generate
-    from embedlab.optim.registry import parse_options
+    from embedlab.options import parse_options
 
     _threads(threads)
     model = load_generator(generator)
@@ -161,10 +161,7 @@ def sample_cmd(
         lo, hi = (float(v) for v in window.split(","))
     except ValueError:
         raise UserError(f"--window must be START,END fractions, got {window!r}") from None
-    opts = {
-        k: {"true": True, "false": False}.get(str(v).lower(), v)
-        for k, v in parse_options(options, "operator option").items()
-    }
+    opts = parse_options(options, f"operator {op!r}")
     cfg = SamplerConfig(op=op, op_options=opts, steps=steps,
                         class_scale=class_scale, attr_scale=attr_scale, window=(lo, hi))  # fmt: skip
     sets = _attr_sets(prompts)

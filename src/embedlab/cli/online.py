@@ -65,7 +65,7 @@ def run_cmd(
     from embedlab.online.plot import plot_runs
     from embedlab.online.protocol import OnlineConfig, read_periods, run_online
     from embedlab.online.strategies import strategy_names
-    from embedlab.optim.registry import parse_options
+    from embedlab.options import parse_options
 
     names = [s.strip() for s in strategy.split(",") if s.strip()]
     if not names:
@@ -73,7 +73,7 @@ def run_cmd(
     for n in names:
         if n not in strategy_names():
             raise UserError(f"unknown strategy {n!r}; valid: {', '.join(strategy_names())}")
-    opts = parse_options(strategy_options, "strategy option")
+    opts = parse_options(strategy_options, "strategy")
     if opts and len(names) > 1:
         raise UserError("--strategy-options applies to one strategy; run them one at a time")
     data_options = {"data_dir": str(data_dir)} if data_dir is not None else {}

@@ -211,7 +211,7 @@ def train_cmd(
 def _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel, optimizer, lr,  # noqa: ANN001, ANN202
             embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed, checkpoint_every, eval_every,
             tensorboard, threads, compile_dense, optimizer_options=None, dense_optimizer=None):  # fmt: skip
-    from embedlab.optim.registry import parse_options
+    from embedlab.options import parse_options
     from embedlab.train.trainer import TrainConfig
 
     opts: dict = {}
@@ -236,7 +236,7 @@ def _config(data, data_dir, train, valid, test, max_ind_range, strict, model_siz
         warmup_steps=warmup_steps, epochs=epochs if epochs is not None else TrainConfig().epochs, max_steps=max_steps, batch_size=batch_size,
         seed=seed, checkpoint_every=checkpoint_every, eval_every=eval_every,
         tensorboard=tensorboard, threads=threads, compile_dense=compile_dense,
-        optimizer_options=parse_options(optimizer_options), dense_optimizer=dense_optimizer,
+        optimizer_options=parse_options(optimizer_options, "optimizer"), dense_optimizer=dense_optimizer,
     )  # fmt: skip
     cfg.validate()
     return cfg
@@ -248,9 +248,9 @@ def _with_extras(cfg, train_rows: int | None, hash_rows: int | None, scheme: str
     """``cfg`` with the data-size, recurring-training and growth/pruning options set, validated."""
     import dataclasses
 
-    from embedlab.optim.registry import parse_options
+    from embedlab.options import parse_options
 
-    opts = parse_options(scheme_options)
+    opts = parse_options(scheme_options, "scheme")
     if sparsity is not None:
         opts["sparsity"] = sparsity
     if scheme == "dense" and opts:

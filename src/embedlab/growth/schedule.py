@@ -26,11 +26,12 @@ against 0.8425 for 2 cycles + zero state).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from embedlab.errors import UserError
 from embedlab.growth.structure import MLPS, REGROW_INITS, SCORES, STATE_FILLS
+from embedlab.options import dataclass_options
 
 SCHEMES = ("dense", "growth-pruning", "prune-only")
 LAYERS = {"all": MLPS, "bottom": ("bottom",), "top": ("top",)}
@@ -87,22 +88,7 @@ class GrowthSchedule:
     def from_options(cls, scheme: str, options: dict[str, Any]) -> GrowthSchedule:
         """A schedule from ``--scheme`` and ``KEY=VALUE`` options (types coerced, unknown
         keys refused)."""
-        known = {f.name: f.type for f in fields(cls) if f.name != "scheme"}
-        kw: dict[str, Any] = {}
-        for k, v in options.items():
-            if k not in known:
-                raise UserError(f"unknown scheme option {k!r}; valid: {', '.join(known)}")
-            try:
-                kw[k] = (
-                    int(v)
-                    if k == "cycles"
-                    else float(v)
-                    if k in ("sparsity", "warmup", "sparse_fraction")
-                    else str(v)
-                )
-            except (TypeError, ValueError):
-                raise UserError(f"scheme option {k}={v!r} is not a number") from None
-        return cls(scheme=scheme, **kw)
+        return cls(scheme=scheme, **dataclass_options(cls, "scheme", options, exclude=("scheme",)))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -66,13 +66,14 @@ curvature, e.g. a sine's turning points) the next period's optimum lies.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from embedlab.errors import UserError, unknown_name
+from embedlab.options import dataclass_options
 
 GENERATORS = ("mlp", "linear")
 KINDS = ("embedding", "dense")
@@ -109,43 +110,13 @@ class FGDConfig:
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> FGDConfig:
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(options) - known)
-        if bad:
-            raise UserError(
-                f"fgd takes no option {', '.join(bad)}; valid: {', '.join(sorted(known))}"
-            )
-        base = cls()
-        return cls(**{k: option_value("fgd", k, v, getattr(base, k)) for k, v in options.items()})
+        """A config from ``--strategy-options`` (raw strings or typed values)."""
+        return cls(**dataclass_options(cls, "fgd", options))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-_TRUE, _FALSE = ("1", "1.0", "true", "yes", "on"), ("0", "0.0", "false", "no", "off")
-
-
-def option_value(owner: str, key: str, value: Any, default: Any) -> Any:
-    """``value`` (a string or a number from ``--strategy-options``) as the type of
-    ``default``: booleans from true/false/yes/no/on/off/1/0, integers only from whole
-    numbers, floats only finite; anything else is a :class:`UserError`."""
-    bad = UserError(f"{owner} option {key}: bad value {value!r}")
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE or text in _FALSE:
-            return text in _TRUE
-        raise bad
-    if isinstance(default, (int, float)):
-        try:
-            f = float(value)
-        except (TypeError, ValueError):
-            raise bad from None
-        if not math.isfinite(f) or (isinstance(default, int) and not f.is_integer()):
-            raise bad
-        return int(f) if isinstance(default, int) else f
-    return str(value)
 
 
 class CoordinateGenerator(nn.Module):

@@ -32,9 +32,10 @@ import torch
 
 from embedlab.data.schema import CTRArrays
 from embedlab.errors import UserError, unknown_name
-from embedlab.online.fgd import FGDConfig, FutureStepGenerator, option_value
+from embedlab.online.fgd import FGDConfig, FutureStepGenerator
 from embedlab.online.learner import Learner, TrainStats
 from embedlab.online.periods import PeriodStream
+from embedlab.options import coerce_options
 from embedlab.train.metrics import logloss
 
 
@@ -91,11 +92,7 @@ def make_strategy(name: str, options: dict[str, Any], learner: Learner, seed: in
 
 
 def _take_options(name: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    bad = sorted(set(options) - set(defaults))
-    if bad:
-        valid = ", ".join(defaults) or "none"
-        raise UserError(f"{name} takes no option {', '.join(bad)}; valid: {valid}")
-    return {**defaults, **{k: option_value(name, k, v, defaults[k]) for k, v in options.items()}}
+    return {**defaults, **coerce_options(name, options, defaults)}
 
 
 class _Stateless:

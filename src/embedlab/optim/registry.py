@@ -32,7 +32,7 @@ frequencies counted on the training data), on the sparse-gradient kernel.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ import torch
 from embedlab.errors import UserError, unknown_name
 from embedlab.models.dlrm import EmbeddingOptimizerSpec
 from embedlab.optim.rowwise_adagrad import RowWiseAdagrad
+from embedlab.options import coerce_options
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,20 @@ class OptimizerSpec:
         rule = self.lr_rule(options)
         return dense_lr if rule is None else self.default_embedding_lr[rule]  # type: ignore[index]
 
-    def check_options(self, options: dict[str, Any]) -> None:
+    def coerce_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The options typed (``--optimizer-options`` gives strings) and checked: a
+        :class:`UserError` for options this optimizer does not take or bad values."""
+        schema = {k: OPTION_TYPES[k] for k in self.options}
+        typed = coerce_options(f"optimizer {self.name!r}", options, schema)
+        self.check_options(typed)
+        return typed
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
         """Raise :class:`UserError` for options this optimizer does not take."""
         bad = sorted(set(options) - set(self.options))
         if bad:
             valid = ", ".join(self.options) if self.options else "none"
-            raise UserError(f"optimizer {self.name!r} takes no option {bad[0]!r}; valid: {valid}")
+            raise UserError(f"optimizer {self.name!r} takes no option {', '.join(bad)}; valid: {valid}")
         if "lr_rule" in options and str(options["lr_rule"]) not in LR_RULES:
             raise UserError(
                 f"optimizer {self.name!r}: unknown lr_rule {options['lr_rule']!r}; valid: {', '.join(LR_RULES)}"
@@ -135,6 +144,10 @@ class OptimizerSpec:
 
 #: ``lr_rule`` values of CF-SGD / FA-SGD (see the module doc).
 LR_RULES = ("auto", "plain")
+#: The type of every optimizer option (``--optimizer-options`` values are coerced to it).
+OPTION_TYPES: dict[str, type] = {
+    "exponent": float, "floor": float, "max_lr": float, "unit": str, "lr_rule": str,
+}  # fmt: skip
 #: Default relative embedding lr of CF-SGD / FA-SGD under ``lr_rule=auto`` (chosen on the
 #: training families' validation splits, ``benchmarks/defaults.py``).
 FREQ_RELATIVE_LR = {"cf-sgd": 0.003, "fa-sgd": 0.03}
@@ -228,23 +241,6 @@ OPTIMIZERS["fa-sgd"] = OptimizerSpec(
     units=("occurrence", "sample"),
     default_embedding_lr={"auto": FREQ_RELATIVE_LR["fa-sgd"], "plain": FREQ_PLAIN_LR},
 )  # fmt: skip
-
-
-def parse_options(text: str | None, what: str = "optimizer option") -> dict[str, Any]:
-    """``"a=1,b=x"`` → ``{"a": 1.0, "b": "x"}`` (numbers as floats; empty → ``{}``)."""
-    out: dict[str, Any] = {}
-    for part in (text or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "=" not in part:
-            raise UserError(f"{what} {part!r} is not KEY=VALUE")
-        k, v = (x.strip() for x in part.split("=", 1))
-        try:
-            out[k] = float(v)
-        except ValueError:
-            out[k] = v
-    return out
 
 
 def state_bytes(optimizer: Any) -> int:

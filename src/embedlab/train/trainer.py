@@ -130,7 +130,7 @@ class TrainConfig:
         if self.threads is not None and self.threads <= 0:
             raise UserError(f"threads must be positive, got {self.threads}")
         spec = get_optimizer(self.optimizer)
-        spec.check_options(self.optimizer_options)
+        object.__setattr__(self, "optimizer_options", spec.coerce_options(self.optimizer_options))
         spec.kernel(
             self.embedding_kernel,
             self.optimizer_options,
