@@ -52,6 +52,8 @@ from pytorch_metric_learning.utils.inference import CustomKNN
 from torch import nn
 from tqdm.auto import tqdm
 
+from embedlab.errors import UserError
+
 __all__ = [
     "DMLConfig",
     "DMLResult",
@@ -147,21 +149,21 @@ class DMLConfig:
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
-            raise ValueError(f"DMLConfig: unknown loss {self.loss!r}; choose from {LOSSES}")
+            raise UserError(f"DMLConfig: unknown loss {self.loss!r}; choose from {LOSSES}")
         if self.select_metric not in SELECT_METRICS:
-            raise ValueError(
+            raise UserError(
                 f"DMLConfig: unknown select_metric {self.select_metric!r}; "
                 f"choose from {tuple(SELECT_METRICS)}"
             )
         for name in ("embedding_dim", "iterations", "batch_size", "m_per_class", "eval_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"DMLConfig: {name} must be >= 1, got {getattr(self, name)}")
+                raise UserError(f"DMLConfig: {name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.synthetic_fraction <= 1.0:
-            raise ValueError(
+            raise UserError(
                 f"DMLConfig: synthetic_fraction must be in [0, 1], got {self.synthetic_fraction}"
             )
         if self.lr <= 0 or self.proxy_lr_mult <= 0:
-            raise ValueError("DMLConfig: lr and proxy_lr_mult must be > 0")
+            raise UserError("DMLConfig: lr and proxy_lr_mult must be > 0")
 
     @property
     def n_synthetic(self) -> int:

@@ -217,10 +217,7 @@ def dml_cmd(
         raise UserError(
             f"--synthetic {synthetic} needs --generator (train one with `embedlab blender train-generator`)"
         )
-    try:
-        cfg = DMLConfig(loss=loss, iterations=iterations, seed=seed)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    cfg = DMLConfig(loss=loss, iterations=iterations, seed=seed)  # a UserError on bad values
     part = ClassPartition.from_seed(partition_seed)
     sp = make_splits(part, seed=partition_seed)
     model = load_generator(generator) if generator is not None else None
