@@ -29,7 +29,40 @@ def test_train_sample_dml(tmp_path, capsys):
                           "--out", tmp_path / "dml", "--no-progress"], capsys)  # fmt: skip
     assert code == 0, err
     m = json.loads((tmp_path / "dml" / "metrics.json").read_text())
-    assert 0 <= m["test"]["recall_at_1"] <= 1 and m["synthetic"] == "oracle"
+    assert m["synthetic"] == "oracle"
+    # the CLI's figures are those of the same run done in-process on the test classes
+    expected = _dml_in_process(pool_size=50, iterations=4)
+    assert m["test"] == pytest.approx(expected, abs=1e-6)
+    assert f"Recall@1 {expected['recall_at_1']:.4f}" in out
+
+
+def _dml_in_process(pool_size: int, iterations: int) -> dict:
+    from embedlab.blender.data import ClassPartition, make_splits
+    from embedlab.blender.dml import DMLConfig, LabeledImages, evaluate, train_dml
+    from embedlab.blender.study import Guidance, make_pool
+
+    part = ClassPartition.from_seed(0)
+    sp = make_splits(part, seed=0)
+    pool = make_pool("oracle", sp, None, pool_size, Guidance(25, 3.0, 3.0), seed=200)
+
+    def lab(a):
+        return LabeledImages(a.x.float().contiguous(), a.y.long())
+
+    res = train_dml(lab(sp.train), lab(sp.val), DMLConfig(iterations=iterations, seed=0),
+                    synthetic=lab(pool), progress=False)  # fmt: skip
+    return evaluate(res.load_model(), lab(sp.test))
+
+
+def test_sample_uses_the_shipped_generator_and_its_classes(tmp_path, capsys):
+    from embedlab.blender.default_model import default_partition
+
+    png = tmp_path / "grid.png"
+    code, out, err = run(["blender", "sample", "--per-class", 1, "--steps", 2, "--prompts", "tint",
+                          "--out", png], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "using the shipped generator" in out
+    doc = json.loads(png.with_suffix(".json").read_text())
+    assert doc["classes"] == default_partition()["train"]
 
 
 @pytest.mark.parametrize(

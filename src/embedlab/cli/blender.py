@@ -112,16 +112,28 @@ def _class_id(text: str) -> int:
     raise UserError(f"unknown class {text!r}; valid: {', '.join(CLASS_NAMES)} (or 0-9)")
 
 
+def _trained_classes(generator: Path) -> list[int]:
+    part = generator / "partition.json"
+    if not part.is_file():
+        raise UserError(f"{generator} has no partition.json: name the classes with --classes")
+    return [int(c) for c in json.loads(part.read_text())["train"]]
+
+
 @app.command("sample")
 def sample_cmd(
-    generator: Path = typer.Option(..., "--generator", help="Folder of a trained generator."),
+    generator: Path | None = typer.Option(
+        None, "--generator", help="Folder of a trained generator (default: the shipped one)."
+    ),
     op: str = typer.Option(
         "union",
         "--op",
         help="union, union-sum, intersection, intersection-consensus, mean, sum or blend.",
     ),
-    classes: str = typer.Option(
-        ..., "--classes", help="Comma-separated class names or ids (one grid row each)."
+    classes: str | None = typer.Option(
+        None,
+        "--classes",
+        help="Comma-separated class names or ids (one grid row each); default: the classes "
+        "the generator was trained on (its partition.json), the only ones it learned to draw.",
     ),
     prompts: str = typer.Option(
         "tint,stripes", "--prompts", help="Prompts' attribute sets: a+b,c (names or ids)."
@@ -153,7 +165,14 @@ def sample_cmd(
     from embedlab.options import parse_options
 
     _threads(threads)
+    if generator is None:
+        from embedlab.blender.default_model import DEFAULT_GENERATOR
+
+        generator = DEFAULT_GENERATOR
+        typer.echo(f"using the shipped generator ({generator / 'generator.json'})")
     model = load_generator(generator)
+    if classes is None:
+        classes = ",".join(str(c) for c in _trained_classes(generator))
     ids = [_class_id(c.strip()) for c in classes.split(",") if c.strip()]
     if not ids or per_class < 1:
         raise UserError("--classes names no class, or --per-class < 1")
