@@ -207,10 +207,10 @@ def test_plans_200_tables_validly_and_reports_time(tmp_path):
     plan = planner.plan(task)
     wall = time.perf_counter() - t0
     plan.validate(task)
-    assert len(plan.shards) == 200 and plan.planning_seconds > 0
-    print(
-        f"autoshard planned 200 tables on 8 devices in {wall:.3f} s (planner says {plan.planning_seconds:.3f} s)"
-    )
+    assert len(plan.shards) == 200 and {s.table for s in plan.shards} == {t.name for t in task.tables}
+    # the reported planning time is the time planning took (speed goals live in benchmarks/)
+    assert 0 < plan.planning_seconds <= wall
+    assert plan.planning_seconds >= 0.5 * wall
 
 
 def test_user_errors(tmp_path):

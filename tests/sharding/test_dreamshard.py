@@ -78,10 +78,12 @@ def test_rollouts_respect_memory_and_greedy_is_deterministic():
     model = DreamShardModel()
     r = rollout(model, tt, episodes=6, generator=torch.Generator().manual_seed(1), grad=True)
     sizes = np.array([x.size_bytes for x in t.tables])
-    for e in range(6):
-        if bool(r.feasible[e]):
-            used = np.bincount(r.placement[e].numpy(), weights=sizes, minlength=3)
-            assert (used <= t.device_memory_bytes).all()
+    fits = [
+        bool((np.bincount(r.placement[e].numpy(), weights=sizes, minlength=3) <= t.device_memory_bytes).all())
+        for e in range(6)
+    ]
+    # the mask keeps every episode within memory on this task, and `feasible` says so
+    assert all(fits) and r.feasible.tolist() == fits
     reinforce_loss(r).backward()
     g1 = rollout(model, tt, greedy=True).placement
     assert torch.equal(g1, rollout(model, tt, greedy=True).placement)
