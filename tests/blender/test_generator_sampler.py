@@ -136,6 +136,13 @@ def test_adapters_for_plain_diffusers_unets():
     unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
                        down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2, norm_num_groups=8,
                        num_class_embeds=4).eval()  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    xs, t = torch.randn(2, 3, 16, 16, generator=g), torch.tensor([500, 500])
+    with torch.no_grad():
+        # the adapter feeds the condition as the UNet's class labels, and the label matters
+        e = UNet2DEps(unet).eps(xs, t, torch.tensor([1, 2]))
+        assert torch.equal(e, unet(xs, t, class_labels=torch.tensor([1, 2])).sample)
+        assert not torch.allclose(e, UNet2DEps(unet).eps(xs, t, torch.tensor([3, 3])))
     x = blender_sample(UNet2DEps(unet), sch, (2, 3, 16, 16), torch.tensor([3]), torch.tensor([[0], [1]]),
                        SamplerConfig(steps=2, residual_base="null"))  # fmt: skip
     assert x.shape == (2, 3, 16, 16) and torch.isfinite(x).all()
@@ -146,6 +153,12 @@ def test_adapters_for_plain_diffusers_unets():
     text = torch.randn(
         3, 1, 5, 8, generator=torch.Generator().manual_seed(0)
     )  # null + 2 prompts, 5 tokens
+    zs, t = torch.randn(2, 4, 8, 8, generator=g), torch.tensor([300, 300])
+    with torch.no_grad():
+        hid = text[1:, 0]  # (2, 5, 8): one prompt per sample
+        e = UNet2DConditionEps(cu).eps(zs, t, hid)
+        assert torch.equal(e, cu(zs, t, encoder_hidden_states=hid).sample)
+        assert not torch.allclose(e, UNet2DConditionEps(cu).eps(zs, t, hid.flip(0)))
     z = blender_sample(UNet2DConditionEps(cu), sch, (2, 4, 8, 8), text[0], text[1:],
                        SamplerConfig(op="intersection", steps=2, residual_base="null"))  # fmt: skip
     assert z.shape == (2, 4, 8, 8) and torch.isfinite(z).all()
