@@ -48,7 +48,8 @@ def plot_fit(
     if mask.any():
         ax.scatter(x_arr[mask], y_arr[mask], facecolors="none", edgecolors="C3", s=28, zorder=3,
                    label="runs (held out)")  # fmt: skip
-    ax.axhline(fit.c, color="C0", ls=":", lw=1, label="fitted constant c")
+    c_label = "c on its bound (not fitted)" if "c" in fit.at_bound else "fitted constant c"
+    ax.axhline(fit.c, color="C0", ls=":", lw=1, label=c_label)
     if reference is not None:
         ax.axhline(reference, color="C2", ls="--", lw=1, label=f"{reference_label} {reference:.4g}")
     ax.set_xscale("log")
