@@ -56,7 +56,11 @@ def sweep_cmd(
     out: Path = typer.Option(..., "--out", help="Sweep folder (runs/, runs.csv, sweep.json)."),
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:
-    """Train a grid of DLRMs (resumable: finished runs are kept) and write runs.csv."""
+    """Train a grid of DLRMs (resumable: finished runs are kept) and write runs.csv.
+
+    runs.csv keys each run with the grids that contain it (its grid column); a finished run
+    of an earlier grid that cannot be read is printed with its reason and listed in
+    skipped.csv."""
     from embedlab.cli.train import _config
     from embedlab.data.registry import load_data
     from embedlab.scaling.sweep import (
