@@ -46,7 +46,8 @@ def scaling_data(ctx: ExperimentContext) -> ExperimentResult:
     ]
     c_ok = "c" not in fit.at_bound  # c on its cap: no asymptote identified, no comparison
     rel = (fit.c - bayes) / bayes if c_ok else nan
-    law = (f"test NE = {fit.a:.3g} n^(-{fit.alpha:.3f}) + {fit.c:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]; "
+    end = lambda v: "open" if v != v else f"{v:.4f}"  # noqa: E731  (nan: an open end)
+    law = (f"test NE = {fit.a:.3g} n^(-{fit.alpha:.3f}) + {fit.c:.4f} [{end(ci[0])}, {end(ci[1])}]; "
            f"Bayes NE {bayes:.4f} ({rel:+.1%})") if fit.identified else (
            f"not a law: {', '.join(fit.at_bound)} on a bound of the fit (c {fit.c:.4f}), not identified; "
            f"Bayes NE {bayes:.4f}")  # fmt: skip
