@@ -81,3 +81,18 @@ def test_a_fit_with_its_constant_on_the_cap_makes_no_reference_claim() -> None:
     ref = doc["reference"]
     assert ref["c_identified"] is False
     assert ref["c_relative_error"] is None and ref["c_interval_covers"] is None
+
+
+def test_a_joint_fit_document_carries_its_held_out_frontier_check() -> None:
+    import numpy as np
+
+    from embedlab.scaling.analysis import fit_runs
+
+    n, d = (g.ravel() for g in np.meshgrid(np.geomspace(1e3, 1e5, 4), np.geomspace(1e4, 1e6, 4)))
+    rows = [{"run_id": f"r{i}", "params_total": float(a), "train_samples": float(b),
+             "test_ne": float(0.6 + 3 * a**-0.4 + 10 * b**-0.3)} for i, (a, b) in enumerate(zip(n, d))]  # fmt: skip
+    fit, doc = fit_runs(rows, "params,samples", bootstrap=5)
+    h = doc["holdout"]
+    assert h["fitted_runs"] == 9 and len(h["held_out"]) == 7  # 3 x 3 inside; the L-shaped edge out
+    assert h["max_abs_relative_error"] < 1e-5
+    assert set(fit.diagnostics["runs_test_by_axis"]) == {"params_total", "train_samples"}
