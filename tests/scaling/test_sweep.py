@@ -164,3 +164,48 @@ def test_runs_csv_flops_match_the_analytic_count(synth: Path, tmp_path: Path):
     assert row["flops_per_sample"] == pytest.approx(per) and row["train_flops"] == pytest.approx(
         per * 1024
     )
+
+
+def test_runs_csv_keys_each_run_with_its_grid_and_a_fit_refuses_mixed_grids(
+    synth: Path, tmp_path: Path
+):
+    from embedlab.scaling.analysis import fit_runs
+    from embedlab.scaling.sweep import grid_id
+
+    data_grid = {"train_rows": (512, 1024, 2048)}
+    run_sweep(_spec(synth, data_grid), tmp_path, show_progress=False)
+    dim_grid = {"dim": (2, 4, 8)}  # another grid in the same folder, on the same base
+    run_sweep(_spec(synth, dim_grid), tmp_path, show_progress=False)
+    g_data, g_dim = grid_id(data_grid, (0, 1)), grid_id(dim_grid, (0, 1))
+    assert g_data != g_dim and g_data == grid_id({"train_rows": [512, 1024, 2048]}, [0, 1])
+    table = read_runs_csv(tmp_path / "runs.csv")
+    assert len(table) == 12
+    assert {r["grid"] for r in table if r["run_id"].startswith("train_rows")} == {g_data}
+    assert {r["grid"] for r in table if r["run_id"].startswith("dim")} == {g_dim}
+    with pytest.raises(UserError, match=f"different grids.*{g_data} \\(6 runs\\).*--grid-id"):
+        fit_runs(table, "samples", bootstrap=0)
+    fit, doc = fit_runs(table, "samples", bootstrap=0, grid=g_data)
+    assert fit.n == 6 and doc["grid"] == [g_data]
+
+
+def test_a_finished_run_that_cannot_be_read_is_recorded_as_skipped(synth: Path, tmp_path: Path):
+    import json
+    import shutil
+
+    from embedlab.scaling.sweep import read_skipped
+
+    spec = _spec(synth, {"train_rows": (512,)})
+    run_sweep(spec, tmp_path, show_progress=False)
+    # a finished run left by an earlier grid whose config this version cannot read
+    old = tmp_path / "runs" / "model_bogus-s0"
+    shutil.copytree(tmp_path / "runs" / "train_rows512-s0", old)
+    cfg = json.loads((old / "config.json").read_text())
+    (old / "config.json").write_text(json.dumps({**cfg, "model_size": "bogus"}))
+    seen: list[tuple[str, str]] = []
+    run_sweep(spec, tmp_path, show_progress=False, on_skip=lambda r, why: seen.append((r, why)))
+    assert [r for r, _ in seen] == ["model_bogus-s0"] and "model size 'bogus'" in seen[0][1]
+    assert read_skipped(tmp_path) == dict(seen)
+    assert [r["run_id"] for r in read_runs_csv(tmp_path / "runs.csv")] == [
+        "train_rows512-s0",
+        "train_rows512-s1",
+    ]

@@ -56,10 +56,21 @@ def sweep_cmd(
     out: Path = typer.Option(..., "--out", help="Sweep folder (runs/, runs.csv, sweep.json)."),
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:
-    """Train a grid of DLRMs (resumable: finished runs are kept) and write runs.csv."""
+    """Train a grid of DLRMs (resumable: finished runs are kept) and write runs.csv.
+
+    runs.csv keys each run with the grids that contain it (its grid column); a finished run
+    of an earlier grid that cannot be read is printed with its reason and listed in
+    skipped.csv."""
     from embedlab.cli.train import _config
     from embedlab.data.registry import load_data
-    from embedlab.scaling.sweep import AXES, SweepSpec, default_grid, parse_grid, run_sweep
+    from embedlab.scaling.sweep import (
+        AXES,
+        SweepSpec,
+        default_grid,
+        grid_id,
+        parse_grid,
+        run_sweep,
+    )
 
     if axis not in AXES:
         raise UserError(f"unknown axis {axis!r}; valid: {', '.join(AXES)}")
@@ -75,8 +86,17 @@ def sweep_cmd(
         f"{n} runs: grid {json.dumps({k: list(v) for k, v in parsed.items()})} x seeds {list(spec.seeds)}",
         err=True,
     )
-    rows = run_sweep(spec, out, data=loaded, show_progress=not no_progress)
-    typer.echo(f"{len(rows)} runs -> {out}/runs.csv")
+    skipped: list[str] = []
+
+    def on_skip(rid: str, reason: str) -> None:
+        skipped.append(rid)
+        typer.echo(f"skipped finished run {rid} of an earlier grid: {reason}", err=True)
+
+    rows = run_sweep(spec, out, data=loaded, show_progress=not no_progress, on_skip=on_skip)
+    typer.echo(f"{len(rows)} runs of grid {grid_id(spec.grid, spec.seeds)} -> {out}/runs.csv")
+    if skipped:
+        typer.echo(f"{len(skipped)} finished run(s) of earlier grids left out of runs.csv "
+                   f"({', '.join(skipped)}); reasons in {out}/skipped.csv")  # fmt: skip
 
 
 @app.command("fit")
@@ -100,9 +120,15 @@ def fit_cmd(
         None, "--max-x", help="Fit only runs with x <= this (hold out the rest)."
     ),
     seed: int = typer.Option(0, "--seed"),
+    grid_id: str | None = typer.Option(
+        None, "--grid-id", help="Fit only the runs of this grid (runs.csv's grid column)."
+    ),
 ) -> None:
-    """Fit y = a * x^(-alpha) + c (or the joint law) with bootstrap intervals and a plot."""
-    from embedlab.scaling.analysis import column, fit_runs, save_fit
+    """Fit y = a * x^(-alpha) + c (or the joint law) with bootstrap intervals and a plot.
+
+    A parameter the fit leaves on a bound (e.g. c at the best run's NE) is reported as not
+    identified, with no interval: such a fit is no scaling law."""
+    from embedlab.scaling.analysis import column, fit_runs, save_fit, select_grid
     from embedlab.scaling.laws import PowerLawFit
     from embedlab.scaling.sweep import read_runs_csv
 
@@ -112,11 +138,14 @@ def fit_cmd(
         raise UserError(f"--level must be in (0, 1), got {level}")
     rows = read_runs_csv(runs)
     fit, doc = fit_runs(rows, x, y, bootstrap=bootstrap, seed=seed, level=level, use_frontier=frontier,
-                        max_x=max_x)  # fmt: skip
+                        max_x=max_x, grid=grid_id)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     save_fit(doc, out / "fit.json")
     iv = fit.intervals
-    fmt = lambda k: f" [{iv[k][0]:.4g}, {iv[k][1]:.4g}]" if k in iv else ""  # noqa: E731
+    end = lambda v: "open" if v is None else f"{v:.4g}"  # noqa: E731
+    fmt = lambda k: (" (on its bound)" if k in fit.at_bound  # noqa: E731
+                     else f" [{end(iv[k][0])}, {end(iv[k][1])}]" if k in iv else "")  # fmt: skip
+    rows = select_grid(rows, grid_id)  # the plot shows this grid's runs (held-out ones hollow)
     if isinstance(fit, PowerLawFit):
         from embedlab.scaling.plot import plot_fit
 
@@ -130,13 +159,30 @@ def fit_cmd(
         co = fit.coefficients()
         typer.echo(f"{fit.y_name} = {fit.c:.4g}{fmt('c')} + {co['a']:.4g} * {fit.n_name}^(-{fit.alpha:.4g}{fmt('alpha')}) "
                    f"+ {co['b']:.4g} * {fit.d_name}^(-{fit.beta:.4g}{fmt('beta')})  ({fit.n} runs)")  # fmt: skip
+    if not fit.identified:
+        typer.echo(f"NOT A LAW: {', '.join(fit.at_bound)} on a bound of the fit, not identified by these "
+                   "runs (no interval); c on its upper bound means the curve is flat within the data")  # fmt: skip
+    b = fit.bootstrap
+    if b.failed:
+        typer.echo(f"bootstrap: {b.failed} of {b.drawn} refits failed ({'; '.join(b.errors)}); intervals: {b.intervals}")
     d = fit.diagnostics
+    rt = lambda t: f"{t['runs']:.0f} (expected {t['expected']:.1f}, p {t['p_value']:.2f})"  # noqa: E731
+    tests = ([f"sign runs {rt(d['runs_test'])}"] if "runs_test" in d else
+             [f"sign runs along {k} {rt(t)}" for k, t in d["runs_test_by_axis"].items()])  # fmt: skip
     typer.echo(f"residuals: rms {d['rms_relative_residual']:.2%}, max {d['max_abs_relative_residual']:.2%}, "
-               f"sign runs {d['runs_test']['runs']:.0f} (expected {d['runs_test']['expected']:.1f}, p {d['runs_test']['p_value']:.2f})")  # fmt: skip
+               + ", ".join(tests))  # fmt: skip
+    h = doc.get("holdout")
+    if h is not None:
+        typer.echo(f"held out: {h['skipped']}" if "skipped" in h else
+                   f"held out ({h['scheme']}): {len(h['held_out'])} runs predicted within "
+                   f"{h['max_abs_relative_error']:.2%}")  # fmt: skip
     if "reference" in doc:
         r = doc["reference"]
-        typer.echo(f"{r['name']} {r['value']:.4f}: c is {r['c_relative_error']:+.2%} off; "
-                   f"interval {'covers' if r['c_interval_covers'] else 'misses'} it")  # fmt: skip
+        if not r["c_identified"]:
+            typer.echo(f"{r['name']} {r['value']:.4f}: c is not identified, no comparison")
+        else:
+            cover = {True: "covers", False: "misses", None: "(none) cannot cover"}[r["c_interval_covers"]]
+            typer.echo(f"{r['name']} {r['value']:.4f}: c is {r['c_relative_error']:+.2%} off; interval {cover} it")
     typer.echo(f"-> {out}/fit.json")
 
 
@@ -168,12 +214,20 @@ def predict_cmd(
         if len(vals) != need or any(not v > 0 for v in vals):
             raise UserError(f"--at needs {need} positive number(s) for this fit, got {text!r}")
         p = law.predict(*vals, level=level) if need == 2 else law.predict(vals[0], level=level)
-        results.append({"at": vals, "prediction": p["prediction"][0], "band": [p["band"][0][0], p["band"][1][0]],
-                        "run": [p["run"][0][0], p["run"][1][0]], "level": p["level"]})  # fmt: skip
+        first = lambda iv: None if iv is None else [iv[0][0], iv[1][0]]  # noqa: E731
+        results.append({"at": vals, "prediction": p["prediction"][0], "band": first(p["band"]),
+                        "run": first(p["run"]), "level": p["level"], "identified": law.identified,
+                        "at_bound": list(law.at_bound)})  # fmt: skip
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return
+    if not law.identified:
+        typer.echo(f"warning: {', '.join(law.at_bound)} of this fit sit on a bound (not identified); "
+                   "these are not predictions of a scaling law", err=True)  # fmt: skip
     for r in results:
         at_s = ",".join(f"{v:.4g}" for v in r["at"])
+        if r["band"] is None:
+            typer.echo(f"at {at_s}: {r['prediction']:.4f} (no interval: too many bootstrap refits failed)")
+            continue
         typer.echo(f"at {at_s}: {r['prediction']:.4f} (law {int(r['level'] * 100)}%: [{r['band'][0]:.4f}, {r['band'][1]:.4f}]; "
                    f"one run: [{r['run'][0]:.4f}, {r['run'][1]:.4f}])")  # fmt: skip

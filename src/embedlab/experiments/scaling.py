@@ -39,19 +39,24 @@ def scaling_data(ctx: ExperimentContext) -> ExperimentResult:
     xs, ys = column(run_rows, "train_samples"), column(run_rows, "test_ne")
     check = extrapolation_check(xs, ys, bootstrap=200, seed=0)
     plot_fit(xs, ys, fit, ctx.out / "scaling_data.png", reference=bayes)
-    ci = fit.intervals.get("c", (float("nan"), float("nan")))
+    nan = float("nan")
+    ci = tuple(nan if v is None else v for v in fit.intervals.get("c", (nan, nan)))
     table = [
         [f"{x:.0f}", float(ys[xs == x].mean()), len(ys[xs == x])] for x in sorted(set(xs.tolist()))
     ]
-    rel = (fit.c - bayes) / bayes
+    c_ok = "c" not in fit.at_bound  # c on its cap: no asymptote identified, no comparison
+    rel = (fit.c - bayes) / bayes if c_ok else nan
+    end = lambda v: "open" if v != v else f"{v:.4f}"  # noqa: E731  (nan: an open end)
+    law = (f"test NE = {fit.a:.3g} n^(-{fit.alpha:.3f}) + {fit.c:.4f} [{end(ci[0])}, {end(ci[1])}]; "
+           f"Bayes NE {bayes:.4f} ({rel:+.1%})") if fit.identified else (
+           f"not a law: {', '.join(fit.at_bound)} on a bound of the fit (c {fit.c:.4f}), not identified; "
+           f"Bayes NE {bayes:.4f}")  # fmt: skip
     return ExperimentResult(
-        summary=(f"test NE = {fit.a:.3g} n^(-{fit.alpha:.3f}) + {fit.c:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]; "
-                 f"Bayes NE {bayes:.4f} ({rel:+.1%}); 2 largest sizes predicted within "
-                 f"{check['max_abs_relative_error_mean']:.2%}"),
+        summary=(f"{law}; 2 largest sizes predicted within {check['max_abs_relative_error_mean']:.2%}"),
         tables=[Table(f"model {model}, Adagrad lr 0.01, batch 512, one pass, seeds {list(ctx.seeds)}",
                       ["training samples", "mean test NE", "runs"], table)],
         plots=["scaling_data.png"],
-        metrics={"alpha": fit.alpha, "c": fit.c, "c_low": ci[0], "c_high": ci[1], "bayes_test_ne": bayes,
+        metrics={"alpha": fit.alpha, "c": fit.c, "identified": float(fit.identified), "c_low": ci[0], "c_high": ci[1], "bayes_test_ne": bayes,
                  "c_relative_error": rel, "extrapolation_error": check["max_abs_relative_error_mean"]},
         notes="benchmarks/scaling.py runs the full data and parameter sweeps with a validated learning rate.",
     )  # fmt: skip

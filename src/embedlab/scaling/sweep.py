@@ -20,12 +20,22 @@ Every run is a folder ``runs/<id>/`` written by the trainer (its own checkpoints
 killed run resumes where it stopped); a run whose ``metrics.json`` exists is finished and
 never rerun. ``runs.csv`` (one row per finished run, :data:`CSV_COLUMNS` first) is
 rewritten after every run.
+
+One folder can hold the runs of several grids (on the same base settings): ``runs.csv``
+lists every finished run, and its ``grid`` column keys each run with the ids of the grids
+that contain it (:func:`grid_id`, recorded in ``grids.json``; ``;``-separated, empty for a
+run no recorded grid contains). A fit refuses rows that share no grid
+(:func:`embedlab.scaling.analysis.select_grid`). A finished run left by an earlier grid
+whose row cannot be built (a :class:`~embedlab.errors.UserError`, e.g. a model size this
+version no longer reads) is not in ``runs.csv``: it is listed with its reason in
+``skipped.csv`` and reported through ``on_skip``.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import itertools
 import json
@@ -50,7 +60,7 @@ _INT_KEYS = ("dim", "hash_rows", "train_rows")
 
 #: Leading columns of ``runs.csv`` (the trainer's other metrics follow).
 CSV_COLUMNS = (
-    "run_id", "seed", "model_size", "embedding_dim", "hash_rows", "train_rows",
+    "run_id", "grid", "seed", "model_size", "embedding_dim", "hash_rows", "train_rows",
     "params_embedding", "params_dense", "params_total", "train_samples",
     "flops_per_sample", "train_flops", "valid_ne", "test_ne", "valid_logloss", "test_logloss",
     "valid_auc", "test_auc", "bayes_test_ne", "wall_time_s",
@@ -100,6 +110,36 @@ class SweepSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"axis": self.axis, "grid": {k: list(v) for k, v in self.grid.items()},
                 "seeds": list(self.seeds), "base": self.base.to_dict()}  # fmt: skip
+
+
+def grid_id(grid: dict[str, Sequence[Any]], seeds: Sequence[int]) -> str:
+    """A short, stable id of a grid and its seeds (the first 10 hex digits of the SHA-256 of
+    their canonical JSON); the same grid gives the same id in any folder."""
+    canon = json.dumps({"grid": {k: [str(v) for v in vals] for k, vals in sorted(grid.items())},
+                        "seeds": [int(x) for x in seeds]}, sort_keys=True)  # fmt: skip
+    return "g" + hashlib.sha256(canon.encode()).hexdigest()[:10]
+
+
+def grid_run_ids(grid: dict[str, Sequence[Any]], seeds: Sequence[int]) -> set[str]:
+    """The run ids of a grid (no config is built, so any recorded grid can be read)."""
+    keys = [k for k in GRID_KEYS if k in grid]
+    return {
+        run_id(dict(zip(keys, vals)), int(seed))
+        for vals in itertools.product(*(grid[k] for k in keys))
+        for seed in seeds
+    }
+
+
+def _record_grid(root: Path, spec: SweepSpec) -> dict[str, set[str]]:
+    """Add ``spec``'s grid to ``root/grids.json``; returns ``grid id -> run ids`` of every
+    grid recorded in the folder."""
+    path = root / "grids.json"
+    grids = read_json(path) if path.is_file() else {}
+    grids[grid_id(spec.grid, spec.seeds)] = {
+        "axis": spec.axis, "grid": {k: list(v) for k, v in spec.grid.items()}, "seeds": list(spec.seeds),
+    }  # fmt: skip
+    write_json(path, grids)
+    return {g: grid_run_ids(v["grid"], v["seeds"]) for g, v in grids.items()}
 
 
 def _mlp_size(cfg: DLRMConfig) -> str:
@@ -246,8 +286,12 @@ def write_runs_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         f.write(buf.getvalue())
 
 
+_TEXT_COLUMNS = ("run_id", "grid", "model_size")
+
+
 def read_runs_csv(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a ``runs.csv`` with numeric fields as floats."""
+    """Rows of a ``runs.csv`` with numeric fields as floats (``run_id``, ``grid`` and
+    ``model_size`` stay text)."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"runs file not found: {p}")
@@ -259,6 +303,9 @@ def read_runs_csv(path: str | Path) -> list[dict[str, Any]]:
     for r in rows:
         conv: dict[str, Any] = {}
         for k, v in r.items():
+            if k in _TEXT_COLUMNS:
+                conv[k] = v or ""
+                continue
             try:
                 conv[k] = float(v)
             except (TypeError, ValueError):
@@ -274,8 +321,13 @@ def run_sweep(
     data: CTRData | None = None,
     show_progress: bool = True,
     on_run: Callable[[str, dict[str, Any]], None] | None = None,
+    on_skip: Callable[[str, str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train every run of ``spec`` not finished yet under ``out``; returns all rows."""
+    """Train every run of ``spec`` not finished yet under ``out``; returns the rows of this
+    grid (``runs.csv`` also lists the finished runs of earlier grids in ``out``).
+
+    ``on_skip(run_id, reason)`` is called once per finished run of an earlier grid left out
+    of ``runs.csv`` (also listed in ``skipped.csv``)."""
     from tqdm.auto import tqdm
 
     from embedlab.train.trainer import train
@@ -292,10 +344,25 @@ def run_sweep(
                 f"{saved} holds other base settings; use another --out or the same settings"
             )
     write_json(saved, spec.to_dict())
+    grids = _record_grid(root, spec)
     if data is None:
         data = load_data(spec.base.data, **spec.base.data_options)
     configs = spec.configs()
     rows: dict[str, dict[str, Any]] = {}
+    reported: set[str] = set()
+
+    def write_tables() -> None:
+        # every finished run of this folder (also those of earlier, other grids)
+        table, skipped = _all_rows(root, rows, data)
+        for r in table:
+            r["grid"] = ";".join(sorted(g for g, ids in grids.items() if r["run_id"] in ids))
+        write_runs_csv(root / "runs.csv", table)
+        _write_skipped(root / "skipped.csv", skipped)
+        for rid, reason in skipped.items():
+            if rid not in reported and on_skip is not None:
+                on_skip(rid, reason)
+            reported.add(rid)
+
     bar = tqdm(total=len(configs), disable=not show_progress, unit="run", dynamic_ncols=True)
     try:
         for rid, cfg in configs.items():
@@ -308,8 +375,8 @@ def run_sweep(
                 resume = (run / "checkpoint.pt").is_file() and saved_config_matches(run, cfg)
                 metrics = train(cfg, run, data=data, resume=resume, show_progress=False)
             rows[rid] = run_row(rid, cfg, metrics, data)
-            # every finished run of this folder (also those of earlier, other grids)
-            write_runs_csv(root / "runs.csv", _all_rows(root, rows, data))
+            rows[rid]["grid"] = ";".join(sorted(g for g, ids in grids.items() if rid in ids))
+            write_tables()
             if on_run is not None:
                 on_run(rid, metrics)
             bar.update(1)
@@ -318,19 +385,40 @@ def run_sweep(
     return list(rows.values())
 
 
-def _all_rows(root: Path, rows: dict[str, dict[str, Any]], data: CTRData) -> list[dict[str, Any]]:
+def _all_rows(
+    root: Path, rows: dict[str, dict[str, Any]], data: CTRData
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Rows of this sweep plus those of finished runs left in ``root/runs`` by earlier grids
-    on the same base settings."""
+    on the same base settings, and ``run id -> reason`` of the finished runs left out."""
     out = dict(rows)
+    skipped: dict[str, str] = {}
     for d in sorted((root / "runs").iterdir()) if (root / "runs").is_dir() else []:
         if d.name in out or not (d / "metrics.json").is_file() or not (d / "config.json").is_file():
             continue
-        cfg = TrainConfig.from_dict(read_json(d / "config.json"))
         try:
+            cfg = TrainConfig.from_dict(read_json(d / "config.json"))
             out[d.name] = run_row(d.name, cfg, read_json(d / "metrics.json"), data)
-        except UserError:
-            continue
-    return [out[k] for k in [*rows, *sorted(set(out) - set(rows))]]
+        except UserError as e:
+            skipped[d.name] = str(e)
+    return [out[k] for k in [*rows, *sorted(set(out) - set(rows))]], skipped
+
+
+def _write_skipped(path: Path, skipped: dict[str, str]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["run_id", "reason"])
+    w.writerows(sorted(skipped.items()))
+    with atomic_open(path, "w") as f:
+        f.write(buf.getvalue())
+
+
+def read_skipped(out: str | Path) -> dict[str, str]:
+    """``run id -> reason`` of the finished runs a sweep in ``out`` left out of ``runs.csv``."""
+    p = Path(out) / "skipped.csv"
+    if not p.is_file():
+        return {}
+    with p.open(newline="") as f:
+        return {r["run_id"]: r["reason"] for r in csv.DictReader(f)}
 
 
 def fit_columns(rows: list[dict[str, Any]], x: str, y: str) -> tuple[list[float], list[float]]:
@@ -357,9 +445,12 @@ __all__ = [
     "SweepSpec",
     "default_grid",
     "fit_columns",
+    "grid_id",
+    "grid_run_ids",
     "parse_grid",
     "point_config",
     "read_runs_csv",
+    "read_skipped",
     "run_id",
     "run_row",
     "run_sweep",
