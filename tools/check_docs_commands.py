@@ -179,7 +179,7 @@ def check_embedlab(argv: list[str], root_cmd=None, elided: bool = False) -> str 
     where = " ".join(path)
     if "--help" in words:
         return None
-    ctx = click.Context(cmd, info_name=where, resilient_parsing=True)
+    ctx = click.Context(cmd, info_name=where)
     parser = cmd.make_parser(ctx)
     try:
         opts, extra, _order = parser.parse_args(args=list(words))
