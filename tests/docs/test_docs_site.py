@@ -91,3 +91,19 @@ def test_api_pages_cover_every_module_and_are_current(capsys):
     # a module nobody listed would be reported
     assert "embedlab.sharding.cost" in {m for p in gen.PAGES for pkg in p.packages
                                         for m in gen.modules_of(pkg)}  # fmt: skip
+
+
+def test_architecture_page_names_every_module_and_only_real_files():
+    """docs/ARCHITECTURE.md stays true to the code: every module of src/embedlab is named in
+    its layout, and every ``x.py`` it names exists in src/, benchmarks/ or tools/."""
+    import re
+
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    named = set(re.findall(r"\b([a-z_][a-z0-9_]*\.py)\b", text))
+    src = ROOT / "src" / "embedlab"
+    modules = [p for p in src.rglob("*.py") if not p.name.startswith("_")]
+    missing = sorted(str(p.relative_to(src)) for p in modules if p.name not in named)
+    assert missing == [], f"modules not in docs/ARCHITECTURE.md: {missing}"
+    existing = {p.name for d in ("src", "benchmarks", "tools") for p in (ROOT / d).rglob("*.py")}
+    stale = sorted(n for n in named if n not in existing)
+    assert stale == [], f"docs/ARCHITECTURE.md names files that do not exist: {stale}"
