@@ -311,11 +311,15 @@ def check_python(snippet: Snippet) -> str | None:
             except ImportError as e:
                 return f"import {node.module}: {e}"
             for name in node.names:
-                if not hasattr(module, name.name):
+                try:
+                    getattr(module, name.name)
+                except AttributeError:
                     try:
                         importlib.import_module(f"{node.module}.{name.name}")
                     except ImportError:
                         return f"{node.module} has no {name.name!r}"
+                except Exception as e:  # a lazy export whose module fails to import
+                    return f"{node.module}.{name.name}: {type(e).__name__}: {e}"
         elif isinstance(node, ast.Import):
             for name in node.names:
                 if name.name.split(".")[0] == "embedlab":
@@ -331,8 +335,12 @@ def check_python(snippet: Snippet) -> str | None:
             and node.value.id in aliases
         ):
             module = importlib.import_module(aliases[node.value.id])
-            if not hasattr(module, node.attr):
+            try:
+                getattr(module, node.attr)
+            except AttributeError:
                 return f"{aliases[node.value.id]} has no {node.attr!r}"
+            except Exception as e:  # a lazy export whose module fails to import
+                return f"{aliases[node.value.id]}.{node.attr}: {type(e).__name__}: {e}"
     if snippet.run:
         return _run_python(snippet)
     return None
