@@ -347,12 +347,31 @@ def check_python(snippet: Snippet) -> str | None:
 
 
 def _run_python(snippet: Snippet) -> str | None:
-    with tempfile.TemporaryDirectory() as tmp, _chdir(tmp), contextlib.redirect_stdout(io.StringIO()):
+    """Execute a snippet in a fresh directory, its caches there too (never the user's)."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        _chdir(tmp),
+        _env("EMBEDLAB_CACHE", os.path.join(tmp, ".cache")),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         try:
             exec(compile(snippet.text, snippet.where, "exec"), {"__name__": "__docs__", "tmp": tmp})
         except Exception as e:  # a snippet that fails is reported, whatever it raised
             return f"running it raised {type(e).__name__}: {e}"
     return None
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str):
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ and the checker itself rejects what is broken."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -123,6 +124,11 @@ def test_checker_rejects_broken_python(code, run, problem):
 
 
 def test_runnable_python_runs_in_a_fresh_directory():
-    code = "from pathlib import Path\nassert Path.cwd().resolve() == Path(tmp).resolve()\nPath('made').touch()"
+    code = (
+        "import os\nfrom pathlib import Path\nassert Path.cwd().resolve() == Path(tmp).resolve()\n"
+        "assert os.environ['EMBEDLAB_CACHE'].startswith(tmp)\nPath('made').touch()"
+    )
+    before = os.environ.get("EMBEDLAB_CACHE")
     assert chk.check_python(chk.Snippet("python", code, "x.md:1", True)) is None
     assert not (Path.cwd() / "made").exists()
+    assert os.environ.get("EMBEDLAB_CACHE") == before
