@@ -10,6 +10,8 @@ What is checked, without running any heavy work:
 - ``python benchmarks/x.py ...`` and ``bash benchmarks/x.sh``: the script exists and every
   ``--option`` is one its ``argparse`` parser declares (read from the source, not run).
 - ``make TARGET``: the target exists in the Makefile.
+- ``benchmarks/results/...`` files named in inline code (on README.md and the benchmarks
+  page also bare ``x.json`` names): they exist.
 - Python snippets (fenced ``python`` blocks): compiled; every ``from embedlab... import name``
   and every ``el.name`` after ``import embedlab as el`` must resolve. A block preceded by the
   line ``<!-- docs-check: run -->`` is also executed (in a fresh temporary directory, with
@@ -36,6 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RUN_MARKER = "<!-- docs-check: run -->"
 SHELL_LANGS = {"bash", "sh", "shell", "console", "text", ""}
+#: pages whose bare ``x.json`` code spans name files of benchmarks/results/
+RESULTS_BY_NAME = {"README.md", "docs/benchmarks.md"}
 ELLIPSIS = "..."
 
 
@@ -43,7 +47,7 @@ ELLIPSIS = "..."
 class Snippet:
     """A command line or a Python block, with where it was found (``file:line``)."""
 
-    kind: str  # "shell" or "python"
+    kind: str  # "shell", "python" or "file" (a results file named in the text)
     text: str
     where: str
     run: bool = False
@@ -89,9 +93,14 @@ def extract(path: Path, root: Path = ROOT) -> list[Snippet]:
     text = "\n".join(line for _, line in prose)
     for span in re.finditer(r"`([^`]+)`", text):
         cmd = " ".join(span.group(1).split())
+        line_no = prose[text[: span.start()].count("\n")][0]
         if _is_command(cmd):
-            line_no = prose[text[: span.start()].count("\n")][0]
             out.append(Snippet("shell", cmd, f"{rel}:{line_no}", inline=True))
+        elif re.fullmatch(r"benchmarks/results/[\w.*/-]+", cmd):
+            out.append(Snippet("file", cmd, f"{rel}:{line_no}", inline=True))
+        elif str(rel) in RESULTS_BY_NAME and re.fullmatch(r"[\w*-]+\.(json|png)", cmd):
+            # on these pages a bare file name is a results file
+            out.append(Snippet("file", f"benchmarks/results/{cmd}", f"{rel}:{line_no}", inline=True))
     return out
 
 
@@ -294,6 +303,13 @@ def check_shell(cmd: str, root_cmd=None, root: Path = ROOT, elided: bool = False
     return check_script(words, root)
 
 
+def check_file(path: str, root: Path = ROOT) -> str | None:
+    """A results file (or glob, ``pu_validation_s*.json``) named in the text exists."""
+    if not any(root.glob(path)):
+        return f"no file {path}"
+    return None
+
+
 # ---------------------------------------------------------------- Python snippets
 
 
@@ -400,6 +416,8 @@ def problems(snippets: list[Snippet] | None = None, run: bool = True) -> list[st
     for s in snippets:
         if s.kind == "shell":
             err = check_shell(s.text, root_cmd, elided=s.inline)
+        elif s.kind == "file":
+            err = check_file(s.text)
         else:
             err = check_python(s if run else Snippet(s.kind, s.text, s.where, False))
         if err:

@@ -132,3 +132,24 @@ def test_runnable_python_runs_in_a_fresh_directory():
     assert chk.check_python(chk.Snippet("python", code, "x.md:1", True)) is None
     assert not (Path.cwd() / "made").exists()
     assert os.environ.get("EMBEDLAB_CACHE") == before
+
+
+def test_results_files_named_in_the_text_must_exist(tmp_path):
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "real.json").write_text("{}")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "page.md").write_text(
+        "See `benchmarks/results/real.json` and `benchmarks/results/gone.json`; `runs.json`.\n"
+    )
+    (tmp_path / "README.md").write_text("| x | `real.json` | `lost.json` |\n")
+    files = [s for s in chk.all_snippets(tmp_path) if s.kind == "file"]
+    # README names results by bare file name; other pages only by path (`runs.json` is a user file)
+    assert sorted(s.text for s in files) == [
+        "benchmarks/results/gone.json",
+        "benchmarks/results/lost.json",
+        "benchmarks/results/real.json",
+        "benchmarks/results/real.json",
+    ]
+    missing = sorted(s.text for s in files if chk.check_file(s.text, tmp_path))
+    assert missing == ["benchmarks/results/gone.json", "benchmarks/results/lost.json"]
+    assert chk.check_file("benchmarks/results/re*.json", tmp_path) is None
