@@ -36,6 +36,10 @@ def test_site_builds_strict(tmp_path):
     api = (site / "api" / "sharding.html").read_text()
     assert 'id="embedlab.sharding.cost.CostMeter"' in api
     assert "balanced_estimate" in api
+    # Sphinx roles of the docstrings are rendered as code, not printed (tools/griffe_sphinx_roles.py)
+    assert "Raise <code>UserError</code>" in api
+    for page in (site / "api").glob("*.html"):
+        assert ":class:" not in page.read_text(), page.name
 
 
 def test_every_docs_page_is_in_the_nav():
@@ -107,3 +111,12 @@ def test_architecture_page_names_every_module_and_only_real_files():
     existing = {p.name for d in ("src", "benchmarks", "tools") for p in (ROOT / d).rglob("*.py")}
     stale = sorted(n for n in named if n not in existing)
     assert stale == [], f"docs/ARCHITECTURE.md names files that do not exist: {stale}"
+
+
+def test_sphinx_roles_become_code_spans():
+    spec = importlib.util.spec_from_file_location("griffe_sphinx_roles", ROOT / "tools" / "griffe_sphinx_roles.py")
+    roles = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(roles)
+    text = "Raise :class:`~embedlab.errors.UserError`; see :func:`embedlab.io.write_json` and :py:mod:`x`."
+    assert roles.plain(text) == "Raise `UserError`; see `embedlab.io.write_json` and `x`."
+    assert roles.plain("no roles, `code` and ``literal``") == "no roles, `code` and ``literal``"
