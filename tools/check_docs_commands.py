@@ -12,6 +12,7 @@ What is checked, without running any heavy work:
 - ``make TARGET``: the target exists in the Makefile.
 - ``benchmarks/results/...`` files named in inline code (on README.md and the benchmarks
   page also bare ``x.json`` names): they exist.
+- Code fences: each is closed (an unclosed one turns the rest of the page into code).
 - Python snippets (fenced ``python`` blocks): compiled; every ``from embedlab... import name``
   and every ``el.name`` after ``import embedlab as el`` must resolve. A block preceded by the
   line ``<!-- docs-check: run -->`` is also executed (in a fresh temporary directory, with
@@ -47,7 +48,7 @@ ELLIPSIS = "..."
 class Snippet:
     """A command line or a Python block, with where it was found (``file:line``)."""
 
-    kind: str  # "shell", "python" or "file" (a results file named in the text)
+    kind: str  # "shell", "python", "file" (a results file named in the text) or "fence" (unclosed)
     text: str
     where: str
     run: bool = False
@@ -81,9 +82,18 @@ def extract(path: Path, root: Path = ROOT) -> list[Snippet]:
         run = any(lines[j].strip() == RUN_MARKER for j in range(max(0, i - 2), i))
         start = i + 1
         j = start
-        while j < len(lines) and not lines[j].strip().startswith(fence):
+        # a closing fence is the fence's character alone, at least as long (CommonMark)
+        closing = re.compile(re.escape(fence[0]) + "{" + str(len(fence)) + ",}")
+        while j < len(lines) and not closing.fullmatch(lines[j].strip()):
             j += 1
+        if j == len(lines):
+            out.append(Snippet("fence", "code fence never closed (the rest of the page is code)",
+                               f"{rel}:{i + 1}"))  # fmt: skip
         body = lines[start:j]
+        for k, line in enumerate(body):
+            if re.match(r"\s*(```+|~~~+)\w", line):
+                out.append(Snippet("fence", "an opening fence inside a code block: a fence before "
+                                   "it is missing or extra", f"{rel}:{start + k + 1}"))  # fmt: skip
         if lang in ("python", "py"):
             out.append(Snippet("python", "\n".join(body), f"{rel}:{start + 1}", run))
         elif lang in SHELL_LANGS:
@@ -418,6 +428,8 @@ def problems(snippets: list[Snippet] | None = None, run: bool = True) -> list[st
             err = check_shell(s.text, root_cmd, elided=s.inline)
         elif s.kind == "file":
             err = check_file(s.text)
+        elif s.kind == "fence":
+            err = s.text
         else:
             err = check_python(s if run else Snippet(s.kind, s.text, s.where, False))
         if err:

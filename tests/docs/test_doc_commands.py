@@ -153,3 +153,19 @@ def test_results_files_named_in_the_text_must_exist(tmp_path):
     missing = sorted(s.text for s in files if chk.check_file(s.text, tmp_path))
     assert missing == ["benchmarks/results/gone.json", "benchmarks/results/lost.json"]
     assert chk.check_file("benchmarks/results/re*.json", tmp_path) is None
+
+
+def test_broken_fences_are_reported(tmp_path):
+    """The shape of a defect README.md once had: a block pasted twice without its opening
+    fence, so the install section rendered as code; and a fence never closed."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text(
+        "```bash\nmake demo\n```\n\nmake demo\n```\n\nInstall text.\n\n```bash\nembedlab train --out r\n```\n"
+    )
+    (tmp_path / "docs" / "page.md").write_text("# P\n\n```python\nx = 1\n")
+    fences = [(s.where, s.text) for s in chk.all_snippets(tmp_path) if s.kind == "fence"]
+    assert [w for w, _ in fences] == ["README.md:10", "docs/page.md:3"]
+    assert "opening fence inside a code block" in fences[0][1]
+    assert "never closed" in fences[1][1]
+    snippets = chk.all_snippets(tmp_path)
+    assert any("never closed" in p for p in chk.problems(snippets, run=False))
