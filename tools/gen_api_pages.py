@@ -137,8 +137,32 @@ def render(page: Page) -> str:
     return "\n".join(lines)
 
 
+def top_level_exports(init: Path | None = None) -> dict[str, str]:
+    """``import embedlab as el``: the public names of the top-level package and their defining
+    modules, read (not imported) from the ``_EXPORTS`` dict literal of its ``__init__.py``
+    (``"module"`` or ``"module:attribute"``); empty when the package declares none."""
+    import ast
+
+    init = init or SRC / "embedlab" / "__init__.py"
+    for node in ast.walk(ast.parse(init.read_text())):
+        target = getattr(node, "target", None) or (getattr(node, "targets", None) or [None])[0]
+        if isinstance(target, ast.Name) and target.id == "_EXPORTS" and isinstance(node.value, ast.Dict):
+            return {k.value: v.value.split(":")[0] for k, v in zip(node.value.keys, node.value.values)
+                    if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)}  # fmt: skip
+    return {}
+
+
+def page_of(module: str) -> Page | None:
+    """The API page that renders ``module`` (or its package)."""
+    for page in PAGES:
+        for pkg in page.packages:
+            if module == pkg or module in modules_of(pkg):
+                return page
+    return None
+
+
 def render_index() -> str:
-    """The API overview page: one line per page."""
+    """The API overview page: one line per page, and the top-level names when declared."""
     lines = [
         "# API reference",
         "",
@@ -151,6 +175,22 @@ def render_index() -> str:
     ]
     for page in PAGES:
         lines.append(f"| [{page.title}]({page.stem}.md) | {page.intro} |")
+    exports = top_level_exports()
+    if exports:
+        lines += [
+            "",
+            "## The top-level API",
+            "",
+            "`import embedlab as el` reaches these names; each is imported on first use, so",
+            "`import embedlab` stays fast. Each links to the page that documents it.",
+            "",
+            "| name | defined in |",
+            "|---|---|",
+        ]
+        for name, module in sorted(exports.items(), key=lambda kv: (kv[1], kv[0].lower())):
+            page = page_of(module)
+            where = f"[`{module}`]({page.stem}.md)" if page else f"`{module}`"
+            lines.append(f"| `el.{name}` | {where} |")
     lines.append("")
     return "\n".join(lines)
 

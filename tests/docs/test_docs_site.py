@@ -120,3 +120,16 @@ def test_sphinx_roles_become_code_spans():
     text = "Raise :class:`~embedlab.errors.UserError`; see :func:`embedlab.io.write_json` and :py:mod:`x`."
     assert roles.plain(text) == "Raise `UserError`; see `embedlab.io.write_json` and `x`."
     assert roles.plain("no roles, `code` and ``literal``") == "no roles, `code` and ``literal``"
+
+
+def test_top_level_names_are_listed_from_the_export_table(tmp_path):
+    gen = _load_generator()
+    init = tmp_path / "__init__.py"
+    init.write_text('_EXPORTS: dict[str, str] = {"DLRM": "embedlab.models.dlrm", '
+                    '"generate_synth": "embedlab.data.synth:generate"}\n')  # fmt: skip
+    assert gen.top_level_exports(init) == {"DLRM": "embedlab.models.dlrm",
+                                           "generate_synth": "embedlab.data.synth"}  # fmt: skip
+    assert gen.page_of("embedlab.models.dlrm").stem == "models"
+    assert gen.page_of("embedlab.sharding.dreamshard.planner").stem == "sharding-learned"
+    init.write_text('"""no table"""\n')
+    assert gen.top_level_exports(init) == {}
