@@ -87,7 +87,8 @@ def load_model(path: str | Path, device: str = "cpu") -> Any:
     try:
         d = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # not a torch file, or one holding more than plain values
-        raise PUInputError(f"{p} is not a PU model file written by `embedlab pu fit`: {e}") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise PUInputError(f"{p} is not a PU model file written by `embedlab pu fit` ({first})") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise PUInputError(f"{p} is not a PU model file written by `embedlab pu fit`")
     if d["version"] != VERSION:

@@ -32,6 +32,11 @@ def check_x(estimator: Any, X: Any, *, fitting: bool) -> np.ndarray:
     """``X`` as a float32 array of ``[N, d]`` rows or ``[N, C, H, W]`` images (see the module doc)."""
     from sklearn.utils.validation import validate_data
 
+    fitted_shape = getattr(estimator, "input_shape_", None)
+    if not fitting and fitted_shape is not None and len(fitted_shape) == 3 and hasattr(X, "shape"):
+        shape = tuple(X.shape[1:])
+        if (shape if len(shape) == 3 else (1, *shape)) != fitted_shape:  # images: say which shape
+            raise PUInputError(f"X has sample shape {shape}, the model was fitted on images of shape {fitted_shape}")
     try:
         x = validate_data(estimator, X, reset=fitting, allow_nd=True, dtype=np.float32,
                           ensure_min_samples=2 if fitting else 1, accept_sparse=False)  # fmt: skip
