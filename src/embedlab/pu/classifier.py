@@ -1,9 +1,21 @@
 """``PUClassifier``: a scikit-learn-style estimator for positive-unlabeled learning.
 
 ``fit(X, y)`` takes ``y = 1`` for labeled positives and ``y = 0`` for unlabeled samples (for
-``method="pn"``, the supervised reference, ``y`` are true binary labels). ``X`` is images
+``method="pn"``, the supervised reference, ``y`` are true binary labels; any two numeric labels
+work, the larger one being the labeled positive, ``classes_[1]``). ``X`` is images
 (``[N, H, W]`` or ``[N, C, H, W]``, values in ``[0, 1]``) or tabular rows (``[N, d]``,
 standardised inside with the training mean and standard deviation).
+
+scikit-learn conventions (``check_estimator`` runs in ``tests/pu/test_sklearn_conventions.py``;
+the checks it is expected to fail are listed there with the reason): parameters are only stored
+by ``__init__`` and read by ``fit``; everything ``predict`` uses is fitted state with a trailing
+underscore (``cluster_space_``, ``threshold_``, ...), so ``set_params`` changes nothing until the
+next ``fit`` / ``refit``. ``random_state=None`` draws a fresh seed per fit (kept in ``seed_``),
+an int repeats the fit bit for bit (same thread count); the fit forks torch's global RNG and
+leaves it as it was. ``score`` is Lee & Liu's PU criterion, not accuracy
+(:mod:`~embedlab.pu.metrics`). Invalid parameters or data raise
+:class:`~embedlab.pu.validation.PUInputError`, a ``ValueError`` and a
+:class:`~embedlab.errors.UserError`. :mod:`~embedlab.pu.model_file` stores a fitted model.
 
 Methods (``embedlab pu methods``):
 
@@ -195,7 +207,14 @@ def _stage_rank(stage: str) -> tuple[int, int]:
 
 
 class PUClassifier(ClassifierMixin, BaseEstimator):
-    """Positive-unlabeled classifier (see the module doc). Parameters are only stored here."""
+    """Positive-unlabeled classifier (see the module doc). Parameters are only stored here.
+
+    Fitted attributes: ``classes_``, ``n_features_in_`` (and ``feature_names_in_``),
+    ``input_shape_``, ``mean_`` / ``std_`` (rows), ``seed_``, ``encoder_kind_``, ``encoder_``,
+    ``head_``, ``proj_`` (contrastive), ``finetuned_``, ``cluster_space_`` (the space the
+    frozen probe reads; None for a head on the encoder), ``threshold_``, ``history_`` (loss per
+    epoch); contrastive fits also ``pseudo_labels_``, ``pretrained_state_`` and
+    ``pretrain_data_`` (for :meth:`refit`); self-training ``selftrain_labels_``."""
 
     def __init__(self, method: str = "pucl", encoder: str = "auto", prior: float | None = None, temperature: float = 0.5,
                  epochs: int = 20, batch_size: int = 512, lr: float = 1e-3, weight_decay: float = 1e-5,
@@ -277,6 +296,12 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                 raise PUInputError(f"{k} must be >= 1, got {getattr(self, k)}")
         if self.cluster_k < 2:
             raise PUInputError(f"cluster_k must be >= 2, got {self.cluster_k}")
+        from embedlab.pu.cluster import INITS
+
+        if self.cluster_init not in INITS:
+            raise PUInputError(f"cluster_init must be one of {', '.join(INITS)}; got {self.cluster_init!r}")
+        if not self.temperature > 0:
+            raise PUInputError(f"temperature must be positive, got {self.temperature}")
         if self.finetune_epochs < 0:
             raise PUInputError(f"finetune_epochs must be >= 0, got {self.finetune_epochs}")
         if self.positives_per_batch < 0:
@@ -316,6 +341,8 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         spec = self._check_params()
         x = self._check_x(X, fitting=True)
         yy = self._check_y(y, len(x))
+        if spec.kind == "contrastive" and self.cluster_k > len(x):
+            raise PUInputError(f"cluster_k ({self.cluster_k}) must not exceed the number of samples ({len(x)})")
         dev = torch.device(self.device)
         with _forked_rng(dev):
             self._fit(spec, x, yy, dev)
@@ -705,7 +732,10 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         )
 
     @torch.no_grad()
-    def _features(self, x: torch.Tensor, dev: torch.device, space: str) -> np.ndarray:
+    def _features(self, x: torch.Tensor, dev: torch.device, space: str | None = None) -> np.ndarray:
+        """Normalised features of prepared inputs in ``space`` (default: the ``cluster_space``
+        parameter, as a fit uses them for clustering)."""
+        space = self.cluster_space if space is None else space
         self.encoder_.eval()
         if hasattr(self, "proj_"):
             self.proj_.eval()
