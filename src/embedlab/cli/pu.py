@@ -184,7 +184,9 @@ def _read_input(source: str, data_dir: Path | None):  # noqa: ANN202
         return load_images(source, data_dir).x_test
     p = Path(source)
     if not p.is_file():
-        raise UserError(f"--input {source}: no such file, and not a dataset name ({', '.join(IMAGE_DATASETS)})")
+        raise UserError(
+            f"--input {source}: no such file, and not a dataset name ({', '.join(IMAGE_DATASETS)})"
+        )
     if p.name.endswith(".npy"):
         try:
             return np.load(p, allow_pickle=False)
@@ -229,5 +231,7 @@ def predict_cmd(
     ensure_dir(out.parent if str(out.parent) else ".")
     with atomic_open(out) as f:
         f.write("index,prediction,decision\n")
-        f.writelines(f"{i},{p},{s!r}\n" for i, (p, s) in enumerate(zip(pred.tolist(), score.tolist())))
+        f.writelines(
+            f"{i},{p},{s!r}\n" for i, (p, s) in enumerate(zip(pred.tolist(), score.tolist()))
+        )
     typer.echo(f"{len(pred)} predictions, {int((score > 0).sum())} positive -> {out}")

@@ -266,10 +266,9 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                 x = (x - self.mean_) / self.std_
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
-    def _check_y(self, y: Any, n: int) -> np.ndarray:
-        """``y`` as 0/1 (:func:`~embedlab.pu.validation.check_y`); sets ``classes_``."""
-        yy, self.classes_ = check_y(y, n, supervised=self.method == "pn")
-        return yy
+    def _check_y(self, y: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``y`` as 0/1 and the labels given (:func:`~embedlab.pu.validation.check_y`)."""
+        return check_y(y, n, supervised=self.method == "pn")
 
     # --- fitting ------------------------------------------------------------------
 
@@ -299,7 +298,9 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         from embedlab.pu.cluster import INITS
 
         if self.cluster_init not in INITS:
-            raise PUInputError(f"cluster_init must be one of {', '.join(INITS)}; got {self.cluster_init!r}")
+            raise PUInputError(
+                f"cluster_init must be one of {', '.join(INITS)}; got {self.cluster_init!r}"
+            )
         if not self.temperature > 0:
             raise PUInputError(f"temperature must be positive, got {self.temperature}")
         if self.finetune_epochs < 0:
@@ -340,10 +341,13 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         initialisation) inside the fork and leaves the caller's global RNG state as it was."""
         spec = self._check_params()
         x = self._check_x(X, fitting=True)
-        yy = self._check_y(y, len(x))
+        yy, classes = self._check_y(y, len(x))
         if spec.kind == "contrastive" and self.cluster_k > len(x):
-            raise PUInputError(f"cluster_k ({self.cluster_k}) must not exceed the number of samples ({len(x)})")
+            raise PUInputError(
+                f"cluster_k ({self.cluster_k}) must not exceed the number of samples ({len(x)})"
+            )
         dev = torch.device(self.device)
+        self.classes_ = classes
         with _forked_rng(dev):
             self._fit(spec, x, yy, dev)
         return self
@@ -418,7 +422,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
                 "refit needs a model fitted with a contrastive method (pucl, punce, simclr)"
             )
         x = self._check_x(X, fitting=False)
-        yy = self._check_y(y, len(x))
+        yy, classes = self._check_y(y, len(x))
         if self._pretrain_fingerprint(x, yy, spec) != getattr(self, "pretrain_data_", None):
             what = "X" if spec.label_free_pretraining else "X and y"
             if spec.needs_prior:
@@ -426,6 +430,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             raise PUInputError(
                 f"refit needs the {what} that {self.method!r} was pretrained on; use fit for new data"
             )
+        self.classes_ = classes
         if isinstance(self.encoder_, EnsembleEncoder):  # a former ensemble fit
             self.encoder_ = self.encoder_.members[0]
         self.encoder_.load_state_dict(self.pretrained_state_)

@@ -41,7 +41,9 @@ def lee_liu_score(y_pu: Any, y_pred: Any, sample_weight: Any = None) -> float:
     w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     labeled = w * (y == 1)
     if labeled.sum() <= 0:
-        raise PUInputError("the PU score needs labeled positives (1) in y: recall is undefined without")
+        raise PUInputError(
+            "the PU score needs labeled positives (1) in y: recall is undefined without"
+        )
     recall = float((labeled * (pred == 1)).sum() / labeled.sum())
     rate = float((w * (pred == 1)).sum() / w.sum())
     return recall**2 / rate if rate > 0 else 0.0

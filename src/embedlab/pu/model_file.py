@@ -88,11 +88,15 @@ def load_model(path: str | Path, device: str = "cpu") -> Any:
         d = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # not a torch file, or one holding more than plain values
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise PUInputError(f"{p} is not a PU model file written by `embedlab pu fit` ({first})") from None
+        raise PUInputError(
+            f"{p} is not a PU model file written by `embedlab pu fit` ({first})"
+        ) from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise PUInputError(f"{p} is not a PU model file written by `embedlab pu fit`")
     if d["version"] != VERSION:
-        raise PUInputError(f"{p} is a version {d['version']} PU model file; this embedlab reads version {VERSION}")
+        raise PUInputError(
+            f"{p} is a version {d['version']} PU model file; this embedlab reads version {VERSION}"
+        )
     clf = PUClassifier(**d["params"])
     shape = (1, *d["input_shape"])
     m = int(d["members"])
@@ -106,7 +110,9 @@ def load_model(path: str | Path, device: str = "cpu") -> Any:
     dev = torch.device(device)
     clf.encoder_, clf.head_ = enc.to(dev).eval(), head.to(dev).eval()
     if d["proj"] is not None:
-        proj = projection_head(int(d["proj"]["0.weight"].shape[1]), int(d["proj"]["3.weight"].shape[0]))
+        proj = projection_head(
+            int(d["proj"]["0.weight"].shape[1]), int(d["proj"]["3.weight"].shape[0])
+        )
         proj.load_state_dict(d["proj"])
         clf.proj_ = proj.to(dev).eval()
     if d["pretrained"] is not None:

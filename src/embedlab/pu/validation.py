@@ -36,7 +36,9 @@ def check_x(estimator: Any, X: Any, *, fitting: bool) -> np.ndarray:
     if not fitting and fitted_shape is not None and len(fitted_shape) == 3 and hasattr(X, "shape"):
         shape = tuple(X.shape[1:])
         if (shape if len(shape) == 3 else (1, *shape)) != fitted_shape:  # images: say which shape
-            raise PUInputError(f"X has sample shape {shape}, the model was fitted on images of shape {fitted_shape}")
+            raise PUInputError(
+                f"X has sample shape {shape}, the model was fitted on images of shape {fitted_shape}"
+            )
     try:
         x = validate_data(estimator, X, reset=fitting, allow_nd=True, dtype=np.float32,
                           ensure_min_samples=2 if fitting else 1, accept_sparse=False)  # fmt: skip
@@ -73,7 +75,9 @@ def check_y(y: Any, n: int, *, supervised: bool) -> tuple[np.ndarray, np.ndarray
     except ValueError as e:
         raise PUInputError(f"{e}; y must hold 1 (labeled positive) or 0 (unlabeled)") from e
     if kind == "continuous":
-        raise PUInputError("Unknown label type: continuous; y must hold 1 (labeled positive) or 0 (unlabeled)")
+        raise PUInputError(
+            "Unknown label type: continuous; y must hold 1 (labeled positive) or 0 (unlabeled)"
+        )
     if kind not in ("binary", "multiclass") or yy.dtype.kind not in "biuf":
         raise PUInputError(f"y must hold 1 (labeled positive) or 0 (unlabeled), got labels of type {kind} "
                            f"({yy.dtype})")  # fmt: skip
