@@ -301,8 +301,8 @@ def test_input_errors():
     with pytest.raises(ValueError, match="1 \\(labeled positive\\) or 0"):
         PUClassifier(epochs=1).fit(x, np.full(300, 2))
     clf = PUClassifier(method="nnpu", prior=0.3, epochs=1).fit(x, lab)
-    with pytest.raises(ValueError, match="sample shape"):
-        clf.predict(np.zeros((3, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match="X has 5 features, but PUClassifier is expecting 6"):
+        clf.predict(np.zeros((3, 5), dtype=np.float32))  # scikit-learn's message for rows
 
 
 def test_images_run_through_lenet():
@@ -312,6 +312,11 @@ def test_images_run_through_lenet():
     lab[:8] = 1
     clf = PUClassifier(method="pucl", epochs=1, batch_size=32, probe_epochs=2).fit(x, lab)
     assert clf.decision_function(x).shape == (64,)
+    with pytest.raises(
+        ValueError,
+        match=r"sample shape \(32, 32\), the model was fitted on images of shape \(1, 28, 28\)",
+    ):
+        clf.predict(np.zeros((2, 32, 32), dtype=np.float32))
 
 
 def test_pu_split_is_balanced_over_positive_classes():

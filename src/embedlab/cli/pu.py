@@ -9,6 +9,9 @@ import typer
 
 app = typer.Typer(help="Positive-unlabeled learning on images.", no_args_is_help=True)
 
+#: The fitted model in a `pu fit` run folder (format: embedlab.pu.model_file).
+MODEL_FILE = "model.pt"
+
 
 @app.command("methods")
 def methods_cmd() -> None:
@@ -100,9 +103,16 @@ def fit_cmd(
         True, "--resume/--no-resume", help="Continue a crashed fit from OUT/checkpoint.pt."
     ),
     threads: int | None = typer.Option(None, "--threads"),
-    out: Path = typer.Option(..., "--out", help="Run folder (metrics.json)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Run folder: metrics.json and the fitted model, model.pt."
+    ),
 ) -> None:
-    """Fit a PU classifier on a PU split of the training images; test accuracy, AUC, F1."""
+    """Fit a PU classifier on a PU split of the training images; test accuracy, AUC, F1.
+
+    Writes OUT/metrics.json and OUT/model.pt (the fitted model, for `embedlab pu predict`;
+    format in embedlab.pu.model_file). OUT/checkpoint.pt exists only while a fit runs or after
+    it crashed. A mistake in the options (embedlab.errors.UserError) ends as one line and exit
+    code 2; any other error is a bug and keeps its traceback."""
     import numpy as np
     import torch
 
@@ -110,6 +120,7 @@ def fit_cmd(
     from embedlab.io import ensure_dir, write_json
     from embedlab.pu.classifier import METHODS, PUClassifier, binary_metrics
     from embedlab.pu.data import binarize, load_images, pu_split
+    from embedlab.pu.model_file import save_model
 
     if method not in METHODS:
         from embedlab.errors import unknown_name
@@ -135,10 +146,7 @@ def fit_cmd(
         ckpt.unlink()
     clf.set_params(checkpoint=str(ckpt))
     t0 = time.perf_counter()
-    try:
-        clf.fit(data.x_train, split.y_true if method == "pn" else split.pu_labels)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    clf.fit(data.x_train, split.y_true if method == "pn" else split.pu_labels)
     wall = time.perf_counter() - t0
     y_test = binarize(data.y_test, pos)
     m = {
@@ -155,10 +163,75 @@ def fit_cmd(
               "cluster_space": cluster_space, "cluster_init": cluster_init, "probe": probe,
               "cluster_k": cluster_k, "finetune_epochs": finetune_epochs, "positives_per_batch": positives_per_batch,
               "selftrain_epochs": selftrain_epochs, "selftrain_keep": selftrain_keep, "ensemble": ensemble,
-              "train_loss_per_epoch": clf.history_, "wall_time_s": wall})  # fmt: skip
+              "train_loss_per_epoch": clf.history_, "wall_time_s": wall, "model": MODEL_FILE})  # fmt: skip
+    save_model(clf, out / MODEL_FILE)
     write_json(out / "metrics.json", m)
-    ckpt.unlink(missing_ok=True)  # the fit is complete: metrics.json is the result
+    ckpt.unlink(missing_ok=True)  # the fit is complete: model.pt and metrics.json are the result
     line = f"test accuracy {m['test_accuracy']:.4f}, AUC {m['test_auc']:.4f}, F1 {m['test_f1']:.4f}"
     if "pseudo_label_accuracy_unlabeled" in m:
         line += f", pseudo-label accuracy {m['pseudo_label_accuracy_unlabeled']:.4f}"
-    typer.echo(f"{line}; {wall:.0f}s -> {out}/metrics.json")
+    typer.echo(f"{line}; {wall:.0f}s -> {out}/metrics.json, {out}/{MODEL_FILE}")
+
+
+def _read_input(source: str, data_dir: Path | None):  # noqa: ANN202
+    """The samples to predict (see ``pu predict --input``)."""
+    import numpy as np
+
+    from embedlab.errors import UserError
+    from embedlab.pu.data import IMAGE_DATASETS, load_images, read_idx
+
+    if source in IMAGE_DATASETS:
+        return load_images(source, data_dir).x_test
+    p = Path(source)
+    if not p.is_file():
+        raise UserError(
+            f"--input {source}: no such file, and not a dataset name ({', '.join(IMAGE_DATASETS)})"
+        )
+    if p.name.endswith(".npy"):
+        try:
+            return np.load(p, allow_pickle=False)
+        except ValueError as e:
+            raise UserError(f"--input {p}: not a NumPy array file ({e})") from None
+    x = read_idx(p)
+    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+
+
+@app.command("predict")
+def predict_cmd(
+    model: Path = typer.Option(
+        ..., "--model", help="A model file written by `embedlab pu fit` (OUT/model.pt)."
+    ),
+    input_: str = typer.Option(
+        ...,
+        "--input",
+        help="A dataset name as `pu fit --dataset` takes (fashion-mnist, digits, mnist5k: its test "
+        "split), an IDX file (.gz too; uint8 pixels scaled to [0, 1], as `pu fit` reads "
+        "Fashion-MNIST) or a .npy array (used as is, like X in the Python API).",
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Folder of the Fashion-MNIST IDX files (--input fashion-mnist)."
+    ),
+    threads: int | None = typer.Option(None, "--threads"),
+    out: Path = typer.Option(..., "--out", help="CSV to write: index,prediction,decision."),
+) -> None:
+    """Predict with a fitted model: one CSV row per sample, in input order, with the predicted
+    class (1 positive, 0 negative) and the decision value (the logit minus the model's
+    threshold; positive above 0)."""
+    import torch
+
+    from embedlab.io import atomic_open, ensure_dir
+    from embedlab.pu.model_file import load_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    clf = load_model(model)
+    x = _read_input(input_, data_dir)
+    score = clf.decision_function(x)
+    pred = clf.classes_[(score > 0).astype(int)]
+    ensure_dir(out.parent if str(out.parent) else ".")
+    with atomic_open(out) as f:
+        f.write("index,prediction,decision\n")
+        f.writelines(
+            f"{i},{p},{s!r}\n" for i, (p, s) in enumerate(zip(pred.tolist(), score.tolist()))
+        )
+    typer.echo(f"{len(pred)} predictions, {int((score > 0).sum())} positive -> {out}")

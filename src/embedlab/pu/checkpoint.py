@@ -30,11 +30,13 @@ ADDED_DEFAULTS: dict[str, Any] = {"ensemble": 1}
 
 
 def fingerprint(x: torch.Tensor, y: np.ndarray) -> str:
-    """A cheap content hash of the training data: shape, labels and every 97th row of ``x``."""
-    h = hashlib.sha256()
-    h.update(repr(tuple(x.shape)).encode())
+    """A content hash of the training data: the shape, dtype and every byte of ``x``, and the
+    labels (BLAKE2b; Fashion-MNIST's 188 MB of float32 training images take about half a
+    second). A sample of the rows would let a change elsewhere pass as the same data."""
+    h = hashlib.blake2b(digest_size=32)
+    h.update(repr((tuple(x.shape), str(x.dtype))).encode())
     h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
-    h.update(x[::97].contiguous().numpy().tobytes())
+    h.update(memoryview(np.ascontiguousarray(x.detach().cpu().numpy())).cast("B"))
     return h.hexdigest()
 
 

@@ -1,9 +1,21 @@
 """``PUClassifier``: a scikit-learn-style estimator for positive-unlabeled learning.
 
 ``fit(X, y)`` takes ``y = 1`` for labeled positives and ``y = 0`` for unlabeled samples (for
-``method="pn"``, the supervised reference, ``y`` are true binary labels). ``X`` is images
+``method="pn"``, the supervised reference, ``y`` are true binary labels; any two numeric labels
+work, the larger one being the labeled positive, ``classes_[1]``). ``X`` is images
 (``[N, H, W]`` or ``[N, C, H, W]``, values in ``[0, 1]``) or tabular rows (``[N, d]``,
 standardised inside with the training mean and standard deviation).
+
+scikit-learn conventions (``check_estimator`` runs in ``tests/pu/test_sklearn_conventions.py``;
+the checks it is expected to fail are listed there with the reason): parameters are only stored
+by ``__init__`` and read by ``fit``; everything ``predict`` uses is fitted state with a trailing
+underscore (``cluster_space_``, ``threshold_``, ...), so ``set_params`` changes nothing until the
+next ``fit`` / ``refit``. ``random_state=None`` draws a fresh seed per fit (kept in ``seed_``),
+an int repeats the fit bit for bit (same thread count); the fit forks torch's global RNG and
+leaves it as it was. ``score`` is Lee & Liu's PU criterion, not accuracy
+(:mod:`~embedlab.pu.metrics`). Invalid parameters or data raise
+:class:`~embedlab.pu.validation.PUInputError`, a ``ValueError`` and a
+:class:`~embedlab.errors.UserError`. :mod:`~embedlab.pu.model_file` stores a fitted model.
 
 Methods (``embedlab pu methods``):
 
@@ -114,6 +126,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from embedlab.pu.losses import PURiskLoss
+from embedlab.pu.validation import PUInputError, check_x, check_y
 
 
 @dataclass(frozen=True)
@@ -171,11 +184,20 @@ def _encoder(kind: str, x_shape: tuple[int, ...]) -> nn.Module:
         return MLPEncoder(x_shape[1])
     from embedlab.errors import unknown_name
 
-    raise unknown_name("encoder", kind, ("auto", "lenet", "resnet", "mlp"))
+    raise PUInputError(str(unknown_name("encoder", kind, ("auto", "lenet", "resnet", "mlp"))))
 
 
 #: Training stages in fit order (a checkpoint of a later stage means the earlier ones finished).
 _STAGE_ORDER = {"pretrain": 0, "finetune": 1, "end_to_end": 1, "selftrain": 2}
+
+
+def _forked_rng(dev: torch.device) -> Any:
+    """``torch.random.fork_rng`` over the CPU generator and, on a CUDA device, that device's:
+    a fit may seed and draw from the global generators without changing the caller's state."""
+    devices = []
+    if dev.type == "cuda":
+        devices = [dev.index if dev.index is not None else torch.cuda.current_device()]
+    return torch.random.fork_rng(devices=devices)
 
 
 def _stage_rank(stage: str) -> tuple[int, int]:
@@ -185,7 +207,14 @@ def _stage_rank(stage: str) -> tuple[int, int]:
 
 
 class PUClassifier(ClassifierMixin, BaseEstimator):
-    """Positive-unlabeled classifier (see the module doc). Parameters are only stored here."""
+    """Positive-unlabeled classifier (see the module doc). Parameters are only stored here.
+
+    Fitted attributes: ``classes_``, ``n_features_in_`` (and ``feature_names_in_``),
+    ``input_shape_``, ``mean_`` / ``std_`` (rows), ``seed_``, ``encoder_kind_``, ``encoder_``,
+    ``head_``, ``proj_`` (contrastive), ``finetuned_``, ``cluster_space_`` (the space the
+    frozen probe reads; None for a head on the encoder), ``threshold_``, ``history_`` (loss per
+    epoch); contrastive fits also ``pseudo_labels_``, ``pretrained_state_`` and
+    ``pretrain_data_`` (for :meth:`refit`); self-training ``selftrain_labels_``."""
 
     def __init__(self, method: str = "pucl", encoder: str = "auto", prior: float | None = None, temperature: float = 0.5,
                  epochs: int = 20, batch_size: int = 512, lr: float = 1e-3, weight_decay: float = 1e-5,
@@ -225,114 +254,136 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
     # --- input checks -------------------------------------------------------------
 
     def _check_x(self, X: Any, fitting: bool) -> torch.Tensor:
-        x = np.asarray(X, dtype=np.float32)
-        if x.ndim == 3:
-            x = x[:, None]
-        if x.ndim not in (2, 4):
-            raise ValueError(
-                f"X must be [N, d] rows or [N, H, W] / [N, C, H, W] images, got shape {np.shape(X)}"
-            )
-        if len(x) == 0:
-            raise ValueError("X has no samples")
-        if not np.isfinite(x).all():
-            raise ValueError("X contains NaN or infinite values")
+        """``X`` checked (:func:`~embedlab.pu.validation.check_x`) as a tensor; when predicting,
+        its sample shape must be the fit's and rows are standardised with the fit's statistics."""
+        x = check_x(self, X, fitting=fitting)
         if not fitting:
             if tuple(x.shape[1:]) != self.input_shape_:
-                raise ValueError(
+                raise PUInputError(
                     f"X has sample shape {tuple(x.shape[1:])}, the model was fitted on {self.input_shape_}"
                 )
             if x.ndim == 2:
                 x = (x - self.mean_) / self.std_
-        return torch.from_numpy(np.ascontiguousarray(x))
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
-    def _check_y(self, y: Any, n: int) -> np.ndarray:
-        yy = np.asarray(y)
-        if yy.ndim != 1 or len(yy) != n:
-            raise ValueError(f"y must be 1-D with one label per sample ({n}), got shape {yy.shape}")
-        if not np.isin(yy, (0, 1)).all():
-            raise ValueError("y must hold 1 (labeled positive) or 0 (unlabeled)")
-        yy = yy.astype(np.int64)
-        if yy.sum() == 0:
-            raise ValueError("y has no labeled positive (no 1): PU learning needs at least one")
-        if self.method == "pn" and yy.sum() == n:
-            raise ValueError("method 'pn' needs negatives (0) too")
-        return yy
+    def _check_y(self, y: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``y`` as 0/1 and the labels given (:func:`~embedlab.pu.validation.check_y`)."""
+        return check_y(y, n, supervised=self.method == "pn")
 
     # --- fitting ------------------------------------------------------------------
 
     def _check_params(self) -> Method:
         if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
+            raise PUInputError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
         spec = METHODS[self.method]
         if spec.needs_prior and (self.prior is None or not 0 < self.prior < 1):
-            raise ValueError(f"method {self.method!r} needs prior in (0, 1), got {self.prior}")
+            raise PUInputError(f"method {self.method!r} needs prior in (0, 1), got {self.prior}")
         if self.probe not in ("pupl", "nnpu"):
-            raise ValueError(f"probe must be 'pupl' or 'nnpu', got {self.probe!r}")
+            raise PUInputError(f"probe must be 'pupl' or 'nnpu', got {self.probe!r}")
         if (
             spec.kind == "contrastive"
             and self.probe == "nnpu"
             and (self.prior is None or not 0 < self.prior < 1)
         ):
-            raise ValueError(f"probe 'nnpu' needs prior in (0, 1), got {self.prior}")
+            raise PUInputError(f"probe 'nnpu' needs prior in (0, 1), got {self.prior}")
         if self.cluster_space not in ("backbone", "projection"):
-            raise ValueError(
+            raise PUInputError(
                 f"cluster_space must be 'backbone' or 'projection', got {self.cluster_space!r}"
             )
         for k in ("epochs", "batch_size", "probe_epochs"):
             if getattr(self, k) < 1:
-                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+                raise PUInputError(f"{k} must be >= 1, got {getattr(self, k)}")
         if self.cluster_k < 2:
-            raise ValueError(f"cluster_k must be >= 2, got {self.cluster_k}")
+            raise PUInputError(f"cluster_k must be >= 2, got {self.cluster_k}")
+        from embedlab.pu.cluster import INITS
+
+        if self.cluster_init not in INITS:
+            raise PUInputError(
+                f"cluster_init must be one of {', '.join(INITS)}; got {self.cluster_init!r}"
+            )
+        if not self.temperature > 0:
+            raise PUInputError(f"temperature must be positive, got {self.temperature}")
         if self.finetune_epochs < 0:
-            raise ValueError(f"finetune_epochs must be >= 0, got {self.finetune_epochs}")
+            raise PUInputError(f"finetune_epochs must be >= 0, got {self.finetune_epochs}")
         if self.positives_per_batch < 0:
-            raise ValueError(f"positives_per_batch must be >= 0, got {self.positives_per_batch}")
+            raise PUInputError(f"positives_per_batch must be >= 0, got {self.positives_per_batch}")
         if self.selftrain_epochs < 0:
-            raise ValueError(f"selftrain_epochs must be >= 0, got {self.selftrain_epochs}")
+            raise PUInputError(f"selftrain_epochs must be >= 0, got {self.selftrain_epochs}")
         if not 0 < self.selftrain_keep <= 1:
-            raise ValueError(f"selftrain_keep must be in (0, 1], got {self.selftrain_keep}")
+            raise PUInputError(f"selftrain_keep must be in (0, 1], got {self.selftrain_keep}")
         if self.ensemble < 1:
-            raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
+            raise PUInputError(f"ensemble must be >= 1, got {self.ensemble}")
         if self.ensemble > 1 and spec.kind == "contrastive" and self.finetune_epochs == 0:
-            raise ValueError("ensemble > 1 needs trained encoders: set finetune_epochs > 0 "
+            raise PUInputError("ensemble > 1 needs trained encoders: set finetune_epochs > 0 "
                              "(members of a frozen probe would differ only by their start)")  # fmt: skip
         if self.ensemble > 1 and self.selftrain_epochs:
-            raise ValueError("ensemble > 1 and selftrain_epochs > 0 cannot be combined")
+            raise PUInputError("ensemble > 1 and selftrain_epochs > 0 cannot be combined")
         if self.threshold not in ("zero", "prior"):
-            raise ValueError(f"threshold must be 'zero' or 'prior', got {self.threshold!r}")
+            raise PUInputError(f"threshold must be 'zero' or 'prior', got {self.threshold!r}")
         if self.threshold == "prior":
             if spec.kind == "supervised":
-                raise ValueError(
+                raise PUInputError(
                     "threshold 'prior' is for PU methods (method 'pn' has no unlabeled set)"
                 )
             if self.prior is None or not 0 < self.prior < 1:
-                raise ValueError(f"threshold 'prior' needs prior in (0, 1), got {self.prior}")
+                raise PUInputError(f"threshold 'prior' needs prior in (0, 1), got {self.prior}")
         return spec
 
     def fit(self, X: Any, y: Any) -> PUClassifier:
+        """Fit on ``X`` with PU labels ``y`` (1 labeled positive, 0 unlabeled; true labels for
+        ``method="pn"``); returns ``self``.
+
+        Randomness (scikit-learn's convention): an int ``random_state`` makes the fit
+        repeatable (same data, parameters and thread count: the same model bit for bit);
+        ``None`` draws a fresh seed from the operating system on every fit; a NumPy
+        ``RandomState`` draws the seed from it. The seed used is kept in ``seed_``. The fit
+        runs under ``torch.random.fork_rng``: it seeds and uses torch's global generator (weight
+        initialisation) inside the fork and leaves the caller's global RNG state as it was."""
         spec = self._check_params()
         x = self._check_x(X, fitting=True)
-        yy = self._check_y(y, len(x))
+        yy, classes = self._check_y(y, len(x))
+        if spec.kind == "contrastive" and self.cluster_k > len(x):
+            raise PUInputError(
+                f"cluster_k ({self.cluster_k}) must not exceed the number of samples ({len(x)})"
+            )
+        dev = torch.device(self.device)
+        self.classes_ = classes
+        with _forked_rng(dev):
+            self._fit(spec, x, yy, dev)
+        return self
+
+    def _draw_seed(self) -> int:
+        """The seed of a fit from ``random_state`` (see :meth:`fit`)."""
+        rs = self.random_state
+        if rs is None:  # fresh randomness: 31 bits of OS entropy (KMeans takes < 2**32)
+            return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+        if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool):
+            return int(rs)
+        if isinstance(rs, np.random.RandomState):
+            return int(rs.randint(0, 2**31 - 1))
+        raise PUInputError(f"random_state must be None, an int or a numpy RandomState, got {rs!r}")
+
+    def _fit(self, spec: Method, x: torch.Tensor, yy: np.ndarray, dev: torch.device) -> None:
         self.input_shape_ = tuple(x.shape[1:])
-        self.n_features_in_ = int(np.prod(self.input_shape_))
         if x.dim() == 2:
             self.mean_ = x.mean(0).numpy()
             self.std_ = np.maximum(x.std(0).numpy(), 1e-6)
             x = (x - torch.from_numpy(self.mean_)) / torch.from_numpy(self.std_)
-        self.classes_ = np.array([0, 1])
-        seed = 0 if self.random_state is None else int(self.random_state)
-        torch.manual_seed(seed)
-        self._gen = torch.Generator().manual_seed(seed)
-        kind = self.encoder if self.encoder != "auto" else ("mlp" if x.dim() == 2 else "lenet")
-        dev = torch.device(self.device)
-        self.encoder_kind_ = kind
-        self.encoder_ = _encoder(kind, tuple(x.shape)).to(dev)
-        self.history_: list[float] = []
         self._ck_sig = None
+        self.seed_ = self._draw_seed()
         if self.checkpoint:
             from embedlab.pu import checkpoint as ck
 
             self._ck_sig = ck.signature(self.get_params(), ck.fingerprint(x, yy))
+            state = self._checkpoint_state()
+            if state is not None and self.random_state is None and "seed" in state:
+                self.seed_ = int(state["seed"])  # resuming a fit that drew its seed
+        torch.manual_seed(self.seed_)  # inside fit's fork of the global RNG
+        self._gen = torch.Generator().manual_seed(self.seed_)
+        kind = self.encoder if self.encoder != "auto" else ("mlp" if x.dim() == 2 else "lenet")
+        self.encoder_kind_ = kind
+        self.encoder_ = _encoder(kind, tuple(x.shape)).to(dev)
+        self.history_: list[float] = []
         labeled = torch.from_numpy(yy.astype(bool))
         if spec.kind == "contrastive":
             self._pretrain(x, labeled, dev)
@@ -343,6 +394,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             self._fit_classifier(x, yy, dev)
         else:
             self.finetuned_ = True
+            self.cluster_space_ = None  # no clustering: the head reads the encoder's features
             self.head_ = nn.Linear(self.encoder_.feat_dim, 1).to(dev)
             risk = (
                 PURiskLoss(float(self.prior), non_negative=self.method == "nnpu")
@@ -353,40 +405,43 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         if spec.kind != "supervised" and self.selftrain_epochs:
             self._selftrain(x, yy, dev)
         self._set_threshold(x, yy, dev)
-        return self
 
     def refit(self, X: Any, y: Any) -> PUClassifier:
         """Redo the clustering and classifier stages of a fitted contrastive model from its
         pretrained encoder, with the current parameters (change them with ``set_params``:
         ``cluster_k``, ``finetune_epochs``, ``probe``, ...). Pretraining, the costly stage, is
         kept, so ``X`` must be the data it was fitted on, and so must ``y`` (and, for puNCE,
-        the prior) where pretraining read them (a ``ValueError`` otherwise). SimCLR's
-        pretraining reads no label: refitting it with new labels (another labeled set, another
-        positive class) gives what a fresh ``fit`` would."""
+        the prior) where pretraining read them (a ``ValueError`` otherwise; the check hashes
+        all of ``X``). SimCLR's pretraining reads no label: refitting it with new labels
+        (another labeled set, another positive class) gives what a fresh ``fit`` would. Seeds
+        and the global RNG are handled as in :meth:`fit` (``random_state=None``: a fresh seed)."""
         check_is_fitted(self, ["encoder_", "head_"])
         spec = self._check_params()
         if spec.kind != "contrastive" or not hasattr(self, "pretrained_state_"):
-            raise ValueError(
+            raise PUInputError(
                 "refit needs a model fitted with a contrastive method (pucl, punce, simclr)"
             )
         x = self._check_x(X, fitting=False)
-        yy = self._check_y(y, len(x))
+        yy, classes = self._check_y(y, len(x))
         if self._pretrain_fingerprint(x, yy, spec) != getattr(self, "pretrain_data_", None):
             what = "X" if spec.label_free_pretraining else "X and y"
             if spec.needs_prior:
                 what += " and prior"
-            raise ValueError(
+            raise PUInputError(
                 f"refit needs the {what} that {self.method!r} was pretrained on; use fit for new data"
             )
+        self.classes_ = classes
         if isinstance(self.encoder_, EnsembleEncoder):  # a former ensemble fit
             self.encoder_ = self.encoder_.members[0]
         self.encoder_.load_state_dict(self.pretrained_state_)
         self._ck_sig = None  # a refit is not checkpointed (its stages are the short ones)
         dev = next(self.encoder_.parameters()).device
-        self._fit_classifier(x, yy, dev)
-        if self.selftrain_epochs:
-            self._selftrain(x, yy, dev)
-        self._set_threshold(x, yy, dev)
+        self.seed_ = self._draw_seed()
+        with _forked_rng(dev):
+            self._fit_classifier(x, yy, dev)
+            if self.selftrain_epochs:
+                self._selftrain(x, yy, dev)
+            self._set_threshold(x, yy, dev)
         return self
 
     def _pretrain_fingerprint(self, x: torch.Tensor, yy: np.ndarray, spec: Method) -> str:
@@ -411,10 +466,11 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         """puPL pseudo-labels, then the frozen probe or end-to-end fine-tuning (the module doc)."""
         from embedlab.pu.cluster import pu_kmeans, pu_overcluster
 
-        seed = 0 if self.random_state is None else int(self.random_state)
-        torch.manual_seed(seed + 1)
+        seed = self.seed_
+        torch.manual_seed(seed + 1)  # inside the caller's fork of the global RNG
         self._gen = torch.Generator().manual_seed(seed + 1)
-        feats = self._features(x, dev)
+        self.cluster_space_ = self.cluster_space  # what predict embeds with, fixed at fit
+        feats = self._features(x, dev, self.cluster_space_)
         if self.cluster_k == 2:
             cl = pu_kmeans(feats, yy.astype(bool), init=self.cluster_init, clamp_labeled=self.clamp_labeled,
                            normalize=False, seed=seed)  # fmt: skip
@@ -445,7 +501,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         ``STAGE#k`` and carries the finished members, so a crash loses at most one epoch.
         The fitted model averages the members' logits (:class:`EnsembleEncoder`,
         :class:`EnsembleHead`)."""
-        seed = 0 if self.random_state is None else int(self.random_state)
+        seed = self.seed_
         state = self._checkpoint_state()
         done: list[dict[str, Any]] = []
         if state is not None and state["stage"].partition("#")[0] == stage:
@@ -515,7 +571,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         out = []
         for i in range(0, len(x), 2048):
             xb = x[i : i + 2048].to(dev)
-            h = self._embed(xb) if probe else self.encoder_(xb)
+            h = self._embed(xb, self.cluster_space_) if probe else self.encoder_(xb)
             out.append(self.head_(h).squeeze(1).cpu())
         return torch.cat(out).double().numpy()
 
@@ -527,7 +583,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
 
         state = ck.load(self.checkpoint)
         if state is not None and state["signature"] != self._ck_sig:
-            raise ValueError(f"checkpoint {self.checkpoint} belongs to another fit (other parameters or data); "
+            raise PUInputError(f"checkpoint {self.checkpoint} belongs to another fit (other parameters or data); "
                              "delete it or choose another path")  # fmt: skip
         return state
 
@@ -645,7 +701,7 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
             "modules": {k: m.state_dict() for k, m in modules.items()},
             "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": self._gen.get_state(),
             "rng": torch.get_rng_state(), "history": list(self.history_), "pretrained": pretrained,
-            "extra": extra or {},
+            "extra": extra or {}, "seed": self.seed_,
         })  # fmt: skip
 
     def _pretrain(self, x: torch.Tensor, labeled: torch.Tensor, dev: torch.device) -> None:
@@ -681,17 +737,21 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         )
 
     @torch.no_grad()
-    def _features(self, x: torch.Tensor, dev: torch.device) -> np.ndarray:
+    def _features(self, x: torch.Tensor, dev: torch.device, space: str | None = None) -> np.ndarray:
+        """Normalised features of prepared inputs in ``space`` (default: the ``cluster_space``
+        parameter, as a fit uses them for clustering)."""
+        space = self.cluster_space if space is None else space
         self.encoder_.eval()
         if hasattr(self, "proj_"):
             self.proj_.eval()
-        out = [self._embed(x[i : i + 2048].to(dev)).cpu() for i in range(0, len(x), 2048)]
+        out = [self._embed(x[i : i + 2048].to(dev), space).cpu() for i in range(0, len(x), 2048)]
         return torch.cat(out).numpy()
 
-    def _embed(self, xb: torch.Tensor) -> torch.Tensor:
-        """The normalised features the clustering and the probe use (eval mode)."""
+    def _embed(self, xb: torch.Tensor, space: str) -> torch.Tensor:
+        """The normalised features the clustering and the probe use (eval mode): the
+        projection head's outputs (``space="projection"``) or the encoder's (``"backbone"``)."""
         h = self.encoder_(xb)
-        if self.cluster_space == "projection":
+        if space == "projection":
             h = self.proj_(h)
         return F.normalize(h, dim=1)
 
@@ -765,15 +825,37 @@ class PUClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        """``[1 - p, p]`` with ``p`` the logistic function of :meth:`decision_function` (a PU
+        logit is not a calibrated probability)."""
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
         return np.stack([1 - p, p], axis=1)
 
     def predict(self, X: Any) -> np.ndarray:
-        return (self.decision_function(X) > 0).astype(np.int64)
+        """``classes_[1]`` (positive; 1 for 0/1 labels) where :meth:`decision_function` is above
+        0, else ``classes_[0]``."""
+        positive = self.decision_function(X) > 0  # checks that the model is fitted
+        return self.classes_[positive.astype(np.int64)]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Lee & Liu's (2003) PU criterion ``recall² / P(ŷ = 1)`` of the predictions on ``X``,
+        with the recall taken on the labeled positives of the PU labels ``y`` (1 labeled
+        positive, 0 unlabeled): :func:`~embedlab.pu.metrics.lee_liu_score`. It replaces
+        scikit-learn's accuracy, which against PU labels counts every hidden positive found as
+        an error and so makes ``GridSearchCV`` prefer models that call the unlabeled set
+        negative. It equals ``precision · recall / P(y = 1)`` (higher is better, at most
+        ``1 / P(y = 1)``), needs no prior, and is meant for held-out data (cross-validation).
+        For ``method="pn"`` pass true labels: the same formula with the true recall."""
+        from embedlab.pu.metrics import lee_liu_score
+
+        pred = (self.decision_function(X) > 0).astype(np.int64)
+        return lee_liu_score(np.asarray(y) == self.classes_[1], pred, sample_weight)
 
     def __sklearn_tags__(self):  # noqa: ANN204
+        """Binary only (PU labels are 1 / 0): ``classifier_tags.multi_class = False``. An int
+        ``random_state`` gives the same model bit for bit at a fixed thread count, so the
+        estimator is not tagged non-deterministic."""
         tags = super().__sklearn_tags__()
-        tags.non_deterministic = True
+        tags.classifier_tags.multi_class = False
         return tags
 
 

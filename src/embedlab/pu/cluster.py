@@ -17,7 +17,8 @@ Offered here (``init``):
 ``clamp_labeled=True`` keeps the labeled positives in the positive cluster at every step
 (they still move its centroid); the reference does not (default ``False``). Ties in the
 assignment go to the positive cluster. Returns the pseudo-labels of all points in input
-order (labeled positives included) and the final centroids ``[negative, positive]``.
+order (labeled positives included) and the final centroids ``[negative, positive]``. Invalid
+arguments raise :class:`~embedlab.pu.validation.PUInputError` (a ``ValueError``).
 
 :func:`pu_overcluster` (our extension, ``cluster_k > 2`` in ``PUClassifier``): the paper's two
 clusters assume each class forms one mode in embedding space. When the positive class is a
@@ -43,6 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embedlab.pu.validation import PUInputError
+
 INITS = ("reference", "kmeans++")
 
 
@@ -63,11 +66,11 @@ def _inputs(x: np.ndarray, labeled: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     x = np.asarray(x, dtype=np.float64)
     lab = np.asarray(labeled, dtype=bool).reshape(-1)
     if x.ndim != 2 or len(x) != len(lab):
-        raise ValueError(
+        raise PUInputError(
             f"need x [N, d] and one labeled flag per row; got {x.shape} and {lab.shape}"
         )
     if not lab.any():
-        raise ValueError("PU clustering needs at least one labeled positive")
+        raise PUInputError("PU clustering needs at least one labeled positive")
     return x, lab
 
 
@@ -76,7 +79,7 @@ def pu_kmeans(x: np.ndarray, labeled: np.ndarray, *, init: str = "reference", cl
     """Two-cluster PU k-means (see the module doc)."""
     x, lab = _inputs(x, labeled)
     if init not in INITS:
-        raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r}")
+        raise PUInputError(f"init must be one of {', '.join(INITS)}; got {init!r}")
     if normalize:
         x = l2_normalize(x)
     mu_p = x[lab].mean(0)
@@ -121,11 +124,11 @@ def pu_overcluster(x: np.ndarray, labeled: np.ndarray, k: int, *, threshold: flo
 
     x, lab = _inputs(x, labeled)
     if not 2 <= k <= len(x):
-        raise ValueError(f"k must be between 2 and the number of samples ({len(x)}); got {k}")
+        raise PUInputError(f"k must be between 2 and the number of samples ({len(x)}); got {k}")
     if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1]; got {threshold}")
+        raise PUInputError(f"threshold must be in (0, 1]; got {threshold}")
     if not 0 < pool <= 1:
-        raise ValueError(f"pool must be in (0, 1]; got {pool}")
+        raise PUInputError(f"pool must be in (0, 1]; got {pool}")
     if normalize:
         x = l2_normalize(x)
     km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x)
