@@ -62,7 +62,7 @@ def evaluate_spaces(clf):
     xt = torch.from_numpy(xtr[:, None])
     u = ~s.labeled
     for space in ("backbone", "projection"):
-        clf.cluster_space = space
+        clf.cluster_space = clf.cluster_space_ = space  # predict reads the fitted attribute
         f = clf._features(xt, torch.device(dev))
         for init in ("reference", "kmeans++"):
             c = pu_kmeans(f, s.labeled, init=init, normalize=False)
