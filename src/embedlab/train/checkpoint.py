@@ -219,3 +219,43 @@ def _barrier() -> None:
 
     if dist.is_initialized():
         dist.barrier()
+
+
+def _fbgemm_kernels(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """FBGEMM's table-batched kernels inside ``model``: TorchRec keeps some modules on the way
+    to them in plain lists (``_lookups`` of sharded collections, ``_emb_modules`` of fused
+    ones), out of ``modules()``' reach, so those lists are walked too."""
+    seen: set[int] = set()
+    out: list[torch.nn.Module] = []
+    stack: list[Any] = [model]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen or not isinstance(m, torch.nn.Module):
+            continue
+        seen.add(id(m))
+        if hasattr(m, "iter_cpu") and isinstance(getattr(m, "iter", None), torch.Tensor):
+            out.append(m)
+        stack.extend(m.children())
+        for name in ("_lookups", "_emb_modules"):
+            stack.extend(getattr(m, name, None) or [])
+        stack.append(getattr(m, "_emb_module", None))
+    return out
+
+
+def fbgemm_iteration(model: torch.nn.Module) -> int | None:
+    """The iteration counter of the model's FBGEMM fused embedding kernels (``None`` without
+    any). FBGEMM numbers training steps itself (``iter``, and a CPU copy ``iter_cpu`` it
+    reloads from ``iter`` only while it is 0) and records each row's last update step in
+    ``prev_iter``; TorchRec's sharded state dict leaves the counter out, so checkpoints save
+    it here (the largest of the kernels' counters; they step together)."""
+    its = [int(m.iter.max().item()) for m in _fbgemm_kernels(model)]
+    return max(its) if its else None
+
+
+def set_fbgemm_iteration(model: torch.nn.Module, value: int | None) -> None:
+    """Restore :func:`fbgemm_iteration` into every FBGEMM kernel of ``model`` (both copies)."""
+    if value is None:
+        return
+    for m in _fbgemm_kernels(model):
+        m.iter.fill_(value)
+        m.iter_cpu.fill_(value)

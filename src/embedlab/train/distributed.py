@@ -67,7 +67,7 @@ from embedlab.io import ensure_dir, read_json, write_json
 from embedlab.models.dlrm import DLRM, SHARDED, model_config
 from embedlab.optim.registry import get_optimizer, set_lr
 from embedlab.seed import set_seed
-from embedlab.train.checkpoint import StepCheckpoints
+from embedlab.train.checkpoint import StepCheckpoints, fbgemm_iteration, set_fbgemm_iteration
 from embedlab.train.loop import LoopHooks, LoopState, RunLog, run_loop
 from embedlab.train.metrics import ctr_metrics
 from embedlab.train.trainer import (
@@ -283,6 +283,7 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
                 f"the planner's plan differs from {run}/plan.json; resume needs the same plan"
             )
         meta = load_sharded_state(store, dmp, dense_opt, fused_opt)
+        set_fbgemm_iteration(dmp, meta.get("fbgemm_iter"))
         state = LoopState(int(meta["step"]), float(meta["loss_sum"]) if env.is_main else 0.0,
                           int(meta["loss_n"]) if env.is_main else 0, float(meta["elapsed"]))  # fmt: skip
         if selector is not None and meta.get("selection") is not None:
@@ -310,6 +311,7 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
         loss_sum, loss_n = loss_total(st.loss_sum, st.loss_n)
         store.save(st.step, sharded_state(dmp, dense_opt, fused_opt), {
             "elapsed": st.elapsed, "loss_sum": loss_sum, "loss_n": loss_n,
+            "fbgemm_iter": fbgemm_iteration(dmp),
             "selection": selector.state_dict() if selector is not None else None,
         })  # fmt: skip
 
@@ -377,7 +379,8 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
         for split in ("valid", "test"):
             m = _evaluate(dmp, data.split(split), data.schema, cfg, env)
             final.update({f"{split}_{k}": v for k, v in (m or {}).items()})
-        write({"step": step, **final})
+        if log is not None:
+            log.write({"step": step, **final}, tb_prefix="final_")
     except _Stopped:
         dist.barrier()
         return None

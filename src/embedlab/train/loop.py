@@ -155,13 +155,16 @@ class RunLog:
             purge = None if keep_until is None else keep_until + 1
             self.tb = SummaryWriter(log_dir=str(run / "tb"), purge_step=purge)
 
-    def write(self, rec: dict[str, Any]) -> None:
+    def write(self, rec: dict[str, Any], tb_prefix: str = "") -> None:
+        """Append ``rec`` (with its ``step``); its numbers go to TensorBoard as
+        ``tb_prefix + key`` (the final record uses ``final_``: its valid metrics are the best
+        checkpoint's, not a second evaluation at the last step)."""
         self.f.write(json.dumps(rec) + "\n")
         self.f.flush()
         if self.tb is not None:
             for k, v in rec.items():
                 if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
-                    self.tb.add_scalar(k, v, rec["step"])
+                    self.tb.add_scalar(tb_prefix + k, v, rec["step"])
 
     def close(self) -> None:
         self.f.close()

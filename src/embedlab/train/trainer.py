@@ -46,7 +46,12 @@ from embedlab.io import ensure_dir, read_json, write_json
 from embedlab.models.dlrm import DLRM, KERNELS, model_config
 from embedlab.optim.registry import get_optimizer, set_lr, state_bytes
 from embedlab.seed import set_seed
-from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
+from embedlab.train.checkpoint import (
+    fbgemm_iteration,
+    load_checkpoint,
+    save_checkpoint,
+    set_fbgemm_iteration,
+)
 from embedlab.train.loop import LoopHooks, LoopState, RunLog, run_loop
 from embedlab.train.metrics import ctr_metrics
 from embedlab.train.schedule import SCHEDULES
@@ -417,6 +422,7 @@ def train(
             fused.load_state_dict(ck["fused_optim"])
             for t, saved in zip(_fused_states(model), ck.get("fused_states") or []):
                 t.copy_(saved)
+            set_fbgemm_iteration(model, ck.get("fbgemm_iter"))
         state = LoopState(int(ck["step"]), float(ck["loss_sum"]), int(ck["loss_n"]), float(ck["elapsed"]))
         if ck.get("growth") is not None:
             growth.load_progress(ck["growth"])
@@ -447,6 +453,7 @@ def train(
             "growth": growth.state_dict(st.step),
             "fused_optim": fused.state_dict() if fused is not None else None,
             "fused_states": [t.clone() for t in _fused_states(model)] if fused is not None else None,
+            "fbgemm_iter": fbgemm_iteration(model),
             "embedding_lr": base_elr, "embedding_grad_scale": grad_scale,
             "selection": selector.state_dict() if selector is not None else None,
         })  # fmt: skip
@@ -516,7 +523,7 @@ def train(
         for split in ("valid", "test"):
             for k, v in evaluate(model, data.split(split), schema, cfg.eval_batch_size).items():
                 final[f"{split}_{k}"] = v
-        log.write({"step": step, **final})
+        log.write({"step": step, **final}, tb_prefix="final_")
     finally:
         bar.close()
         log.close()
