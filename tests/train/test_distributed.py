@@ -54,6 +54,10 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)  # fmt: skip
 
 
+#: Measured on this data at 30 steps: 2 processes 0.6225 test AUC / 0.5314 logloss, 1 process
+#: 0.6166 / 0.5339; another seed moves the 1-process run by 0.006 / 0.0006, while frozen
+#: embeddings give 0.584 / 0.546 and a doubled embedding lr 0.654 / 0.519, so a sharded run
+#: whose tables do not learn at the single-process rate fails these.
 AUC_TOL = 0.02
 LOGLOSS_TOL = 0.01
 
@@ -73,8 +77,6 @@ def test_train_with_planner_on_two_processes(synth: Path, tmp_path: Path):
     one = train(TrainConfig(data="synth", data_options={"data_dir": str(synth)}, model_size="tiny",
                             optimizer="adagrad", batch_size=128, max_steps=30, threads=1),
                 tmp_path / "one", show_progress=False)  # fmt: skip
-    print("2 processes", m["test_auc"], m["test_logloss"], "1 process", one["test_auc"], one["test_logloss"],
-          "planted", m["data_bayes_test_auc"])  # fmt: skip
     assert m["test_auc"] == pytest.approx(one["test_auc"], abs=AUC_TOL)
     assert m["test_logloss"] == pytest.approx(one["test_logloss"], abs=LOGLOSS_TOL)
     plan = json.loads((tmp_path / "run" / "plan.json").read_text())
