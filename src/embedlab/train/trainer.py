@@ -6,7 +6,12 @@ atomically), ``best.pt`` (the weights of the best validation evaluation), ``voca
 (the id-to-row vocabulary when tables are sized by it) and, when the run finishes,
 ``metrics.json`` (flat final metrics plus the settings and wall time). The data order is a
 pure function of ``(seed, epoch)``, so a run resumed from a checkpoint replays exactly the
-batches an uninterrupted run would see and ends with the same final metrics.
+batches an uninterrupted run would see and ends with the same final metrics. The loop is
+:func:`embedlab.train.loop.run_loop`, shared with the sharded trainer
+(:mod:`embedlab.train.distributed`); this module supplies its hooks (the batches, one step
+of the optimizers, growth/pruning, the checkpoint). With ``tensorboard`` the run also
+writes event files under ``tb/`` (emptied by a fresh run; a resumed run purges the events
+after its checkpoint).
 
 **Best on validation.** The validation split is evaluated at the end of every epoch (and
 every ``eval_every`` steps when asked); :class:`~embedlab.train.selection.BestOnValid`
