@@ -190,10 +190,15 @@ class StepCheckpoints:
         if info is None:
             raise UserError(f"{self.run} has no complete checkpoint ({self.pointer}) to resume")
         folder = self.run / info["dir"]
+        from torch.distributed.checkpoint.api import CheckpointException
+
         try:
             dcp.load(state, checkpoint_id=str(folder))
-        except Exception as e:  # DCP wraps per-rank failures in CheckpointException
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        except (CheckpointException, ValueError, RuntimeError, KeyError) as e:
+            # DCP reports per-rank failures as one CheckpointException (a BaseException)
+            # whose text holds each rank's traceback; its last line names the mismatch
+            lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+            first = lines[-1] if lines else type(e).__name__
             raise UserError(
                 f"checkpoint {folder} does not fit this model (another plan or process count?): "
                 f"{first[:300]}"
