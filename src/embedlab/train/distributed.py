@@ -72,6 +72,7 @@ from embedlab.train.loop import LoopHooks, LoopState, RunLog, run_loop
 from embedlab.train.metrics import ctr_metrics
 from embedlab.train.trainer import (
     TrainConfig,
+    _check_best_step,
     _flat,
     learning_rates,
     make_selector,
@@ -115,9 +116,11 @@ def build_sharded(cfg: TrainConfig, data: CTRData, planner: str, device: torch.d
     model = DLRM(schema.num_dense, schema.table_sizes, schema.sparse_names, model_config(cfg.model_size),
                  embedding_kernel=SHARDED, embedding_init_bound=cfg.embedding_init)  # fmt: skip
     if spec.lr_rule(cfg.optimizer_options) == "auto":
-        from embedlab.train.trainer import build_model, embedding_lr_rule
+        from embedlab.train.trainer import _init_from, build_model, embedding_lr_rule
 
         probe, _ = build_model(cfg, schema)
+        if cfg.init_from is not None:  # measured on the weights the run starts from
+            _init_from(probe, Path(cfg.init_from))
         elr, _ = embedding_lr_rule(cfg, probe, data)
         del probe
     emb = spec.fused(elr, **cfg.optimizer_options)
@@ -208,6 +211,35 @@ def load_sharded_state(store: StepCheckpoints, dmp: Any, dense_opt: Any, fused_o
     return meta
 
 
+def init_sharded_from(dmp: Any, run: Path) -> None:
+    """Start the sharded model from the final weights of the finished run ``run`` (a
+    single-process or sharded run's ``checkpoint.pt``, full tensors): every rank copies the
+    rows and columns of its own shards, the replicated dense part whole. The optimizers
+    start fresh, as in the single-process trainer."""
+    from torch.distributed._shard.sharded_tensor import ShardedTensor
+
+    from embedlab.train.trainer import init_weights
+
+    weights = init_weights(run)
+    state = dmp.state_dict()
+    for k, v in state.items():
+        src = weights.get(k)
+        if src is None or tuple(src.shape) != tuple(v.size()):
+            got = "missing" if src is None else f"shape {tuple(src.shape)}"
+            raise UserError(
+                f"--init-from {run}: its model does not match this one ({k}: {got}, "
+                f"expected {tuple(v.size())})"
+            )
+        with torch.no_grad():
+            if isinstance(v, ShardedTensor):
+                for sh in v.local_shards():
+                    (r0, c0), (nr, nc) = sh.metadata.shard_offsets, sh.metadata.shard_sizes
+                    sh.tensor.copy_(src[r0 : r0 + nr, c0 : c0 + nc])
+            else:
+                v.copy_(src)
+    dmp.load_state_dict(state)
+
+
 def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device_memory_gb: float = 16.0,
                       resume: bool = False, show_progress: bool = True, threads: int | None = None,
                       stop_after: int | None = None) -> dict[str, Any] | None:  # fmt: skip
@@ -288,7 +320,10 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
                           int(meta["loss_n"]) if env.is_main else 0, float(meta["elapsed"]))  # fmt: skip
         if selector is not None and meta.get("selection") is not None:
             selector.load_state_dict(meta["selection"])
-    elif env.is_main:
+    else:
+        if cfg.init_from is not None:
+            init_sharded_from(dmp, Path(cfg.init_from))
+    if not resume and env.is_main:
         store.clear()
         best_store.clear()
         for p in run.glob("checkpoint.rank*.pt"):  # an older embedlab's per-rank files
@@ -373,7 +408,8 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
         bar.close()
         if selector is not None and selector.best_step is not None and selector.best_step != step:
             best = {"model": dmp.state_dict()}
-            best_store.load(best)
+            saved = best_store.load(best)
+            _check_best_step(run / "best.json", int(saved["step"]), selector.best_step)
             dmp.load_state_dict(best["model"])
         final: dict[str, Any] = {}
         for split in ("valid", "test"):
@@ -409,6 +445,7 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
 __all__ = [
     "KEEP_CHECKPOINTS",
     "build_sharded",
+    "init_sharded_from",
     "load_sharded_state",
     "sharded_state",
     "pooling_factors",

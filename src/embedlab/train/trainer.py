@@ -523,7 +523,9 @@ def train(
         step = state.step
         bar.close()
         if selector is not None and selector.best_step is not None and selector.best_step != step:
-            model.load_state_dict(load_checkpoint(run / "best.pt")["model"])
+            best = load_checkpoint(run / "best.pt")
+            _check_best_step(run / "best.pt", int(best["step"]), selector.best_step)
+            model.load_state_dict(best["model"])
         final: dict[str, Any] = {}
         for split in ("valid", "test"):
             for k, v in evaluate(model, data.split(split), schema, cfg.eval_batch_size).items():
@@ -549,9 +551,20 @@ def train(
     return final
 
 
-def _init_from(model: DLRM, run: Path) -> None:
-    """Start from the final weights of the finished run ``run`` (recurring training: one more
-    day of data); the optimizers start fresh."""
+def _check_best_step(path: Path, saved: int, selected: int) -> None:
+    """The best weights on disk must be those of the selected evaluation (a resumed run
+    whose replayed evaluation chose differently would otherwise report other weights)."""
+    if saved != selected:
+        raise UserError(
+            f"{path} holds the weights of step {saved}, but the best validation evaluation "
+            f"is step {selected}; start the run afresh"
+        )
+
+
+def init_weights(run: Path) -> dict[str, torch.Tensor]:
+    """The final weights of the finished run ``run`` (the model's state dict, full tensors),
+    which start a run ``init_from`` it (recurring training: one more day of data); only a
+    finished, full-size run qualifies."""
     ck_path = run / "checkpoint.pt"
     if not (run / "metrics.json").is_file() or not ck_path.is_file():
         raise UserError(
@@ -563,8 +576,14 @@ def _init_from(model: DLRM, run: Path) -> None:
         raise UserError(
             f"--init-from {run}: that run ended pruned; only full-size models can start another run"
         )
+    return ck["model"]
+
+
+def _init_from(model: DLRM, run: Path) -> None:
+    """Start from the final weights of the finished run ``run``; the optimizers start fresh."""
+    weights = init_weights(run)
     try:
-        model.load_state_dict(ck["model"])
+        model.load_state_dict(weights)
     except RuntimeError as e:
         raise UserError(
             f"--init-from {run}: its model does not match this one ({str(e).splitlines()[0]})"
