@@ -32,6 +32,10 @@ The loop itself is the single-process trainer's (:func:`embedlab.train.loop.run_
 this module supplies its hooks (per-rank batches, the sharded step, the loss summed over
 ranks, the collective evaluation and checkpoint).
 
+``--init-from RUN`` starts from a finished run's final weights (:func:`init_sharded_from`:
+each rank copies its shards out of the full tables), so a sharded run and a single-process
+run from the same weights follow the same trajectory (the tests compare them).
+
 Tables are sized as in the single-process trainer (a training vocabulary by default, the
 same on every rank). CF-SGD's ``lr_rule=auto`` measures the gradient scale on an unsharded
 copy of the model built on each rank for the purpose (the tables once more in memory, then
