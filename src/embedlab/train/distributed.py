@@ -216,10 +216,10 @@ def load_sharded_state(store: StepCheckpoints, dmp: Any, dense_opt: Any, fused_o
 
 
 def init_sharded_from(dmp: Any, run: Path) -> None:
-    """Start the sharded model from the final weights of the finished run ``run`` (a
-    single-process or sharded run's ``checkpoint.pt``, full tensors): every rank copies the
-    rows and columns of its own shards, the replicated dense part whole. The optimizers
-    start fresh, as in the single-process trainer."""
+    """Start the sharded model from the final weights of the finished single-process run
+    ``run`` (its ``checkpoint.pt``, full tensors; a sharded run has none and is refused):
+    every rank copies the rows and columns of its own shards, the replicated dense part
+    whole. The optimizers start fresh, as in the single-process trainer."""
     from torch.distributed._shard.sharded_tensor import ShardedTensor
 
     from embedlab.train.trainer import init_weights
