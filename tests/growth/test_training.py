@@ -26,6 +26,13 @@ def _cfg(synth: Path, scheme: str, **kw) -> TrainConfig:
                        scheme_options={"sparsity": 0.5} if scheme != "dense" else {}, **kw)  # fmt: skip
 
 
+#: Measured on this data (one epoch, 25 steps, seed 1): dense 0.623, growth-pruning 0.618,
+#: prune-only 0.610 test AUC; a model trained one step scores 0.546, so a scheme that stops
+#: learning fails this. The schemes share the dense run's seed (initial weights, data order):
+#: across seeds 1-3 the dense run itself scores 0.599-0.659.
+AUC_GAP = 0.02
+
+
 def test_schemes_cost_less_and_growth_ends_full_size(synth: Path, tmp_path: Path):
     m = {
         s: train(_cfg(synth, s), tmp_path / s, show_progress=False)
@@ -38,7 +45,9 @@ def test_schemes_cost_less_and_growth_ends_full_size(synth: Path, tmp_path: Path
     assert gp["train_flops"] == pytest.approx(po["train_flops"], rel=0.02)  # same sparse steps
     assert [p["sparse"] for p in gp["phases"]] == [False, True, False]  # default: one cycle
     assert sum(p["end"] - p["start"] for p in gp["phases"]) == gp["steps"]
-    assert 0.5 < gp["test_auc"] <= 1.0
+    # growth/pruning trains the same steps as dense, its middle phase half-sparse: it ends
+    # close to the dense model
+    assert gp["test_auc"] == pytest.approx(dense["test_auc"], abs=AUC_GAP)
 
 
 def test_a_run_killed_in_a_sparse_phase_resumes_exactly(synth: Path, tmp_path: Path):

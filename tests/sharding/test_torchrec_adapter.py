@@ -162,14 +162,32 @@ def _dmp_worker(rank: int, world: int, port: int) -> None:
             sharders=[sharder],
             env=ShardingEnv.from_process_group(dist.GroupMember.WORLD),
         )
+        # each rank its own batch (ids differ), so the lookups cross ranks both ways
         kjt = KeyedJaggedTensor.from_lengths_sync(
             keys=["a", "b"],
-            values=torch.tensor([1, 2, 3, 4, 5, 6]),
+            values=torch.tensor([1, 2, 3, 4, 5, 6]) + 7 * rank,
             lengths=torch.tensor([1, 2, 1, 2]),
         )
         out = model(kjt)
         emb = out.to_dict()
         assert tuple(emb["a"].shape) == (2, 8) and tuple(emb["b"].shape) == (2, 12)
+        # the unsharded collection with the same weights: every rank writes its shards
+        # (row and column offsets from their metadata) into zero tables, summed over ranks
+        full = {}
+        for k, st in model.state_dict().items():
+            t = torch.zeros(st.size())
+            for sh in st.local_shards():
+                (r0, c0), (nr, nc) = sh.metadata.shard_offsets, sh.metadata.shard_sizes
+                t[r0 : r0 + nr, c0 : c0 + nc] = sh.tensor.detach()
+            dist.all_reduce(t)
+            full[k] = t
+        assert set(full) == {"embedding_bags.a.weight", "embedding_bags.b.weight"}
+        assert all(t.abs().min() > 0 for t in full.values())  # every element came from a shard
+        ref = embedding_bag_collection_for_task(task, "cpu")
+        ref.load_state_dict(full)
+        want = ref(kjt).to_dict()
+        for key in ("a", "b"):
+            torch.testing.assert_close(emb[key].detach(), want[key].detach(), rtol=0, atol=1e-5)
         out.values().sum().backward()
     finally:
         dist.destroy_process_group()

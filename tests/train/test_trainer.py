@@ -171,10 +171,47 @@ def test_checkpoint_of_other_settings_is_refused(tmp_path, synth_dir):
         resume_run(tmp_path / "b", show_progress=False)
 
 
-def test_tensorboard_events_written(tmp_path, synth_dir):
+def _tb_scalars(run, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)] if tag in acc.Tags()["scalars"] else []
+
+
+def test_tensorboard_resumed_run_logs_each_step_once(tmp_path, synth_dir):
+    pytest.importorskip("tensorboard")
+    c = cfg(synth_dir, max_steps=30, tensorboard=True)
+    full = train(c, tmp_path / "full", show_progress=False)
+
+    def boom(step: int) -> None:
+        if step == 25:  # logged step 25, last checkpoint at step 20
+            raise Kill
+
+    with pytest.raises(Kill):
+        train(c, tmp_path / "cut", show_progress=False, on_step=boom)
+    resumed = resume_run(tmp_path / "cut", show_progress=False)
+    assert resumed["test_auc"] == full["test_auc"]
+    want = _tb_scalars(tmp_path / "full", "train_loss")
+    assert [s for s, _ in want] == [5, 10, 15, 20, 25, 30]
+    got = _tb_scalars(tmp_path / "cut", "train_loss")
+    assert [s for s, _ in got] == [5, 10, 15, 20, 25, 30]  # step 25 once, not twice
+    assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-6)
+    # the final record's valid metrics (the best checkpoint's) are separate curves
+    assert [s for s, _ in _tb_scalars(tmp_path / "cut", "final_test_auc")] == [30]
+    assert [s for s, _ in _tb_scalars(tmp_path / "cut", "valid_auc")] == [30]
+
+
+def test_tensorboard_fresh_run_leaves_no_old_events(tmp_path, synth_dir):
     pytest.importorskip("tensorboard")
     train(cfg(synth_dir, max_steps=10, tensorboard=True), tmp_path, show_progress=False)
-    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
+    train(cfg(synth_dir, max_steps=10, tensorboard=True, lr=0.5), tmp_path, show_progress=False)
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
+    assert [s for s, _ in _tb_scalars(tmp_path, "train_loss")] == [5, 10]
+    # a fresh run without TensorBoard leaves no curves of another run beside its own files
+    train(cfg(synth_dir, max_steps=10, lr=0.3), tmp_path, show_progress=False)
+    assert not (tmp_path / "tb").exists()
 
 
 @pytest.mark.parametrize(

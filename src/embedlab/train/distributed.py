@@ -24,25 +24,39 @@ on every process:
    ``--compile-dense`` and unfused embedding kernels are refused;
 6. best-on-validation selection and early stopping are the single-process trainer's hook
    (:class:`~embedlab.train.selection.BestOnValid`): rank 0's validation metrics are
-   broadcast, every rank updates the same selector, and on an improvement every rank saves
-   its shards to ``best.rank{R}.pt``; the final metrics come from those shards.
+   broadcast, every rank updates the same selector, and on an improvement the sharded
+   weights are saved (collectively) to ``best/`` (pointer ``best.json``); the final metrics
+   come from them.
+
+The loop itself is the single-process trainer's (:func:`embedlab.train.loop.run_loop`):
+this module supplies its hooks (per-rank batches, the sharded step, the loss summed over
+ranks, the collective evaluation and checkpoint).
+
+``--init-from RUN`` starts from a finished run's final weights (:func:`init_sharded_from`:
+each rank copies its shards out of the full tables), so a sharded run and a single-process
+run from the same weights follow the same trajectory (the tests compare them).
 
 Tables are sized as in the single-process trainer (a training vocabulary by default, the
 same on every rank). CF-SGD's ``lr_rule=auto`` measures the gradient scale on an unsharded
 copy of the model built on each rank for the purpose (the tables once more in memory, then
 freed).
 
-Checkpoints: every rank writes ``checkpoint.rank{R}.pt`` (its shards of the tables and of the
-optimizer state, the dense part and the step); rank 0 then records the step in
-``checkpoint.json``. ``--resume RUN_DIR`` under the same number of processes reloads them
-(the plan is recomputed and must equal the saved ``plan.json``) and continues with the
-batches an uninterrupted run would have seen.
+Checkpoints follow PyTorch's convention for sharded state, ``torch.distributed.checkpoint``
+(DCP), through :class:`~embedlab.train.checkpoint.StepCheckpoints`: every
+``checkpoint_every`` steps (and at the end) all ranks save the model's state dict (tables as
+``ShardedTensor``), the dense and the fused optimizer's state into ``ckpt/step_{N:09d}/``
+(one ``.distcp`` file per rank, DCP's ``.metadata``, and ``meta.json`` with the step, the
+running loss, the elapsed time and the selector); after a barrier rank 0 replaces the
+pointer ``checkpoint.json`` atomically and keeps the :data:`KEEP_CHECKPOINTS` newest
+folders. A crash at any point leaves the pointer at the last complete checkpoint.
+``--resume RUN_DIR`` under the same number of processes loads it (the plan is recomputed
+and must equal the saved ``plan.json``) and continues with the batches an uninterrupted run
+would have seen.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -57,20 +71,22 @@ from embedlab.io import ensure_dir, read_json, write_json
 from embedlab.models.dlrm import DLRM, SHARDED, model_config
 from embedlab.optim.registry import get_optimizer, set_lr
 from embedlab.seed import set_seed
-from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
+from embedlab.train.checkpoint import StepCheckpoints, fbgemm_iteration, set_fbgemm_iteration
+from embedlab.train.loop import LoopHooks, LoopState, RunLog, run_loop
 from embedlab.train.metrics import ctr_metrics
-from embedlab.train.schedule import lr_at
-from embedlab.train.selection import evaluation_due
 from embedlab.train.trainer import (
     TrainConfig,
+    _check_best_step,
     _flat,
-    _Log,
     learning_rates,
     make_selector,
     prepare_data,
     saved_config_matches,
     step_counts,
 )
+
+#: Complete checkpoints kept in ``ckpt/`` (the newest ones; older folders are removed).
+KEEP_CHECKPOINTS = 2
 
 
 def _rank_rows(order: np.ndarray, b: int, batch_size: int, rank: int, world: int) -> np.ndarray:
@@ -104,9 +120,11 @@ def build_sharded(cfg: TrainConfig, data: CTRData, planner: str, device: torch.d
     model = DLRM(schema.num_dense, schema.table_sizes, schema.sparse_names, model_config(cfg.model_size),
                  embedding_kernel=SHARDED, embedding_init_bound=cfg.embedding_init)  # fmt: skip
     if spec.lr_rule(cfg.optimizer_options) == "auto":
-        from embedlab.train.trainer import build_model, embedding_lr_rule
+        from embedlab.train.trainer import _init_from, build_model, embedding_lr_rule
 
         probe, _ = build_model(cfg, schema)
+        if cfg.init_from is not None:  # measured on the weights the run starts from
+            _init_from(probe, Path(cfg.init_from))
         elr, _ = embedding_lr_rule(cfg, probe, data)
         del probe
     emb = spec.fused(elr, **cfg.optimizer_options)
@@ -163,43 +181,6 @@ def predict_distributed(dmp: Any, arrays: CTRArrays, schema: CTRSchema, cfg: Tra
     return np.concatenate(ordered) if ordered else np.zeros(0)
 
 
-def _is_sharded(x: Any) -> bool:
-    from torch.distributed._shard.sharded_tensor import ShardedTensor
-
-    return isinstance(x, ShardedTensor)
-
-
-def to_local(obj: Any) -> Any:
-    """A state dict with every ``ShardedTensor`` replaced by its local shards' tensors, so a
-    rank's checkpoint holds plain tensors (loadable with ``weights_only=True``)."""
-    if _is_sharded(obj):
-        return {"__local_shards__": [s.tensor.detach().clone() for s in obj.local_shards()]}
-    if isinstance(obj, dict):
-        return {k: to_local(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_local(v) for v in obj)
-    return obj
-
-
-def from_local(current: Any, saved: Any) -> Any:
-    """``current`` (a fresh state dict of the same sharded model) with ``saved``'s values
-    (from :func:`to_local`) copied into its local shards; ready for ``load_state_dict``."""
-    if _is_sharded(current):
-        shards = current.local_shards()
-        if not isinstance(saved, dict) or len(saved.get("__local_shards__", ())) != len(shards):
-            raise UserError(
-                "checkpoint does not match this rank's shards (another plan or process count?)"
-            )
-        for s, t in zip(shards, saved["__local_shards__"]):
-            s.tensor.detach().copy_(t)
-        return current
-    if isinstance(current, dict):
-        if not isinstance(saved, dict):
-            raise UserError("checkpoint does not match the model's state")
-        return {k: from_local(current[k], saved[k]) if k in current else saved[k] for k in saved}
-    return saved
-
-
 def _evaluate(
     dmp: Any, arrays: CTRArrays, schema: CTRSchema, cfg: TrainConfig, env: Any
 ) -> dict[str, float] | None:
@@ -208,8 +189,59 @@ def _evaluate(
     return None if p is None else ctr_metrics(np.asarray(arrays.labels, dtype=np.float64), p)
 
 
-def _ckpt_paths(run: Path, rank: int) -> tuple[Path, Path]:
-    return run / f"checkpoint.rank{rank}.pt", run / "checkpoint.json"
+class _Stopped(Exception):
+    """Raised by ``stop_after``'s hook: the run leaves without finishing, as a crash would."""
+
+
+def sharded_state(dmp: Any, dense_opt: Any, fused_opt: Any) -> dict[str, Any]:
+    """The run's tensor state as DCP saves and loads it: the model's state dict (tables as
+    ``ShardedTensor``, the dense part replicated), the dense optimizer's and the fused
+    (FBGEMM, sharded with its tables) optimizer's state dicts."""
+    return {"model": dmp.state_dict(), "dense_optim": dense_opt.state_dict(),
+            "fused_optim": fused_opt.state_dict()}  # fmt: skip
+
+
+def load_sharded_state(store: StepCheckpoints, dmp: Any, dense_opt: Any, fused_opt: Any) -> dict[str, Any]:
+    """Collective: load the pointer's checkpoint of ``store`` into the model and both
+    optimizers (TorchRec's in-place way: initialize the lazy optimizer state, fill the
+    state dicts with DCP, load them back); the checkpoint's ``meta.json``."""
+    if not dense_opt.state:
+        dense_opt.init_state()  # a zero-gradient step creates the (lazy) state to load into
+    state = sharded_state(dmp, dense_opt, fused_opt)
+    meta = store.load(state)
+    dmp.load_state_dict(state["model"])
+    dense_opt.load_state_dict(state["dense_optim"])
+    fused_opt.load_state_dict(state["fused_optim"])
+    return meta
+
+
+def init_sharded_from(dmp: Any, run: Path) -> None:
+    """Start the sharded model from the final weights of the finished single-process run
+    ``run`` (its ``checkpoint.pt``, full tensors; a sharded run has none and is refused):
+    every rank copies the rows and columns of its own shards, the replicated dense part
+    whole. The optimizers start fresh, as in the single-process trainer."""
+    from torch.distributed._shard.sharded_tensor import ShardedTensor
+
+    from embedlab.train.trainer import init_weights
+
+    weights = init_weights(run)
+    state = dmp.state_dict()
+    for k, v in state.items():
+        src = weights.get(k)
+        if src is None or tuple(src.shape) != tuple(v.size()):
+            got = "missing" if src is None else f"shape {tuple(src.shape)}"
+            raise UserError(
+                f"--init-from {run}: its model does not match this one ({k}: {got}, "
+                f"expected {tuple(v.size())})"
+            )
+        with torch.no_grad():
+            if isinstance(v, ShardedTensor):
+                for sh in v.local_shards():
+                    (r0, c0), (nr, nc) = sh.metadata.shard_offsets, sh.metadata.shard_sizes
+                    sh.tensor.copy_(src[r0 : r0 + nr, c0 : c0 + nc])
+            else:
+                v.copy_(src)
+    dmp.load_state_dict(state)
 
 
 def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device_memory_gb: float = 16.0,
@@ -274,30 +306,31 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
     per_epoch, total = step_counts(cfg, len(data.train))
     has_valid = len(data.valid) > 0
     selector = make_selector(cfg, has_valid, say=show_progress and env.is_main)
-    best_path = run / f"best.rank{rank}.pt"
+    store = StepCheckpoints(run, "ckpt", "checkpoint.json", KEEP_CHECKPOINTS)
+    best_store = StepCheckpoints(run, "best", "best.json", keep=1)
 
-    step, elapsed = 0, 0.0
-    ck_path, ck_json = _ckpt_paths(run, rank)
+    state = LoopState()
     if resume:
-        if not ck_json.is_file():
-            raise UserError(f"{run} has no finished checkpoint (checkpoint.json) to resume")
-        saved_step = int(read_json(ck_json)["step"])
-        ck = load_checkpoint(ck_path)
-        if int(ck["step"]) != saved_step:
-            raise UserError(f"{ck_path} is at step {ck['step']}, checkpoint.json at {saved_step}")
+        if store.latest() is None:
+            raise UserError(f"{run} has no complete checkpoint (checkpoint.json) to resume")
         saved_shards = read_json(run / "plan.json").get("shards")
         if plan_json is not None and json.loads(json.dumps(plan_json["shards"])) != saved_shards:
             raise UserError(
                 f"the planner's plan differs from {run}/plan.json; resume needs the same plan"
             )
-        dmp.load_state_dict(from_local(dmp.state_dict(), ck["model"]))
-        dense_opt.load_state_dict(ck["dense_optim"])
-        fused_opt.load_state_dict(from_local(fused_opt.state_dict(), ck["fused_optim"]))
-        step, elapsed = saved_step, float(ck["elapsed"])
-        if selector is not None and ck.get("selection") is not None:
-            selector.load_state_dict(ck["selection"])
-    elif env.is_main:
-        for p in [*run.glob("checkpoint.*"), *run.glob("best.rank*.pt")]:
+        meta = load_sharded_state(store, dmp, dense_opt, fused_opt)
+        set_fbgemm_iteration(dmp, meta.get("fbgemm_iter"))
+        state = LoopState(int(meta["step"]), float(meta["loss_sum"]) if env.is_main else 0.0,
+                          int(meta["loss_n"]) if env.is_main else 0, float(meta["elapsed"]))  # fmt: skip
+        if selector is not None and meta.get("selection") is not None:
+            selector.load_state_dict(meta["selection"])
+    else:
+        if cfg.init_from is not None:
+            init_sharded_from(dmp, Path(cfg.init_from))
+    if not resume and env.is_main:
+        store.clear()
+        best_store.clear()
+        for p in run.glob("checkpoint.rank*.pt"):  # an older embedlab's per-rank files
             p.unlink()
         if data.vocabulary is not None:
             data.vocabulary.save(run / "vocab.npz")
@@ -307,94 +340,90 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
             write_json(run / "plan.json", plan_json)
     dist.barrier()
 
-    def checkpoint() -> None:
-        save_checkpoint(ck_path, {
-            "step": step, "elapsed": elapsed + time.perf_counter() - t0,
-            "model": to_local(dmp.state_dict()), "dense_optim": dense_opt.state_dict(),
-            "fused_optim": to_local(fused_opt.state_dict()),
+    def loss_total(s: float, n: int) -> tuple[float, int]:
+        t = torch.tensor([s, n], dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        return float(t[0]), int(t[1])
+
+    def save(st: LoopState) -> None:
+        # the running loss of every rank, kept once (rank 0 resumes with it, the others at 0)
+        loss_sum, loss_n = loss_total(st.loss_sum, st.loss_n)
+        store.save(st.step, sharded_state(dmp, dense_opt, fused_opt), {
+            "elapsed": st.elapsed, "loss_sum": loss_sum, "loss_n": loss_n,
+            "fbgemm_iter": fbgemm_iteration(dmp),
             "selection": selector.state_dict() if selector is not None else None,
         })  # fmt: skip
-        dist.barrier()  # every rank's shard is on disk before the step is recorded
-        if env.is_main:
-            write_json(ck_json, {"step": step, "world_size": world})
-        dist.barrier()
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=step, disable=not (show_progress and env.is_main), unit="step",
+    bar = tqdm(total=total, initial=state.step, disable=not (show_progress and env.is_main), unit="step",
                dynamic_ncols=True, mininterval=1.0)  # fmt: skip
-    log = _Log(run, cfg.tensorboard, step if resume else None) if env.is_main else None
-    def validate_now() -> bool:
+    log = RunLog(run, cfg.tensorboard, state.step if resume else None) if env.is_main else None
+
+    def write(rec: dict[str, Any]) -> None:
+        if log is not None:
+            log.write(rec)
+
+    def validate_now(step: int) -> bool:
         """Collective: evaluate, keep the best shards on every rank; True: stop early."""
         m = _evaluate(dmp, data.valid, data.schema, cfg, env)
-        if log is not None and m is not None:
-            log.write({"step": step, "epoch": step / per_epoch, **{f"valid_{k}": v for k, v in m.items()}})
+        if m is not None:
+            write({"step": step, "epoch": step / per_epoch, **{f"valid_{k}": v for k, v in m.items()}})
         box = [m]
         dist.broadcast_object_list(box, src=0)
         if selector is None:
             return False
         if selector.update(step, step / per_epoch, box[0]):
-            save_checkpoint(best_path, {"step": step, "model": to_local(dmp.state_dict())})
-            dist.barrier()
+            best_store.save(step, {"model": dmp.state_dict()}, {})
         if selector.should_stop():
             selector.stopped_step = step
             return True
         return False
 
-    t0 = time.perf_counter()
-    loss_sum, loss_n = 0.0, 0
+    def batches(epoch: int, start: int) -> Any:
+        order = epoch_order(len(data.train), cfg.seed, epoch)
+        for b in range(start, per_epoch):
+            yield make_batch(data.train, _rank_rows(order, b, cfg.batch_size, rank, world), data.schema)
+
+    def train_step(step: int, batch: Any, lr: float) -> torch.Tensor:
+        set_lr(dense_opt, lr)
+        if cfg.schedule != "constant" or cfg.warmup_steps:
+            set_lr(fused_opt, lr * base_elr / base_lr)
+            fused_opt.step()  # pushes the learning rate into the FBGEMM kernels
+        logits = dmp(batch.dense.to(device), batch.sparse.to(device))
+        loss = F.binary_cross_entropy_with_logits(logits, batch.labels.to(device))
+        dense_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        dense_opt.step()
+        return loss
+
+    def on_step(step: int) -> None:
+        if stop_after is not None and step >= stop_after:
+            raise _Stopped
+
+    hooks = LoopHooks(batches=batches, train_step=train_step, save=save, log=write,
+                      validate=validate_now if has_valid else None, loss_total=loss_total,
+                      on_step=on_step)  # fmt: skip
     dmp.train()
-    stop = selector is not None and selector.stopped_step is not None
     try:
-        while step < total and not stop:
-            epoch, start = divmod(step, per_epoch)
-            order = epoch_order(len(data.train), cfg.seed, epoch)
-            for b in range(start, per_epoch):
-                lr = lr_at(step, base_lr, total, cfg.schedule, cfg.warmup_steps)
-                set_lr(dense_opt, lr)
-                if cfg.schedule != "constant" or cfg.warmup_steps:
-                    set_lr(fused_opt, lr * base_elr / base_lr)
-                    fused_opt.step()  # pushes the learning rate into the FBGEMM kernels
-                batch = make_batch(
-                    data.train, _rank_rows(order, b, cfg.batch_size, rank, world), data.schema
-                )
-                logits = dmp(batch.dense.to(device), batch.sparse.to(device))
-                loss = F.binary_cross_entropy_with_logits(logits, batch.labels.to(device))
-                dense_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                dense_opt.step()
-                step += 1
-                loss_sum += float(loss.detach())
-                loss_n += 1
-                bar.update(1)
-                if step % cfg.log_every == 0 or step == total:
-                    t = torch.tensor([loss_sum, loss_n], dtype=torch.float64, device=device)
-                    dist.all_reduce(t)
-                    if log is not None:
-                        mean = float(t[0] / t[1])
-                        log.write({"step": step, "epoch": epoch, "train_loss": mean, "lr": lr})
-                        bar.set_postfix(loss=f"{mean:.4f}")
-                    loss_sum, loss_n = 0.0, 0
-                if has_valid and evaluation_due(step, per_epoch, total, cfg.eval_every):
-                    stop = validate_now()  # collective: every rank
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
-                    checkpoint()
-                if stop_after is not None and step >= stop_after:
-                    dist.barrier()
-                    return None
-                if step >= total or stop:
-                    break
-        checkpoint()
-        wall = elapsed + time.perf_counter() - t0
+        wall = run_loop(cfg, state, per_epoch, total, hooks, base_lr=base_lr, bar=bar,
+                        stopped=selector is not None and selector.stopped_step is not None)  # fmt: skip
+        step = state.step
         bar.close()
         if selector is not None and selector.best_step is not None and selector.best_step != step:
-            dmp.load_state_dict(from_local(dmp.state_dict(), load_checkpoint(best_path)["model"]))
+            best = {"model": dmp.state_dict()}
+            saved = best_store.load(best)
+            _check_best_step(run / "best.json", int(saved["step"]), selector.best_step)
+            dmp.load_state_dict(best["model"])
         final: dict[str, Any] = {}
         for split in ("valid", "test"):
             m = _evaluate(dmp, data.split(split), data.schema, cfg, env)
             final.update({f"{split}_{k}": v for k, v in (m or {}).items()})
         if log is not None:
-            log.write({"step": step, **final})
+            log.write({"step": step, **final}, tb_prefix="final_")
+    except _Stopped:
+        dist.barrier()
+        return None
     finally:
         bar.close()
         if log is not None:
@@ -418,9 +447,11 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
 
 
 __all__ = [
+    "KEEP_CHECKPOINTS",
     "build_sharded",
-    "from_local",
-    "to_local",
+    "init_sharded_from",
+    "load_sharded_state",
+    "sharded_state",
     "pooling_factors",
     "predict_distributed",
     "train_distributed",

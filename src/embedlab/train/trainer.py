@@ -6,7 +6,12 @@ atomically), ``best.pt`` (the weights of the best validation evaluation), ``voca
 (the id-to-row vocabulary when tables are sized by it) and, when the run finishes,
 ``metrics.json`` (flat final metrics plus the settings and wall time). The data order is a
 pure function of ``(seed, epoch)``, so a run resumed from a checkpoint replays exactly the
-batches an uninterrupted run would see and ends with the same final metrics.
+batches an uninterrupted run would see and ends with the same final metrics. The loop is
+:func:`embedlab.train.loop.run_loop`, shared with the sharded trainer
+(:mod:`embedlab.train.distributed`); this module supplies its hooks (the batches, one step
+of the optimizers, growth/pruning, the checkpoint). With ``tensorboard`` the run also
+writes event files under ``tb/`` (emptied by a fresh run; a resumed run purges the events
+after its checkpoint).
 
 **Best on validation.** The validation split is evaluated at the end of every epoch (and
 every ``eval_every`` steps when asked); :class:`~embedlab.train.selection.BestOnValid`
@@ -27,7 +32,6 @@ several epochs with best-on-validation selection and early stopping.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -43,14 +47,20 @@ from embedlab.errors import UserError
 from embedlab.growth.schedule import GrowthSchedule
 from embedlab.growth.scheme import GrowthManager, train_flops_per_sample
 from embedlab.growth.structure import Structure
-from embedlab.io import atomic_open, ensure_dir, read_json, write_json
+from embedlab.io import ensure_dir, read_json, write_json
 from embedlab.models.dlrm import DLRM, KERNELS, model_config
 from embedlab.optim.registry import get_optimizer, set_lr, state_bytes
 from embedlab.seed import set_seed
-from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
+from embedlab.train.checkpoint import (
+    fbgemm_iteration,
+    load_checkpoint,
+    save_checkpoint,
+    set_fbgemm_iteration,
+)
+from embedlab.train.loop import LoopHooks, LoopState, RunLog, run_loop
 from embedlab.train.metrics import ctr_metrics
-from embedlab.train.schedule import SCHEDULES, lr_at
-from embedlab.train.selection import BestOnValid, check_metric, evaluation_due
+from embedlab.train.schedule import SCHEDULES
+from embedlab.train.selection import BestOnValid, check_metric
 
 #: ``tables`` values: a training vocabulary or hashing into fixed sizes.
 TABLE_SIZINGS = ("vocab", "hash")
@@ -354,54 +364,6 @@ def saved_config_matches(run: str | Path, cfg: TrainConfig) -> bool:
     return json.loads(json.dumps(saved)) == json.loads(json.dumps(cfg.to_dict()))
 
 
-def _step_of(line: str) -> int | None:
-    """The step of a metrics.jsonl line; ``None`` for a line cut short by a crash."""
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-class _Log:
-    """metrics.jsonl (+ optional TensorBoard) writer."""
-
-    def __init__(self, run: Path, tensorboard: bool, keep_until: int | None) -> None:
-        self.path = run / "metrics.jsonl"
-        if keep_until is not None and self.path.exists():
-            kept = [
-                ln
-                for ln in self.path.read_text().splitlines()
-                if (s := _step_of(ln)) is not None and s <= keep_until
-            ]
-            with atomic_open(self.path) as f:
-                f.write("".join(ln + "\n" for ln in kept))
-        elif keep_until is None:
-            self.path.write_text("")
-        self.f = open(self.path, "a")
-        self.tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise UserError(
-                    "--tensorboard needs the tensorboard package: pip install tensorboard"
-                ) from None
-            self.tb = SummaryWriter(log_dir=str(run / "tb"))
-
-    def write(self, rec: dict[str, Any]) -> None:
-        self.f.write(json.dumps(rec) + "\n")
-        self.f.flush()
-        if self.tb is not None:
-            for k, v in rec.items():
-                if k != "step" and isinstance(v, (int, float)):
-                    self.tb.add_scalar(k, v, rec["step"])
-
-    def close(self) -> None:
-        self.f.close()
-        if self.tb is not None:
-            self.tb.close()
-
-
 def train(
     cfg: TrainConfig,
     out: str | Path,
@@ -450,7 +412,7 @@ def train(
     growth = GrowthManager(cfg.growth_schedule(), model, total, dense_optimizer_factory(cfg),
                            lambda m: train_flops_per_sample(m, len(schema.sparse), dim, pools), seed=cfg.seed)  # fmt: skip
 
-    step, elapsed, loss_sum, loss_n = 0, 0.0, 0.0, 0
+    state = LoopState()
     if resume:
         ck = load_checkpoint(run / "checkpoint.pt")
         if ck.get("config") != json.dumps(cfg.to_dict(), sort_keys=True):
@@ -465,8 +427,8 @@ def train(
             fused.load_state_dict(ck["fused_optim"])
             for t, saved in zip(_fused_states(model), ck.get("fused_states") or []):
                 t.copy_(saved)
-        step, elapsed = int(ck["step"]), float(ck["elapsed"])
-        loss_sum, loss_n = float(ck["loss_sum"]), int(ck["loss_n"])
+            set_fbgemm_iteration(model, ck.get("fbgemm_iter"))
+        state = LoopState(int(ck["step"]), float(ck["loss_sum"]), int(ck["loss_n"]), float(ck["elapsed"]))
         if ck.get("growth") is not None:
             growth.load_progress(ck["growth"])
         base_elr = float(ck.get("embedding_lr", learning_rates(cfg)[1]))
@@ -484,27 +446,24 @@ def train(
         (run / "metrics.json").unlink(missing_ok=True)
         (run / "checkpoint.pt").unlink(missing_ok=True)
         (run / "best.pt").unlink(missing_ok=True)
-        if cfg.tensorboard:  # a fresh run's curves only
-            import shutil
-
-            shutil.rmtree(run / "tb", ignore_errors=True)
         write_json(run / "config.json", cfg.to_dict())
-    log = _Log(run, cfg.tensorboard, step if resume else None)
+    log = RunLog(run, cfg.tensorboard, state.step if resume else None)
 
-    def checkpoint() -> None:
+    def save(st: LoopState) -> None:
         save_checkpoint(run / "checkpoint.pt", {
-            "step": step, "elapsed": elapsed + time.perf_counter() - t0,
+            "step": st.step, "elapsed": st.elapsed,
             "config": json.dumps(cfg.to_dict(), sort_keys=True),
-            "loss_sum": loss_sum, "loss_n": loss_n,
+            "loss_sum": st.loss_sum, "loss_n": st.loss_n,
             "model": model.state_dict(), "optims": [o.state_dict() for o in opts],
-            "growth": growth.state_dict(step),
+            "growth": growth.state_dict(st.step),
             "fused_optim": fused.state_dict() if fused is not None else None,
             "fused_states": [t.clone() for t in _fused_states(model)] if fused is not None else None,
+            "fbgemm_iter": fbgemm_iteration(model),
             "embedding_lr": base_elr, "embedding_grad_scale": grad_scale,
             "selection": selector.state_dict() if selector is not None else None,
         })  # fmt: skip
 
-    def validate_now() -> bool:
+    def validate_now(step: int) -> bool:
         """Evaluate the validation split, keep the best weights; True: stop early."""
         m = evaluate(model, data.valid, schema, cfg.eval_batch_size)
         log.write({"step": step, "epoch": step / per_epoch, **{f"valid_{k}": v for k, v in m.items()}})
@@ -517,86 +476,61 @@ def train(
             return True
         return False
 
+    def batches(epoch: int, start: int) -> Any:
+        return iter_batches(data.train, schema, cfg.batch_size, seed=cfg.seed, epoch=epoch, start=start)
+
+    def train_step(step: int, batch: Any, lr: float) -> torch.Tensor:
+        elr = lr * base_elr / base_lr
+        opts[0], event = growth.before_step(step, opts[0])
+        if event is not None:
+            log.write(event)
+        set_lr(opts[0], lr)
+        if fused is not None:
+            set_lr(fused, elr)
+            fused.step()  # pushes the learning rate into the FBGEMM kernel
+        else:
+            set_lr(opts[1], elr)
+        if observe is not None:  # CF-SGD counting per occurrence or per sample
+            per_key = batch.sparse.to_dict()
+            for name, w in zip(schema.sparse_names, emb_params):
+                observe(w, per_key[name].values(), per_key[name].offsets())
+        logits = model(batch.dense, batch.sparse)
+        loss = F.binary_cross_entropy_with_logits(logits, batch.labels)
+        for o in opts:
+            o.zero_grad(set_to_none=True)
+        loss.backward()
+        for o in opts:
+            o.step()
+        growth.after_step(len(batch.labels))
+        return loss
+
     from tqdm.auto import tqdm
 
     bar = tqdm(
         total=total,
-        initial=step,
+        initial=state.step,
         disable=not show_progress,
         unit="step",
         dynamic_ncols=True,
         mininterval=1.0,
     )
-    t0 = time.perf_counter()
-    t_win, n_win = t0, 0
+    hooks = LoopHooks(batches=batches, train_step=train_step, save=save, log=log.write,
+                      validate=validate_now if has_valid else None, on_step=on_step)  # fmt: skip
     model.train()
-    stop = selector is not None and selector.stopped_step is not None
     try:
-        while step < total and not stop:
-            epoch, start = divmod(step, per_epoch)
-            for batch in iter_batches(
-                data.train, schema, cfg.batch_size, seed=cfg.seed, epoch=epoch, start=start
-            ):
-                lr = lr_at(step, base_lr, total, cfg.schedule, cfg.warmup_steps)
-                elr = lr * base_elr / base_lr
-                opts[0], event = growth.before_step(step, opts[0])
-                if event is not None:
-                    log.write(event)
-                set_lr(opts[0], lr)
-                if fused is not None:
-                    set_lr(fused, elr)
-                    fused.step()  # pushes the learning rate into the FBGEMM kernel
-                else:
-                    set_lr(opts[1], elr)
-                if observe is not None:  # CF-SGD counting per occurrence or per sample
-                    per_key = batch.sparse.to_dict()
-                    for name, w in zip(schema.sparse_names, emb_params):
-                        observe(w, per_key[name].values(), per_key[name].offsets())
-                logits = model(batch.dense, batch.sparse)
-                loss = F.binary_cross_entropy_with_logits(logits, batch.labels)
-                for o in opts:
-                    o.zero_grad(set_to_none=True)
-                loss.backward()
-                for o in opts:
-                    o.step()
-                step += 1
-                growth.after_step(len(batch.labels))
-                loss_sum += float(loss.detach())
-                loss_n += 1
-                n_win += len(batch.labels)
-                bar.update(1)
-                if step % cfg.log_every == 0 or step == total:
-                    now = time.perf_counter()
-                    sps = n_win / max(now - t_win, 1e-9)
-                    t_win, n_win = now, 0
-                    rec = {
-                        "step": step,
-                        "epoch": epoch,
-                        "train_loss": loss_sum / loss_n,
-                        "lr": lr,
-                        "samples_per_s": sps,
-                    }
-                    log.write(rec)
-                    bar.set_postfix(loss=f"{rec['train_loss']:.4f}", samples_s=f"{sps:,.0f}")
-                    loss_sum, loss_n = 0.0, 0
-                if has_valid and evaluation_due(step, per_epoch, total, cfg.eval_every):
-                    stop = validate_now()
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
-                    checkpoint()
-                if on_step is not None:
-                    on_step(step)
-                if step >= total or stop:
-                    break
-        checkpoint()
-        wall = elapsed + time.perf_counter() - t0
+        wall = run_loop(cfg, state, per_epoch, total, hooks, base_lr=base_lr, bar=bar,
+                        stopped=selector is not None and selector.stopped_step is not None)  # fmt: skip
+        step = state.step
         bar.close()
         if selector is not None and selector.best_step is not None and selector.best_step != step:
-            model.load_state_dict(load_checkpoint(run / "best.pt")["model"])
+            best = load_checkpoint(run / "best.pt")
+            _check_best_step(run / "best.pt", int(best["step"]), selector.best_step)
+            model.load_state_dict(best["model"])
         final: dict[str, Any] = {}
         for split in ("valid", "test"):
             for k, v in evaluate(model, data.split(split), schema, cfg.eval_batch_size).items():
                 final[f"{split}_{k}"] = v
-        log.write({"step": step, **final})
+        log.write({"step": step, **final}, tb_prefix="final_")
     finally:
         bar.close()
         log.close()
@@ -617,9 +551,20 @@ def train(
     return final
 
 
-def _init_from(model: DLRM, run: Path) -> None:
-    """Start from the final weights of the finished run ``run`` (recurring training: one more
-    day of data); the optimizers start fresh."""
+def _check_best_step(path: Path, saved: int, selected: int) -> None:
+    """The best weights on disk must be those of the selected evaluation (a resumed run
+    whose replayed evaluation chose differently would otherwise report other weights)."""
+    if saved != selected:
+        raise UserError(
+            f"{path} holds the weights of step {saved}, but the best validation evaluation "
+            f"is step {selected}; start the run afresh"
+        )
+
+
+def init_weights(run: Path) -> dict[str, torch.Tensor]:
+    """The final weights of the finished run ``run`` (the model's state dict, full tensors),
+    which start a run ``init_from`` it (recurring training: one more day of data); only a
+    finished, full-size run qualifies."""
     ck_path = run / "checkpoint.pt"
     if not (run / "metrics.json").is_file() or not ck_path.is_file():
         raise UserError(
@@ -631,8 +576,14 @@ def _init_from(model: DLRM, run: Path) -> None:
         raise UserError(
             f"--init-from {run}: that run ended pruned; only full-size models can start another run"
         )
+    return ck["model"]
+
+
+def _init_from(model: DLRM, run: Path) -> None:
+    """Start from the final weights of the finished run ``run``; the optimizers start fresh."""
+    weights = init_weights(run)
     try:
-        model.load_state_dict(ck["model"])
+        model.load_state_dict(weights)
     except RuntimeError as e:
         raise UserError(
             f"--init-from {run}: its model does not match this one ({str(e).splitlines()[0]})"
