@@ -55,7 +55,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
 	$(PIP) $(FBGEMM) 2>&1 | { $(RESOLVER_NOTE); }
-	$(PIP) --no-deps $(TORCHREC)
+	$(PIP) --no-deps $(TORCHREC) 2>&1 | { $(RESOLVER_NOTE); }
 	$(PIP) -e '.[dev,docs]' 2>&1 | { $(RESOLVER_NOTE); }
 	$(BIN)/python -c "import torch, fbgemm_gpu, torchrec, embedlab; print('embedlab ready: torch', torch.__version__, 'torchrec', torchrec.__version__ if hasattr(torchrec, '__version__') else '1.8.0')"
 	touch $(STAMP)

@@ -77,7 +77,7 @@ def test_smoke_results_never_stand_in_for_quick_ones(tmp_path, fake_experiments)
     reproduce(tmp_path, smoke=True, only=["sized"])  # cached in its own folder
     assert seen == [("smoke", "sized/smoke"), ("quick", "sized")]
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["header"]["mode"] == "smoke"
+    assert saved["header"]["mode"].startswith("smoke (the smallest setting")
     assert saved["experiments"]["sized"]["result"]["summary"] == "ran smoke"
 
 

@@ -42,7 +42,7 @@ SETTINGS = {"model_size": "small", "dense_optimizer": "adam", "lr": 3e-3, "batch
 )
 def frequency_optimizers(ctx: ExperimentContext) -> ExperimentResult:
     if ctx.smoke:
-        n, cap = 20_000, 2_000
+        n, cap = 10_000, 2_000
     elif ctx.quick:
         n, cap = 100_000, 20_000
     else:

@@ -95,7 +95,8 @@ def reproduce(
         "embedlab": __version__,
         "commit": git_commit() or "unknown (not a git checkout)",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "mode": mode,
+        "mode": mode if not smoke else "smoke (the smallest setting of every experiment: it shows that "
+        "each one runs; its figures are not results)",
         "seeds": ",".join(map(str, seeds)),
         "machine": describe(),
         "wall time": f"{time.perf_counter() - t_start:.0f} s",

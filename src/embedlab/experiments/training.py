@@ -56,7 +56,7 @@ def dlrm_synth(ctx: ExperimentContext) -> ExperimentResult:
     Bayes-optimal values of the generator."""
     evals = 50_000
     if ctx.smoke:
-        sizes, cap, model, epochs, evals = [10_000, 20_000, 40_000], 2_000, "small", 1, 10_000
+        sizes, cap, model, epochs, evals = [10_000, 20_000], 2_000, "small", 1, 5_000
     elif ctx.quick:
         sizes, cap, model, epochs = [50_000, 100_000, 200_000, 400_000], 20_000, "small", 2
     else:
@@ -109,9 +109,10 @@ def dlrm_optimizers(ctx: ExperimentContext) -> ExperimentResult:
     """SGD, Adagrad, row-wise Adagrad (fused into FBGEMM) and Adam (sparse kernel) on the
     same planted-truth data, with their default learning rates."""
     n, cap, model = (100_000, 20_000, "small") if ctx.quick else (500_000, 100_000, "kaggle")
+    evals = 20_000
     if ctx.smoke:
-        n, cap = 20_000, 2_000
-    data = synth_data(ctx.out / "data", SynthConfig(rows=n, valid_rows=20_000, test_rows=20_000, seed=1,
+        n, cap, evals = 10_000, 2_000, 5_000
+    data = synth_data(ctx.out / "data", SynthConfig(rows=n, valid_rows=evals, test_rows=evals, seed=1,
                                                    cardinalities=default_cardinalities(cap)))  # fmt: skip
     table, names, aucs, errs = [], [], [], []
     for opt in ("sgd", "adagrad", "rowwise_adagrad", "adam"):
