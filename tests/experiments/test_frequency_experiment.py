@@ -14,7 +14,7 @@ def test_frequency_optimizers_side_by_side(tmp_path):
     assert list(rows) == list(OPTIMIZERS)
     bayes = res.metrics["bayes_test_auc"]
     for opt, r in rows.items():
-        assert 0.6 < r[1] < bayes, opt  # every optimizer learns, none beats the Bayes limit
+        assert 0.55 < r[1] < bayes, opt  # every optimizer learns (0.5: chance), none beats Bayes
         assert res.metrics[f"{opt}_test_auc"] == r[1]
     state = {o: r[5] for o, r in rows.items()}
     assert state["sgd"] == 0
