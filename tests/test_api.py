@@ -36,7 +36,6 @@ def test_every_name_in_all_resolves(package):
 
 def test_top_level_reaches_every_capability():
     import embedlab as el
-
     from embedlab.blender.sampler import blender_sample
     from embedlab.models.dlrm import DLRM
     from embedlab.optim.frequency import CFSGD, FASGD
@@ -65,7 +64,9 @@ def test_train_is_callable_however_the_package_was_reached(monkeypatch):
     import embedlab.train.trainer as trainer
 
     calls = []
-    monkeypatch.setattr(trainer, "train", lambda cfg, out, **kw: calls.append((cfg, out, kw)) or {"ok": 1})
+    monkeypatch.setattr(
+        trainer, "train", lambda cfg, out, **kw: calls.append((cfg, out, kw)) or {"ok": 1}
+    )
     assert el.train("cfg", "out", show_progress=False) == {"ok": 1}
     assert calls == [("cfg", "out", {"show_progress": False})]
     assert el.train.trainer is trainer and el.train.TrainConfig is el.TrainConfig

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from embedlab.experiments.frequency import OPTIMIZERS, frequency_optimizers
 from embedlab.experiments.registry import ExperimentContext
 

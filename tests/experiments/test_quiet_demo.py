@@ -15,6 +15,8 @@ logging.getLogger("torch.fx._symbolic_trace").warning("another notice of that lo
 
 
 def test_fx_tracing_notice_is_dropped_and_nothing_else():
-    err = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, check=True).stderr
+    err = subprocess.run(
+        [sys.executable, "-c", CODE], capture_output=True, text=True, check=True
+    ).stderr
     assert "is_fx_tracing will return true" not in err
     assert "another notice of that logger" in err

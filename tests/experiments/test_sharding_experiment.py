@@ -26,7 +26,9 @@ def test_every_planner_is_measured_against_the_best_heuristic(result):
     heuristic = [r[2] for r in rows.values() if r[1] == "heuristic"]
     assert min(heuristic) == pytest.approx(1.0)  # one task: the best heuristic is the reference
     assert all(r[2] > 0.3 and r[3] > 0 for r in rows.values())
-    assert [rows[n][1] for n in ("dreamshard", "autoshard", "neuroshard", "torchrec")] == ["learned"] * 3 + ["TorchRec"]
+    assert [rows[n][1] for n in ("dreamshard", "autoshard", "neuroshard", "torchrec")] == [
+        "learned"
+    ] * 3 + ["TorchRec"]
     plans = json.loads((out / "plans.json").read_text())["plans"]
     assert sorted({p["planner"] for p in plans}) == sorted(PLANNERS)
 

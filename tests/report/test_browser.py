@@ -59,7 +59,9 @@ def test_a_missing_image_is_reported(report):
     (index.parent / "first" / "p.png").unlink()
     problems = check_report(index).problems()
     assert "image did not load: first/p.png" in problems
-    assert any(p.startswith("failed to load file://") and p.endswith("first/p.png") for p in problems)
+    assert any(
+        p.startswith("failed to load file://") and p.endswith("first/p.png") for p in problems
+    )
 
 
 def test_a_corrupt_image_is_reported(report):
@@ -71,7 +73,11 @@ def test_a_corrupt_image_is_reported(report):
 def test_console_errors_and_script_errors_are_reported(report):
     index = report()
     page = index.read_text()
-    index.write_text(page.replace("</body>", "<script>console.error('bad thing'); undefined_fn();</script></body>"))
+    index.write_text(
+        page.replace(
+            "</body>", "<script>console.error('bad thing'); undefined_fn();</script></body>"
+        )
+    )
     problems = check_report(index).problems()
     assert "console.error: bad thing" in problems
     assert any("undefined_fn is not defined" in p for p in problems)

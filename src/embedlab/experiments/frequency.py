@@ -53,7 +53,9 @@ def frequency_optimizers(ctx: ExperimentContext) -> ExperimentResult:
     rows, aucs, errs = [], [], []
     for opt in OPTIMIZERS:
         options = {"lr_rule": "plain"} if opt in ("fa-sgd", "cf-sgd") else {}
-        cfg = TrainConfig(optimizer=opt, embedding_lr=EMBEDDING_LR[opt], optimizer_options=options, **SETTINGS)
+        cfg = TrainConfig(
+            optimizer=opt, embedding_lr=EMBEDDING_LR[opt], optimizer_options=options, **SETTINGS
+        )
         runs = [run_or_load(TrainConfig(**{**cfg.to_dict(), "seed": s}), ctx.out / "runs" / f"{opt}-s{s}", data,
                             ctx.show_progress) for s in ctx.seeds]  # fmt: skip
         a = [r["test_auc"] for r in runs]

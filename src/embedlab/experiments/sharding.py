@@ -104,7 +104,9 @@ def sharding_planners(ctx: ExperimentContext) -> ExperimentResult:
                         ctx.out / "dmp_run.json", steps=s["steps"], warmup=s["warmup"], batch_size=s["batch"],
                         repeats=s["repeats"], seed=seed)  # fmt: skip
     comm = CommModel.from_json(run["comm_model"], "the run's comm model")
-    meter = CostMeter(MeterSettings(batch_size=s["batch"], repeats=s["repeats"], seed=seed), comm=comm)
+    meter = CostMeter(
+        MeterSettings(batch_size=s["batch"], repeats=s["repeats"], seed=seed), comm=comm
+    )
     ratios: dict[str, list[float]] = {name: [] for name in PLANNERS}
     ms: dict[str, list[float]] = {name: [] for name in PLANNERS}
     for i, task in enumerate(tasks):
@@ -131,7 +133,9 @@ def sharding_planners(ctx: ExperimentContext) -> ExperimentResult:
                            r["bwd_comm_ms"], r["bwd_compute_ms"], r["embedding_ms"],
                            d["total_ms"] if d else float("nan")])  # fmt: skip
     labels = [f"rank {r['rank']} measured" for r in run["ranks"]] + ["CostMeter prediction"]
-    values = [r["embedding_ms"] for r in run["ranks"]] + [pred["total_ms"] if pred else float("nan")]
+    values = [r["embedding_ms"] for r in run["ranks"]] + [
+        pred["total_ms"] if pred else float("nan")
+    ]
     plot2 = bar_plot(ctx.out / "dmp_predicted_vs_measured.png", labels, values,
                      title=f"{run['planner']} plan under DMP, 2 processes, batch {run['batch_size']}",
                      ylabel="embedding ms per step")  # fmt: skip

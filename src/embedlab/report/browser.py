@@ -110,14 +110,18 @@ def find_chromium() -> str | None:
     return None
 
 
-def check_report(index: str | Path, *, chromium: str | None = None, timeout_s: float = 120) -> BrowserCheck:
+def check_report(
+    index: str | Path, *, chromium: str | None = None, timeout_s: float = 120
+) -> BrowserCheck:
     """Load ``index`` in headless Chromium and return what it saw (see the module doc)."""
     index = Path(index).resolve()
     if not index.is_file():
         raise UserError(f"no report at {index}")
     exe = chromium or find_chromium()
     if exe is None:
-        raise UserError("Chromium not found: install it with `make setup-browser` (Debian's chromium)")
+        raise UserError(
+            "Chromium not found: install it with `make setup-browser` (Debian's chromium)"
+        )
     page = index.read_text(encoding="utf-8")
     base = f"<base href='{html.escape(index.parent.as_uri())}/'>"
     probed, n = re.subn(r"<head>", "<head>" + base + _PROBE, page, count=1, flags=re.I)
