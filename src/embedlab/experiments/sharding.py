@@ -122,7 +122,7 @@ def sharding_planners(ctx: ExperimentContext) -> ExperimentResult:
     plot = bar_plot(ctx.out / "planners.png", list(PLANNERS), [r[2] for r in rows],
                     title=f"Plan cost / best heuristic ({len(tasks)} tasks, geometric mean; lower is better)",
                     ylabel="measured cost / best heuristic",
-                    ylim=(min(r[2] for r in rows) * 0.95, max(r[2] for r in rows) * 1.02))  # fmt: skip
+                    ylim=(min(r[2] for r in rows) * 0.95, max(r[2] for r in rows) * 1.02), hline=1.0)  # fmt: skip
 
     pred = run["predicted"]
     measured = run["measured_embedding_ms"]
