@@ -62,3 +62,59 @@ def test_a_result_of_another_embedlab_version_is_rerun(tmp_path, fake_experiment
     reproduce(tmp_path, quick=True, only=["good"])
     assert fake_experiments["good"] == 2  # another version: discarded and rerun
     assert json.loads(cached.read_text())["version"] != "0.0.0-other"
+
+
+def test_smoke_results_never_stand_in_for_quick_ones(tmp_path, fake_experiments):
+    seen = []
+
+    @register_experiment("sized", "Sized by mode", "test")
+    def sized(ctx):
+        seen.append((ctx.mode, ctx.out.relative_to(tmp_path).as_posix()))
+        return ExperimentResult(f"ran {ctx.mode}")
+
+    reproduce(tmp_path, smoke=True, only=["sized"])
+    reproduce(tmp_path, quick=True, only=["sized"])
+    reproduce(tmp_path, smoke=True, only=["sized"])  # cached in its own folder
+    assert seen == [("smoke", "sized/smoke"), ("quick", "sized")]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["header"]["mode"].startswith("smoke (the smallest setting")
+    assert saved["experiments"]["sized"]["result"]["summary"] == "ran smoke"
+
+
+def test_report_header_and_docs_links(tmp_path, fake_experiments, monkeypatch):
+    from embedlab import __version__
+    from embedlab.experiments import runner
+
+    docs = tmp_path / "repo"
+    (docs / "docs").mkdir(parents=True)
+    (docs / "docs" / "sharding.md").write_text("# sharding\n")
+    monkeypatch.setattr(runner, "docs_root", lambda: docs)
+    monkeypatch.setattr(runner, "git_commit", lambda: "abc123def456")
+
+    @register_experiment("shard", "Sharding", "sharding")
+    def shard(ctx):
+        return ExperimentResult("ok")
+
+    out = tmp_path / "reports" / "x"
+    res = reproduce(out, quick=True, only=["shard", "good"])
+    header = json.loads((out / "results.json").read_text())["header"]
+    assert header["embedlab"] == __version__ and header["commit"] == "abc123def456"
+    assert header["wall time"].endswith(" s") and header["CPU time"].endswith(" s") and header["machine"]
+    assert res["shard"]["docs"] == "docs/sharding.md" and res["shard"]["cpu_time_s"] >= 0
+    page = (out / "index.html").read_text()
+    assert "embedlab: " + __version__ in page and "commit: abc123def456" in page
+    assert "<a href='../../repo/docs/sharding.md'>docs/sharding.md</a>" in page  # resolves from the report
+    assert "<section class='experiment' id='shard' data-status='ok'>" in page
+    assert "<code>" not in page.split("id='shard'")[1].split("</section>")[0]
+
+
+def test_git_commit_of_this_checkout():
+    import subprocess
+
+    from embedlab.experiments.runner import _source_root, git_commit
+
+    if not (_source_root() / ".git").exists():
+        pytest.skip("not running from a git checkout")
+    head = subprocess.run(["git", "-C", str(_source_root()), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    assert head.startswith(git_commit().removesuffix("+dirty"))

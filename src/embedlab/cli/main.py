@@ -5,6 +5,7 @@ Every :class:`~embedlab.errors.UserError` ends as one line on stderr and exit co
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -34,6 +35,21 @@ def _register() -> None:
 
 
 _register()
+
+
+class _DropFxTracingNotice(logging.Filter):
+    """Drops torch's one notice "is_fx_tracing will return true for both fx.symbolic_trace
+    and torch.export ...". TorchRec's ``KeyedJaggedTensor``/``JaggedTensor`` use torch.fx's
+    ``ProxyableClassMeta``, whose constructor calls the deprecated ``is_fx_tracing()``, so
+    every process that builds a batch (each training run, each torchrun worker) logs it once
+    at WARNING. It concerns TorchRec's code, not the user's, and says nothing actionable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("is_fx_tracing will return true")
+
+
+# only that logger and that message: every other torch warning still shows
+logging.getLogger("torch.fx._symbolic_trace").addFilter(_DropFxTracingNotice())
 
 #: The arguments of this invocation (commands that relaunch themselves under torchrun).
 ARGV: list[str] = []

@@ -15,6 +15,9 @@ def reproduce_cmd(
     quick: bool = typer.Option(
         False, "--quick", help="Small, fast versions of every experiment (one seed)."
     ),
+    smoke: bool = typer.Option(
+        False, "--smoke", help="The smallest setting of every experiment (CI; about 2 minutes)."
+    ),
     only: list[str] | None = typer.Option(
         None, "--only", help="Run only these experiments (repeatable)."
     ),
@@ -56,7 +59,7 @@ def reproduce_cmd(
                 typer.echo(f"✗ {d['name']} failed: {d['error']}", err=True)
 
     results = reproduce(
-        out, quick=quick, only=only or None, seeds=seed_t, rerun=rerun, on_event=event
+        out, quick=quick, smoke=smoke, only=only or None, seeds=seed_t, rerun=rerun, on_event=event
     )
     ok = sum(r["status"] == "ok" for r in results.values())
     typer.echo(f"{ok}/{len(results)} experiments ok; report: {out}/index.html")

@@ -33,6 +33,8 @@ def blender_quick(ctx: ExperimentContext) -> ExperimentResult:
     model = load_generator(DEFAULT_GENERATOR)
     classes = tuple(default_partition()["train"])
     per_class, steps = (3, 10) if ctx.quick else (8, 25)
+    if ctx.smoke:
+        per_class, steps = 1, 4
     seed = ctx.seeds[0]
     d = designs(classes, per_class * len(classes), seed=seed)
     # one row per class -> order the design's samples by class

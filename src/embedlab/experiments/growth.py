@@ -25,6 +25,8 @@ def growth_pruning(ctx: ExperimentContext) -> ExperimentResult:
     rows, cap, model = (
         (100_000, 5_000, "16:256-64:256-64") if ctx.quick else (400_000, 20_000, "kaggle")
     )
+    if ctx.smoke:
+        rows = 10_000
     data = synth_data(
         ctx.out / "data", SynthConfig(rows=rows, seed=0, cardinalities=default_cardinalities(cap))
     )

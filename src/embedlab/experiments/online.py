@@ -24,6 +24,8 @@ def online_fgd(ctx: ExperimentContext) -> ExperimentResult:
     """Prequential next-period NE of batch update, fixed extrapolation and FGD on a
     planted-truth stream whose teacher turns periodically (amplitude 1 rad)."""
     periods, rows = (16, 10_000) if ctx.quick else (30, 50_000)
+    if ctx.smoke:
+        periods, rows = 8, 3_000
     res: dict[str, list[dict]] = {s: [] for s in STRATEGIES}
     bayes = []
     for seed in ctx.seeds:

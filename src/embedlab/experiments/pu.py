@@ -33,7 +33,7 @@ def pu_digits(ctx: ExperimentContext) -> ExperimentResult:
 
     data = load_digits28()
     y_test = binarize(data.y_test, DIGITS_POSITIVES)
-    epochs = 10 if ctx.quick else 40
+    epochs = 2 if ctx.smoke else (10 if ctx.quick else 40)
     rows, names, accs, errs, metrics = [], [], [], [], {}
     recipes = {"pucl": {"method": "pucl"}, "pucl-ft-nnpu": {"method": "pucl", "probe": "nnpu", "finetune_epochs": epochs // 2},
                "nnpu": {"method": "nnpu"}, "pn": {"method": "pn"}}  # fmt: skip

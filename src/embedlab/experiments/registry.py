@@ -1,8 +1,8 @@
 """The registry behind ``embedlab reproduce``.
 
 Each capability registers experiments with :func:`register_experiment`. An experiment is
-a function of an :class:`ExperimentContext` (its own output folder, ``quick`` or full,
-the seeds) returning an :class:`ExperimentResult`: a one-line summary, tables, PNG plots
+a function of an :class:`ExperimentContext` (its own output folder, the size -- full,
+``quick`` or ``smoke``, the smallest setting, for CI -- and the seeds) returning an :class:`ExperimentResult`: a one-line summary, tables, PNG plots
 and flat headline metrics. ``reproduce`` runs them, stores each result as JSON in the
 experiment's folder (finished experiments are not rerun after a crash) and renders the
 report.
@@ -57,6 +57,11 @@ class ExperimentContext:
     quick: bool
     seeds: tuple[int, ...] = (0,)
     show_progress: bool = False
+    smoke: bool = False  # the smallest setting of the experiment (CI); implies quick
+
+    @property
+    def mode(self) -> str:
+        return "smoke" if self.smoke else ("quick" if self.quick else "full")
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,20 @@ class Experiment:
     title: str
     capability: str
     run: Callable[[ExperimentContext], ExperimentResult]
+    docs: str = ""  # the capability's documentation page, relative to the repository root
+
+
+#: The documentation page of each capability (``docs/<page>.md``).
+DOCS_PAGES = {
+    "training": "docs/dlrm.md",
+    "sharding": "docs/sharding.md",
+    "optim": "docs/frequency-optimizers.md",
+    "pu": "docs/pu.md",
+    "scaling": "docs/scaling.md",
+    "growth": "docs/growth.md",
+    "online": "docs/online.md",
+    "blender": "docs/blender.md",
+}
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
@@ -77,14 +96,18 @@ EXPERIMENT_MODULES = [
     "embedlab.experiments.growth",
     "embedlab.experiments.online",
     "embedlab.experiments.blender",
+    "embedlab.experiments.sharding",
+    "embedlab.experiments.frequency",
 ]
 
 
-def register_experiment(name: str, title: str, capability: str) -> Callable:
-    """Decorator registering ``fn(ctx) -> ExperimentResult`` under ``name``."""
+def register_experiment(name: str, title: str, capability: str, docs: str | None = None) -> Callable:
+    """Decorator registering ``fn(ctx) -> ExperimentResult`` under ``name``; ``docs`` is its
+    documentation page (default: the capability's, :data:`DOCS_PAGES`)."""
 
     def deco(fn: Callable[[ExperimentContext], ExperimentResult]) -> Callable:
-        EXPERIMENTS[name] = Experiment(name, title, capability, fn)
+        page = docs if docs is not None else DOCS_PAGES.get(capability, "")
+        EXPERIMENTS[name] = Experiment(name, title, capability, fn, page)
         return fn
 
     return deco

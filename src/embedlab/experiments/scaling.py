@@ -26,6 +26,8 @@ def scaling_data(ctx: ExperimentContext) -> ExperimentResult:
     with bootstrap intervals, ``c`` against the generator's Bayes NE, and the two largest
     sizes predicted from a fit on the four smallest."""
     rows, cap, model = (1 << 18, 300, "32:64-32:64-32") if ctx.quick else (1 << 21, 2000, "32:128-64:128-64")  # fmt: skip
+    if ctx.smoke:
+        rows = 1 << 15
     cfg = SynthConfig(rows=rows, valid_rows=max(rows // 32, 4096), test_rows=max(rows // 16, 8192), seed=0,
                       cardinalities=default_cardinalities(cap), interaction_std=0.0)  # fmt: skip
     data = synth_data(ctx.out / "data", cfg)

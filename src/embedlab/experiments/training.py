@@ -54,11 +54,14 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
 def dlrm_synth(ctx: ExperimentContext) -> ExperimentResult:
     """Learning curve: test AUC / NE of the default trainer vs training rows, against the
     Bayes-optimal values of the generator."""
-    if ctx.quick:
+    evals = 50_000
+    if ctx.smoke:
+        sizes, cap, model, epochs, evals = [10_000, 20_000], 2_000, "small", 1, 5_000
+    elif ctx.quick:
         sizes, cap, model, epochs = [50_000, 100_000, 200_000, 400_000], 20_000, "small", 2
     else:
         sizes, cap, model, epochs = [125_000, 250_000, 500_000, 1_000_000], 100_000, "kaggle", 2
-    scfg = SynthConfig(rows=max(sizes), valid_rows=50_000, test_rows=50_000, seed=0,
+    scfg = SynthConfig(rows=max(sizes), valid_rows=evals, test_rows=evals, seed=0,
                        cardinalities=default_cardinalities(cap))  # fmt: skip
     full = synth_data(ctx.out / "data", scfg)
     rows, auc_pts, ne_pts = [], {}, {}
@@ -106,7 +109,10 @@ def dlrm_optimizers(ctx: ExperimentContext) -> ExperimentResult:
     """SGD, Adagrad, row-wise Adagrad (fused into FBGEMM) and Adam (sparse kernel) on the
     same planted-truth data, with their default learning rates."""
     n, cap, model = (100_000, 20_000, "small") if ctx.quick else (500_000, 100_000, "kaggle")
-    data = synth_data(ctx.out / "data", SynthConfig(rows=n, valid_rows=20_000, test_rows=20_000, seed=1,
+    evals = 20_000
+    if ctx.smoke:
+        n, cap, evals = 10_000, 2_000, 5_000
+    data = synth_data(ctx.out / "data", SynthConfig(rows=n, valid_rows=evals, test_rows=evals, seed=1,
                                                    cardinalities=default_cardinalities(cap)))  # fmt: skip
     table, names, aucs, errs = [], [], [], []
     for opt in ("sgd", "adagrad", "rowwise_adagrad", "adam"):
@@ -151,10 +157,12 @@ def dlrm_movielens(ctx: ExperimentContext) -> ExperimentResult:
     pop = popularity_scores(data, "item_id")
     m = ctr_metrics(y["test"], pop["test"])
     rows.append(["item popularity", m["auc"], 0.0, m["logloss"]])
-    lr_probs, lr_info = logistic_regression_scores(data)
+    # smoke (CI): one C instead of the validation grid
+    lr_probs, lr_info = logistic_regression_scores(data, **({"Cs": (0.01,)} if ctx.smoke else {}))
     m = ctr_metrics(y["test"], lr_probs["test"])
     rows.append([f"logistic regression (C={lr_info['C']})", m["auc"], 0.0, m["logloss"]])
-    runs = [run_or_load(TrainConfig(data="movielens", seed=s, checkpoint_every=0, **MOVIELENS_DLRM),
+    smoke = {"max_steps": 30} if ctx.smoke else {}  # CI: a few steps show the pipeline runs
+    runs = [run_or_load(TrainConfig(data="movielens", seed=s, checkpoint_every=0, **MOVIELENS_DLRM, **smoke),
                         ctx.out / "runs" / f"s{s}", data, ctx.show_progress) for s in ctx.seeds]  # fmt: skip
     a_m, a_s = _mean_std([r["test_auc"] for r in runs])
     l_m, _ = _mean_std([r["test_logloss"] for r in runs])

@@ -70,8 +70,10 @@ def bar_plot(
     title: str = "",
     ylabel: str = "",
     ylim: tuple[float, float] | None = None,
+    hline: float | None = None,
 ) -> Path:
-    """One PNG bar chart."""
+    """One PNG bar chart (labels slanted when they would overlap; ``hline``: a dashed
+    reference level)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,6 +83,12 @@ def bar_plot(
     ax.bar(list(labels), list(values), yerr=errors, capsize=4, color="#4c72b0")
     if ylim:
         ax.set_ylim(*ylim)
+    if hline is not None:
+        ax.axhline(hline, linestyle="--", color="gray", linewidth=1)
+    if max(map(len, map(str, labels)), default=0) * len(labels) > 60:  # would overlap at this width
+        ax.tick_params(axis="x", labelrotation=35)
+        for t in ax.get_xticklabels():
+            t.set_horizontalalignment("right")
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)

@@ -11,26 +11,16 @@
 Submodules import torch; import them, not this package, where start-up time matters.
 """
 
-from __future__ import annotations
+from embedlab._lazy import lazy_exports
 
-from typing import Any
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("NeuroShardPlanner", "DEFAULT_MODEL"):
-        from embedlab.sharding.neuroshard import planner
-
-        return getattr(planner, name)
-    if name in ("NeuroShardModel", "load_model"):
-        from embedlab.sharding.neuroshard import model
-
-        return getattr(model, name)
-    if name in ("pretrain_neuroshard", "PretrainSettings"):
-        from embedlab.sharding.neuroshard import train
-
-        return getattr(train, name)
-    raise AttributeError(name)
-
-
-__all__ = ["DEFAULT_MODEL", "NeuroShardModel", "NeuroShardPlanner", "PretrainSettings", "load_model",
-           "pretrain_neuroshard"]  # fmt: skip
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "DEFAULT_MODEL": "embedlab.sharding.neuroshard.planner",
+        "NeuroShardPlanner": "embedlab.sharding.neuroshard.planner",
+        "NeuroShardModel": "embedlab.sharding.neuroshard.model",
+        "load_model": "embedlab.sharding.neuroshard.model",
+        "PretrainSettings": "embedlab.sharding.neuroshard.train",
+        "pretrain_neuroshard": "embedlab.sharding.neuroshard.train",
+    },
+)
