@@ -62,8 +62,8 @@ PAGES: tuple[Page, ...] = (
          "`embedlab reproduce` and the HTML report.", None,
          ("embedlab.experiments", "embedlab.report")),
     Page("core", "embedlab: errors, I/O, machine, seeding, torchrun",
-         "Small modules every package uses.", None,
-         ("embedlab.errors", "embedlab.io", "embedlab.machine", "embedlab.seed",
+         "Small modules every package uses (errors, the KEY=VALUE option parser, I/O, machine, seeding).", None,
+         ("embedlab.errors", "embedlab.options", "embedlab.io", "embedlab.machine", "embedlab.seed",
           "embedlab.distributed")),
 )
 
