@@ -189,10 +189,6 @@ def _evaluate(
     return None if p is None else ctr_metrics(np.asarray(arrays.labels, dtype=np.float64), p)
 
 
-class _Stopped(Exception):
-    """Raised by ``stop_after``'s hook: the run leaves without finishing, as a crash would."""
-
-
 def sharded_state(dmp: Any, dense_opt: Any, fused_opt: Any) -> dict[str, Any]:
     """The run's tensor state as DCP saves and loads it: the model's state dict (tables as
     ``ShardedTensor``, the dense part replicated), the dense optimizer's and the fused
@@ -245,13 +241,9 @@ def init_sharded_from(dmp: Any, run: Path) -> None:
 
 
 def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device_memory_gb: float = 16.0,
-                      resume: bool = False, show_progress: bool = True, threads: int | None = None,
-                      stop_after: int | None = None) -> dict[str, Any] | None:  # fmt: skip
-    """Train as the module doc says (call on every rank under torchrun); final metrics on rank 0.
-
-    ``stop_after`` ends the process group's work after that many steps without finishing the
-    run (the last checkpoint stays), as a crash would (tests use it).
-    """
+                      resume: bool = False, show_progress: bool = True,
+                      threads: int | None = None) -> dict[str, Any] | None:  # fmt: skip
+    """Train as the module doc says (call on every rank under torchrun); final metrics on rank 0."""
     import torch.distributed as dist
 
     from embedlab.distributed import init_distributed
@@ -397,13 +389,8 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
         dense_opt.step()
         return loss
 
-    def on_step(step: int) -> None:
-        if stop_after is not None and step >= stop_after:
-            raise _Stopped
-
     hooks = LoopHooks(batches=batches, train_step=train_step, save=save, log=write,
-                      validate=validate_now if has_valid else None, loss_total=loss_total,
-                      on_step=on_step)  # fmt: skip
+                      validate=validate_now if has_valid else None, loss_total=loss_total)  # fmt: skip
     dmp.train()
     try:
         wall = run_loop(cfg, state, per_epoch, total, hooks, base_lr=base_lr, bar=bar,
@@ -421,9 +408,6 @@ def train_distributed(cfg: TrainConfig, out: str | Path, *, planner: str, device
             final.update({f"{split}_{k}": v for k, v in (m or {}).items()})
         if log is not None:
             log.write({"step": step, **final}, tb_prefix="final_")
-    except _Stopped:
-        dist.barrier()
-        return None
     finally:
         bar.close()
         if log is not None:
