@@ -1,4 +1,4 @@
-"""``embedlab shard``: sharding tasks and plans (the v1 formats of specs/sharding-formats.md)."""
+"""``embedlab shard``: sharding tasks and plans (the v1 file formats of docs/sharding.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Embedding-table sharding: tasks and plans (``specs/sharding-formats.md``), planners
+"""Embedding-table sharding: tasks and plans (the JSON files of :mod:`embedlab.sharding.types`), planners
 (heuristics, DreamShard, AutoShard, NeuroShard, TorchRec's), the CostMeter, TorchRec
 integration (:class:`EmbedlabPlanner`) and real runs under ``DistributedModelParallel``.
 

@@ -1,6 +1,6 @@
 """Tables, tasks, shards and plans: the v1 sharding formats, read and written exactly.
 
-The JSON layouts are the contract of ``shared/specs/sharding-formats.md``: planners read
+The JSON layouts are a contract (docs/sharding.md, "File formats"): planners read
 task files (``"format": "embedlab.sharding-tasks/v1"``) and write plan files
 (``"format": "embedlab.sharding-plans/v1"``). Unknown keys are ignored; a missing
 required key, a wrong type or an impossible value raises :class:`~embedlab.errors.UserError`
