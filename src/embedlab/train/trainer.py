@@ -228,6 +228,8 @@ def prepare_data(cfg: TrainConfig, data: CTRData) -> CTRData:
     from embedlab.data.transforms import hash_tables, limit_train_rows
     from embedlab.data.vocab import Vocabulary, apply_vocabulary, vocab_tables
 
+    if data.sizer is not None:  # sized lazily by the source (a streamed prepared folder)
+        return data.sizer(cfg)
     if cfg.train_rows is not None:
         data = limit_train_rows(data, cfg.train_rows)
     if cfg.table_sizing() == "vocab":
@@ -534,9 +536,7 @@ def train(
     try:
         while step < total and not stop:
             epoch, start = divmod(step, per_epoch)
-            for batch in iter_batches(
-                data.train, schema, cfg.batch_size, seed=cfg.seed, epoch=epoch, start=start
-            ):
+            for batch in data.train_batches(cfg.batch_size, seed=cfg.seed, epoch=epoch, start=start):
                 lr = lr_at(step, base_lr, total, cfg.schedule, cfg.warmup_steps)
                 elr = lr * base_elr / base_lr
                 opts[0], event = growth.before_step(step, opts[0])
