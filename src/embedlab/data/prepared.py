@@ -300,7 +300,7 @@ class BlockStream:
             sparse.append(finish_ids(cat(p.ids[j]), miss, self.mappers[j]))
         arrays = CTRArrays(dense=cat(p.dense).astype(np.float32, copy=False), sparse=sparse,
                            labels=cat(p.labels).astype(np.float32))  # fmt: skip
-        perm = np.random.default_rng([seed, epoch, k]).permutation(len(arrays))
+        perm = np.random.default_rng([seed, epoch, k, 0xB10C]).permutation(len(arrays))
         return arrays.take(perm)
 
     def batches(self, schema: CTRSchema, batch_size: int, *, seed: int = 0, epoch: int = 0,
