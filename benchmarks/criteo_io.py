@@ -67,6 +67,11 @@ CARDS = (1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351
 OLD_COMMIT = "7b6cd2c"
 
 
+def vm(kind: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process in bytes."""
+    return [int(x.split()[1]) * 1024 for x in open("/proc/self/status") if x.startswith(kind)][0]
+
+
 def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -150,14 +155,15 @@ def prefix_file(src: Path, lines: int, dst: Path) -> Path:
 # ---------------------------------------------------------------- measurements
 
 _PREPARE_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import pyarrow.csv  # noqa: F401  (imported before the clock starts, as in a long-running process)
 from embedlab.data.criteo_prepare import prepare
 t = time.perf_counter()
 r = prepare(sys.argv[1], sys.argv[2], workers=int(sys.argv[3]) if sys.argv[3] != "0" else None)
 dt = time.perf_counter() - t
+hwm = [int(x.split()[1]) * 1024 for x in open("/proc/self/status") if x.startswith("VmHWM")][0]
 print(json.dumps({"seconds": dt, "rows": r.meta["rows"], "skipped": r.meta["skipped"], "parsed": r.parsed,
-                  "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  "peak_rss_bytes": hwm}))  # VmHWM: ru_maxrss would include the parent's before exec
 """
 
 
@@ -270,8 +276,6 @@ def measure_resize(prepared: Path) -> dict[str, Any]:
 
 def measure_train(prepared: Path, steps: int, rounds: int, batch: int, inmem_rows: int, max_rows: int,
                   model_size: str) -> dict[str, Any]:  # fmt: skip
-    import resource
-
     import torch
     import torch.nn.functional as F
 
@@ -314,7 +318,7 @@ def measure_train(prepared: Path, steps: int, rounds: int, batch: int, inmem_row
     str_it = stream.batches(schema, batch, seed=0, epoch=0)
     run(mem_it, 5)
     run(str_it, 5)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss0 = vm("VmRSS")
     res: dict[str, Any] = {"rounds": []}
     for r in range(rounds):
         order = ["in_memory", "streaming"] if r % 2 == 0 else ["streaming", "in_memory"]
@@ -328,8 +332,8 @@ def measure_train(prepared: Path, steps: int, rounds: int, batch: int, inmem_row
     res["streaming_over_in_memory"] = float(np.median([r["streaming"] / r["in_memory"] for r in res["rounds"]]))
     res.update({"steps_per_round": steps, "batch_size": batch, "model_size": model_size, "optimizer": "sgd",
                 "table_cap": max_rows, "inmem_rows": n_mem, "stream_rows": b - a,
-                "inmem_materialize_s": materialize_s, "peak_rss_before_timed_bytes": rss0,
-                "peak_rss_after_timed_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                "inmem_materialize_s": materialize_s, "rss_before_timed_bytes": rss0,
+                "rss_after_timed_bytes": vm("VmRSS"),
                 "embedding_kernel": model.embedding_kernel, "fused": fused is not None,
                 "threads": torch.get_num_threads()})  # fmt: skip
     return res

@@ -154,8 +154,9 @@ class RawColumn:
 
 
 def finish_ids(ids: np.ndarray, missing: np.ndarray, mapper: Callable[[np.ndarray], np.ndarray] | None) -> np.ndarray:
-    """Raw ids as int64 rows (sized by ``mapper``), ``-1`` where missing."""
-    out = ids.astype(np.int64) if mapper is None else mapper(ids.astype(np.int64))
+    """Raw uint32 ids as int64 rows (sized by ``mapper``, which returns a new int64 array),
+    ``-1`` where missing."""
+    out = ids.astype(np.int64) if mapper is None else mapper(ids)
     out[missing] = -1
     return out
 
@@ -209,7 +210,11 @@ def train_counts(prepared: Prepared, start: int, stop: int) -> list[tuple[np.nda
 
 
 def modulo_mapper(size: int) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda ids: ids % size
+    """Raw uint32 ids modulo ``size`` as int64 (computed in uint32, the cheaper width)."""
+    if size >= ID_SPACE:
+        return lambda ids: ids.astype(np.int64)
+    m = np.uint32(size)
+    return lambda ids: (np.asarray(ids, dtype=np.uint32) % m).astype(np.int64)
 
 
 def sized_source(data: CTRData, prepared: Prepared, ranges: dict[str, tuple[int, int]],
@@ -238,7 +243,7 @@ def sized_source(data: CTRData, prepared: Prepared, ranges: dict[str, tuple[int,
                 counts = train_counts(prepared, *rng["train"])
                 vocab = Vocabulary(tuple(u[c >= cfg.vocab_min_count].astype(np.int64) for u, c in counts),
                                    int(cfg.vocab_min_count))  # fmt: skip
-            mappers = [(lambda f: (lambda ids: vocab.map_column(f, ids)))(f) for f in range(NUM_SPARSE)]
+            mappers = [(lambda f: (lambda ids: vocab.map_column(f, ids.astype(np.int64))))(f) for f in range(NUM_SPARSE)]
             sizes = vocab.table_sizes
             info.update({"tables": "vocab", "vocab_min_count": vocab.min_count, "vocab_rows": int(sum(sizes))})
         else:
@@ -291,17 +296,18 @@ class BlockStream:
     def read_window(self, blocks: np.ndarray, seed: int, epoch: int, k: int) -> CTRArrays:
         """The rows of ``blocks`` read, sized and shuffled (window ``k`` of the epoch)."""
         spans = self._block_rows(blocks)
+        rows = np.concatenate([np.arange(s, e) for s, e in spans])
+        rows = rows[np.random.default_rng([seed, epoch, k, 0xB10C]).permutation(len(rows))]
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        rel = rows - lo  # gather from a view of the window's extent (pages near each other)
         p = self.prepared
-        cat = lambda a: np.concatenate([np.asarray(a[s:e]) for s, e in spans])  # noqa: E731
-        missing = cat(p.missing)
+        missing = np.asarray(p.missing[lo:hi])[rel]
         sparse = []
         for j in range(NUM_SPARSE):
-            miss = ((missing >> np.uint32(j)) & np.uint32(1)).astype(bool)
-            sparse.append(finish_ids(cat(p.ids[j]), miss, self.mappers[j]))
-        arrays = CTRArrays(dense=cat(p.dense).astype(np.float32, copy=False), sparse=sparse,
-                           labels=cat(p.labels).astype(np.float32))  # fmt: skip
-        perm = np.random.default_rng([seed, epoch, k, 0xB10C]).permutation(len(arrays))
-        return arrays.take(perm)
+            miss = (missing & np.uint32(1 << j)) != 0
+            sparse.append(finish_ids(np.asarray(p.ids[j][lo:hi])[rel], miss, self.mappers[j]))
+        return CTRArrays(dense=np.asarray(p.dense[lo:hi])[rel].astype(np.float32, copy=False), sparse=sparse,
+                         labels=np.asarray(p.labels[lo:hi])[rel].astype(np.float32))  # fmt: skip
 
     def batches(self, schema: CTRSchema, batch_size: int, *, seed: int = 0, epoch: int = 0,
                 start: int = 0, prefetch: bool = True) -> Iterator[Batch]:  # fmt: skip
