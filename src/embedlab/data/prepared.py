@@ -110,10 +110,12 @@ def split_ranges(prepared: Prepared, split: str) -> dict[str, tuple[int, int]]:
     return {"train": (0, last0), "test": (last0, last0 + n_test), "valid": (last0 + n_test, n)}
 
 
-class RawColumn:
+class RawColumn(np.lib.mixins.NDArrayOperatorsMixin):
     """One categorical feature of a row range, read on access: raw ids (``mapper=None``,
-    as int64) or ids sized by ``mapper``; a missing value is ``-1``. Behaves as a 1-D array
-    for slicing, fancy indexing and ``np.asarray``."""
+    as int64) or ids sized by ``mapper``; a missing value is ``-1``. Behaves as a 1-D int64
+    array for slicing and fancy indexing (only those rows are read), ``np.asarray`` and
+    ufuncs/operators; any other array attribute (``.max()``, ``.astype``...) is taken from
+    the whole column read into memory."""
 
     ndim = 1
     dtype = np.dtype(np.int64)
@@ -144,6 +146,15 @@ class RawColumn:
             return self[np.asarray([idx])][0]
         ids, miss = self.rows(idx)
         return finish_ids(ids, miss, self.mapper)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        conv = [np.asarray(x) if isinstance(x, RawColumn) else x for x in inputs]
+        return getattr(ufunc, method)(*conv, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("prepared", "feature", "start", "stop", "mapper"):
+            raise AttributeError(name)
+        return getattr(np.asarray(self), name)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         n = len(self)
