@@ -15,6 +15,9 @@ then measures, in one run on the same files:
 * ``old_reader``: this project's previous reader (``iter_chunks`` of
   ``src/embedlab/data/criteo.py`` at commit 7b6cd2c, loaded from git) on the first
   ``--old-lines`` lines;
+* ``libs``: the two candidate CSV readers on the first 500,000 lines, 2 threads: pyarrow
+  (fields as bytes; and with the NumPy hex conversion the reader uses) and polars (typed
+  columns, then its hex-to-integer conversion);
 * ``resize``: table sizing from the prepared folder without parsing (the parser is
   replaced by a function that fails): the training split's per-feature id counts (one
   pass, cached), a vocabulary at two frequency thresholds, and ids modulo two sets of
@@ -238,6 +241,46 @@ def measure_new_on(prefix: Path, work: Path) -> dict[str, Any]:
     return measure_prepare(prefix, work / "prepared_prefix", 0)
 
 
+def measure_libs(prefix: Path, repeats: int = 2) -> dict[str, Any]:
+    """The two candidate CSV readers on the same prefix, 2 threads: pyarrow's (fields as
+    bytes, then the hex ids through NumPy as the reader does) and polars's (typed columns,
+    then its own hex-to-integer conversion)."""
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from embedlab.data.criteo_read import _NAMES, _column, _hex_column
+
+    n = sum(1 for _ in open(prefix, "rb"))
+    pa.set_cpu_count(2)
+    out: dict[str, Any] = {"lines": n, "pyarrow_threads": 2, "polars_threads": pl.thread_pool_size()}
+
+    def arrow(convert: bool) -> None:
+        t = pacsv.read_csv(prefix, read_options=pacsv.ReadOptions(column_names=_NAMES),
+                           parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
+                           convert_options=pacsv.ConvertOptions(column_types={c: pa.binary() for c in _NAMES},
+                                                                strings_can_be_null=False))  # fmt: skip
+        if convert:
+            for j in range(26):
+                _hex_column(*_column(t.column(14 + j).combine_chunks()))
+
+    def polars() -> None:
+        schema = {"label": pl.Int8, **{f"I{i}": pl.Int64 for i in range(1, 14)}, **{f"C{j}": pl.String for j in range(1, 27)}}
+        df = pl.read_csv(prefix, separator="\t", has_header=False, schema=schema, quote_char=None)
+        df.select([pl.col(f"C{j}").str.to_integer(base=16, strict=False).cast(pl.UInt32) for j in range(1, 27)])
+
+    for name, fn in (("pyarrow_bytes", lambda: arrow(False)), ("pyarrow_bytes_then_numpy_hex", lambda: arrow(True)),
+                     ("polars_typed_then_hex", polars)):  # fmt: skip
+        rates = []
+        for _ in range(repeats):
+            la0 = load()
+            t = time.perf_counter()
+            fn()
+            rates.append({"lines_per_s": n / (time.perf_counter() - t), "load_start": la0, "load_end": load()})
+        out[name] = rates
+    return out
+
+
 def measure_resize(prepared: Path) -> dict[str, Any]:
     import embedlab.data.criteo_read as cr
     from embedlab.data.prepared import BlockStream, Prepared, modulo_mapper, split_ranges, train_counts
@@ -354,7 +397,7 @@ def main() -> None:
     ap.add_argument("--inmem-rows", type=int, default=4_000_000)
     ap.add_argument("--max-rows", type=int, default=1_000_000)
     ap.add_argument("--model-size", default="small")
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: gzip,torchrec,old,resize,train")
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: gzip,torchrec,old,libs,resize,train")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     args.work.mkdir(parents=True, exist_ok=True)
@@ -390,6 +433,10 @@ def main() -> None:
             old_prefix = prefix_file(plain, min(args.old_lines, args.lines), args.work / f"prefix_{min(args.old_lines, args.lines)}.txt")
             result["old_reader"] = measure_old(old_prefix)
             print(json.dumps(result["old_reader"]), flush=True)
+    if "libs" not in skip:
+        lib_prefix = prefix_file(plain, min(500_000, args.lines), args.work / f"prefix_{min(500_000, args.lines)}.txt")
+        result["libs"] = measure_libs(lib_prefix)
+        print(json.dumps(result["libs"]), flush=True)
     if "resize" not in skip:
         result["resize"] = measure_resize(prepared)
         print(json.dumps(result["resize"]), flush=True)
