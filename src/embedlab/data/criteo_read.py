@@ -16,17 +16,18 @@ a non-hexadecimal categorical, a line that is not UTF-8) are skipped and counted
 ``strict`` the first one stops the read naming the file, the line and the reason. Blank
 lines are ignored; ``\\r\\n`` line ends are accepted.
 
-**How (measured, see docs/data.md).** On a 200k-line Criteo-format sample with 2 threads on
-our 2-core machine, pyarrow's CSV reader parsed 620k lines/s and polars 500k lines/s
-including the hex conversion (polars was the faster of the two on the full conversion in
-our later runs too). We chose **pyarrow**: its CSV parser reports rows with the wrong
-number of fields to a handler (``invalid_row_handler``) so we can count them, while
-polars fills a short row with nulls, so a 39-field line is indistinguishable from one
-whose last field is empty; pyarrow also streams compressed input (gzip, zstd) through
-the same reader. Every field is read as raw bytes (no conversion inside pyarrow) and
-converted by NumPy over whole columns: 8-digit hex ids through a lookup table on a
-``[n, 8]`` byte view, integers through per-byte digit weights. A block is converted this
-way only if *every* field passes the same checks as the exact line parser
+**How (measured, see docs/data.md).** We timed both candidate libraries on the same
+500,000-line Criteo-format prefix with 2 threads on our shared 2-core machine
+(``benchmarks/criteo_io.py``, part ``libs``; load average 6-9 at the time): pyarrow's CSV
+reader 335k-446k lines/s with every field as bytes (312k-326k with our NumPy hex
+conversion), polars 324k-630k lines/s including its hex-to-integer conversion. Polars was
+not slower, but we chose **pyarrow** for the semantics: its parser hands rows with the wrong
+number of fields to a handler (``invalid_row_handler``) so they can be counted, whereas
+polars fills a short row with nulls (checked with polars 2.1), so a 39-field line is
+indistinguishable from one whose last field is empty. Every field is read as raw bytes (no
+conversion inside pyarrow) and converted over whole columns: 8-digit hex ids with SWAR
+arithmetic on little-endian 64-bit words, integers by pyarrow's integer parser. A block is
+converted this way only if *every* field passes the same checks as the exact line parser
 (:func:`parse_fields`); a block with any anomaly is re-read line by line by that exact
 parser, so results never depend on which path ran (tests compare the two).
 """
