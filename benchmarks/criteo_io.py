@@ -318,7 +318,7 @@ def measure_resize(prepared: Path) -> dict[str, Any]:
 
 
 def measure_train(prepared: Path, steps: int, rounds: int, batch: int, inmem_rows: int, max_rows: int,
-                  model_size: str) -> dict[str, Any]:  # fmt: skip
+                  model_size: str, warmup: int = 20) -> dict[str, Any]:  # fmt: skip
     import torch
     import torch.nn.functional as F
 
@@ -359,8 +359,8 @@ def measure_train(prepared: Path, steps: int, rounds: int, batch: int, inmem_row
 
     mem_it = iter_batches(mem, schema, batch, seed=0, epoch=0)
     str_it = stream.batches(schema, batch, seed=0, epoch=0)
-    run(mem_it, 5)
-    run(str_it, 5)
+    run(mem_it, warmup)  # first touches of the tables' pages and of the in-memory arrays
+    run(str_it, warmup)
     rss0 = vm("VmRSS")
     res: dict[str, Any] = {"rounds": []}
     for r in range(rounds):
@@ -373,7 +373,7 @@ def measure_train(prepared: Path, steps: int, rounds: int, batch: int, inmem_row
     for name in ("in_memory", "streaming"):
         res[f"{name}_samples_per_s_median"] = float(np.median([r[name] for r in res["rounds"]]))
     res["streaming_over_in_memory"] = float(np.median([r["streaming"] / r["in_memory"] for r in res["rounds"]]))
-    res.update({"steps_per_round": steps, "batch_size": batch, "model_size": model_size, "optimizer": "sgd",
+    res.update({"warmup_steps": warmup, "steps_per_round": steps, "batch_size": batch, "model_size": model_size, "optimizer": "sgd",
                 "table_cap": max_rows, "inmem_rows": n_mem, "stream_rows": b - a,
                 "inmem_materialize_s": materialize_s, "rss_before_timed_bytes": rss0,
                 "rss_after_timed_bytes": vm("VmRSS"),
@@ -392,7 +392,8 @@ def main() -> None:
     ap.add_argument("--torchrec-lines", type=int, default=2_000_000)
     ap.add_argument("--old-lines", type=int, default=2_000_000)
     ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--warmup", type=int, default=20, help="untimed steps of each path first")
     ap.add_argument("--batch-size", type=int, default=2048)
     ap.add_argument("--inmem-rows", type=int, default=4_000_000)
     ap.add_argument("--max-rows", type=int, default=1_000_000)
@@ -442,7 +443,7 @@ def main() -> None:
         print(json.dumps(result["resize"]), flush=True)
     if "train" not in skip:
         result["train"] = measure_train(prepared, args.steps, args.rounds, args.batch_size, args.inmem_rows,
-                                        args.max_rows, args.model_size)  # fmt: skip
+                                        args.max_rows, args.model_size, args.warmup)  # fmt: skip
         print(json.dumps({k: v for k, v in result["train"].items() if k != "rounds"}), flush=True)
     p = result["prepare_plain"]
     summary = {

@@ -243,11 +243,12 @@ def _prepare_file(
 def _append(handles: dict[str, Any], chunk: RawChunk) -> None:
     if not len(chunk):
         return
-    handles["labels"].write(chunk.labels.tobytes())
-    handles["dense"].write(np.ascontiguousarray(chunk.dense, dtype="<f4").tobytes())
-    handles["missing"].write(chunk.missing.astype("<u4", copy=False).tobytes())
+    # little-endian machines write the arrays' memory as is (no copy)
+    handles["labels"].write(memoryview(np.ascontiguousarray(chunk.labels, dtype="|u1")))
+    handles["dense"].write(memoryview(np.ascontiguousarray(chunk.dense, dtype="<f4")))
+    handles["missing"].write(memoryview(np.ascontiguousarray(chunk.missing, dtype="<u4")))
     for j, col in enumerate(chunk.ids, start=1):
-        handles[f"C{j}"].write(col.astype("<u4", copy=False).tobytes())
+        handles[f"C{j}"].write(memoryview(np.ascontiguousarray(col, dtype="<u4")))
 
 
 def _publish(out: Path, work: Path, files: list[Path], key: str, state: dict[str, Any]) -> dict[str, Any]:

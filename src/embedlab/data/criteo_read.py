@@ -18,10 +18,12 @@ lines are ignored; ``\\r\\n`` line ends are accepted.
 
 **How (measured, see docs/data.md).** We timed both candidate libraries on the same
 500,000-line Criteo-format prefix with 2 threads on our shared 2-core machine
-(``benchmarks/criteo_io.py``, part ``libs``; load average 6-9 at the time): pyarrow's CSV
-reader 335k-446k lines/s with every field as bytes (312k-326k with our NumPy hex
-conversion), polars 324k-630k lines/s including its hex-to-integer conversion. Polars was
-not slower, but we chose **pyarrow** for the semantics: its parser hands rows with the wrong
+(``benchmarks/criteo_io.py``, part ``libs``, recorded in
+``benchmarks/results/criteo_io.json``, load average about 3.7): pyarrow's CSV reader
+597k-839k lines/s with every field as bytes (512k-601k with our NumPy hex conversion),
+polars 395k-420k lines/s including its hex-to-integer conversion (rates on this shared
+machine move with its load; the two are within a factor of two). We chose **pyarrow**, for
+that speed and above all for the semantics: its parser hands rows with the wrong
 number of fields to a handler (``invalid_row_handler``) so they can be counted, whereas
 polars fills a short row with nulls (checked with polars 2.1), so a 39-field line is
 indistinguishable from one whose last field is empty. Every field is read as raw bytes (no
