@@ -22,7 +22,7 @@ when they are read, so other table sizes reuse the same cache.
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -174,9 +174,9 @@ def load_split(
     final = cache_folder(p, cache_root)
     try:
         res = prepare_once(p, final, strict=strict, progress=progress)
-    except BaseException:
-        if not (final / "meta.json").is_file():
-            shutil.rmtree(final, ignore_errors=True)
+    except UserError:
+        with contextlib.suppress(OSError):
+            final.rmdir()  # a strict stop leaves an empty folder; a killed run keeps its progress
         raise
     meta = res.meta
     stats = ReadStats(rows=meta["rows"], skipped=meta["skipped"], examples=list(meta["files"][0]["examples"]))
