@@ -283,7 +283,13 @@ def measure_libs(prefix: Path, repeats: int = 2) -> dict[str, Any]:
 
 def measure_resize(prepared: Path) -> dict[str, Any]:
     import embedlab.data.criteo_read as cr
-    from embedlab.data.prepared import BlockStream, Prepared, modulo_mapper, split_ranges, train_counts
+    from embedlab.data.prepared import (
+        BlockStream,
+        Prepared,
+        modulo_mapper,
+        split_ranges,
+        train_counts,
+    )
     from embedlab.data.vocab import Vocabulary
 
     def no_parse(*a: Any, **k: Any) -> Any:
@@ -323,7 +329,13 @@ def measure_train(prepared: Path, steps: int, rounds: int, batch: int, inmem_row
     import torch.nn.functional as F
 
     from embedlab.data.criteo import criteo_schema
-    from embedlab.data.prepared import BlockStream, Prepared, modulo_mapper, split_arrays, split_ranges
+    from embedlab.data.prepared import (
+        BlockStream,
+        Prepared,
+        modulo_mapper,
+        split_arrays,
+        split_ranges,
+    )
     from embedlab.data.schema import iter_batches
     from embedlab.train.trainer import TrainConfig, build_model
 
@@ -348,7 +360,7 @@ def measure_train(prepared: Path, steps: int, rounds: int, batch: int, inmem_row
 
     def run(batches: Any, n: int) -> float:
         t0 = time.perf_counter()
-        for k, bt in zip(range(n), batches):
+        for _, bt in zip(range(n), batches):
             loss = F.binary_cross_entropy_with_logits(model(bt.dense, bt.sparse), bt.labels)
             for o in opts:
                 o.zero_grad(set_to_none=True)

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from embedlab.data import criteo_read as cr
 from embedlab.data.criteo_read import (
-    NUM_SPARSE,
     ReadStats,
     input_files,
     iter_blocks,

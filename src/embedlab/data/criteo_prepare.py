@@ -325,7 +325,7 @@ def _lock(out: Path, timeout_s: float):  # noqa: ANN202
                 lock.unlink(missing_ok=True)  # left by a dead process on this host
                 continue
             if time.monotonic() > deadline:
-                raise UserError(f"{out} is being prepared by {holder} for too long; remove {lock} if that process is gone")
+                raise UserError(f"{out} is being prepared by {holder} for too long; remove {lock} if that process is gone") from None
             time.sleep(0.2)
             continue
         with os.fdopen(fd, "w") as f:

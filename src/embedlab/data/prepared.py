@@ -33,6 +33,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from queue import Queue
 from typing import Any
@@ -220,6 +221,10 @@ def train_counts(prepared: Prepared, start: int, stop: int) -> list[tuple[np.nda
     return out
 
 
+def _vocab_rows(vocab: Any, f: int, ids: np.ndarray) -> np.ndarray:
+    return vocab.map_column(f, ids.astype(np.int64))
+
+
 def modulo_mapper(size: int) -> Callable[[np.ndarray], np.ndarray]:
     """Raw uint32 ids modulo ``size`` as int64 (computed in uint32, the cheaper width)."""
     if size >= ID_SPACE:
@@ -254,7 +259,7 @@ def sized_source(data: CTRData, prepared: Prepared, ranges: dict[str, tuple[int,
                 counts = train_counts(prepared, *rng["train"])
                 vocab = Vocabulary(tuple(u[c >= cfg.vocab_min_count].astype(np.int64) for u, c in counts),
                                    int(cfg.vocab_min_count))  # fmt: skip
-            mappers = [(lambda f: (lambda ids: vocab.map_column(f, ids.astype(np.int64))))(f) for f in range(NUM_SPARSE)]
+            mappers = [partial(_vocab_rows, vocab, f) for f in range(NUM_SPARSE)]
             sizes = vocab.table_sizes
             info.update({"tables": "vocab", "vocab_min_count": vocab.min_count, "vocab_rows": int(sum(sizes))})
         else:
