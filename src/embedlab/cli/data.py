@@ -76,3 +76,39 @@ def synth_ctr(
             f"wrote {out}: Bayes-optimal test AUC {meta['bayes_test_auc']:.4f}, "
             f"logloss {meta['bayes_test_logloss']:.4f}, NE {meta['bayes_test_ne']:.4f}"
         )
+
+
+prepare_app = typer.Typer(help="Convert raw datasets once into prepared folders.", no_args_is_help=True)
+app.add_typer(prepare_app, name="prepare")
+
+
+@prepare_app.command("criteo")
+def prepare_criteo(
+    input: list[Path] = typer.Option(  # noqa: A002
+        ..., "--input", help="A Criteo TSV file (plain, .gz or .zst) or a folder of day files; repeatable."
+    ),
+    out: Path = typer.Option(..., "--out", help="The prepared folder (.npy arrays + meta.json)."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Blocks parsed at once (default: usable cores, at most 4)."
+    ),
+    no_progress: bool = typer.Option(False, "--no-progress"),
+) -> None:
+    """Criteo Kaggle / Terabyte text into raw 32-bit ids and dense values, memory-mapped.
+
+    Train from it with `embedlab train --data criteo --prepared DIR [--split kaggle|terabyte] [--stream]`.
+    A folder already prepared from the same files (path, size, mtime) is reused; a killed
+    run resumes at its first unfinished input file.
+    """
+    from embedlab.data.criteo_prepare import prepare_once
+
+    if workers is not None and workers <= 0:
+        raise UserError(f"--workers must be positive, got {workers}")
+    res = prepare_once(input, out, strict=strict, workers=workers, show_progress=not no_progress)
+    meta = res.meta
+    what = "prepared" if res.parsed else "already prepared (same input files)"
+    line = f"{out}: {what}, {meta['rows']:,} rows from {len(meta['files'])} file(s)"
+    if meta["skipped"]:
+        first = next(f for f in meta["files"] if f["skipped"])
+        line += f", {meta['skipped']:,} malformed lines skipped (first: {first['examples'][0]})"
+    typer.echo(line)

@@ -19,13 +19,22 @@ def train_cmd(
     ),
     data: str = typer.Option("synth", "--data", help="synth, movielens or criteo."),
     data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Folder of `embedlab data synth-ctr` output."
+        None, "--data-dir", help="synth: folder of `embedlab data synth-ctr` output; movielens: folder with ml-100k.{inter,user,item}."
+    ),
+    prepared: Path | None = typer.Option(
+        None, "--prepared", help="Criteo: folder made by `embedlab data prepare criteo` (instead of --train FILE)."
+    ),
+    split: str = typer.Option(
+        "80-10-10", "--split", help="With --prepared: 80-10-10, kaggle (last of 7 days halved) or terabyte (day 23 halved)."
+    ),
+    stream: bool = typer.Option(
+        False, "--stream", help="With --prepared: read training rows in shuffled blocks, bounded memory."
     ),
     train: Path | None = typer.Option(None, "--train", help="Criteo TSV for training."),
     valid: Path | None = typer.Option(None, "--valid", help="Criteo TSV for validation."),
     test: Path | None = typer.Option(None, "--test", help="Criteo TSV for test."),
-    max_ind_range: int = typer.Option(
-        10_000_000, "--max-ind-range", help="Criteo with --tables hash: cap of each table size."
+    max_ind_range: int | None = typer.Option(
+        None, "--max-ind-range", help="Criteo with --tables hash: cap of each table size (default 10,000,000)."
     ),
     tables: str | None = typer.Option(
         None, "--tables",
@@ -46,7 +55,7 @@ def train_cmd(
     select_metric: str = typer.Option(
         _DEFAULTS.select_metric, "--select-metric", help="Validation metric of the best checkpoint: auc, logloss or ne."
     ),
-    strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line."),
+    strict: bool = typer.Option(False, "--strict", help="synth, criteo: stop at the first malformed line."),
     model_size: str = typer.Option(
         "kaggle", "--model-size", help="kaggle, small, tiny, terabyte or DIM:BOTTOM:TOP."
     ),
@@ -140,6 +149,12 @@ def train_cmd(
     from embedlab.train.trainer import TrainConfig, resume_run
     from embedlab.train.trainer import train as run_train
 
+    if resume is None:
+        _check_applicable(data, data_dir=data_dir, train=train, valid=valid, test=test, max_ind_range=max_ind_range,
+                          strict=strict, prepared=prepared, split=split, stream=stream, tables=tables,
+                          hash_rows=hash_rows, planner=planner)  # fmt: skip
+    data_extra = _data_extras(data, data_dir, prepared, split, stream)
+    max_ind_range = 10_000_000 if max_ind_range is None else max_ind_range
     saved = None
     if resume is not None:
         from embedlab.io import read_json
@@ -177,9 +192,9 @@ def train_cmd(
                 cfg = _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel,
                               optimizer, lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed,
                               checkpoint_every, eval_every, tensorboard, threads, compile_dense,
-                              optimizer_options, dense_optimizer)  # fmt: skip
+                              optimizer_options, dense_optimizer, prepared)  # fmt: skip
                 cfg = _with_extras(
-                    cfg, train_rows, hash_rows, scheme, sparsity, scheme_options, day, init_from
+                    cfg, train_rows, hash_rows, scheme, sparsity, scheme_options, day, init_from, data_extra
                 )
                 cfg = _with_selection(cfg, tables, vocab_min_count, embedding_init,
                                       early_stop_patience, select_metric)  # fmt: skip
@@ -201,8 +216,8 @@ def train_cmd(
         raise UserError("missing --out RUN_DIR")
     cfg = _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel, optimizer,
                   lr, embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed, checkpoint_every,
-                  eval_every, tensorboard, threads, compile_dense, optimizer_options, dense_optimizer)  # fmt: skip
-    cfg = _with_extras(cfg, train_rows, hash_rows, scheme, sparsity, scheme_options, day, init_from)
+                  eval_every, tensorboard, threads, compile_dense, optimizer_options, dense_optimizer, prepared)  # fmt: skip
+    cfg = _with_extras(cfg, train_rows, hash_rows, scheme, sparsity, scheme_options, day, init_from, data_extra)
     cfg = _with_selection(cfg, tables, vocab_min_count, embedding_init, early_stop_patience, select_metric)
     metrics = run_train(cfg, out, show_progress=not no_progress)
     _summary(metrics, out)
@@ -210,18 +225,18 @@ def train_cmd(
 
 def _config(data, data_dir, train, valid, test, max_ind_range, strict, model_size, embedding_kernel, optimizer, lr,  # noqa: ANN001, ANN202
             embedding_lr, schedule, warmup_steps, epochs, max_steps, batch_size, seed, checkpoint_every, eval_every,
-            tensorboard, threads, compile_dense, optimizer_options=None, dense_optimizer=None):  # fmt: skip
+            tensorboard, threads, compile_dense, optimizer_options=None, dense_optimizer=None, prepared=None):  # fmt: skip
     from embedlab.options import parse_options
     from embedlab.train.trainer import TrainConfig
 
     opts: dict = {}
     if data == "synth":
         opts = {"data_dir": str(data_dir)} if data_dir else {}
-    elif data == "criteo":
-        if train is None:
-            raise UserError(
-                "--data criteo needs --train FILE (and optionally --valid FILE --test FILE)"
-            )
+    elif data == "criteo" and train is None and prepared is None:
+        raise UserError(
+            "--data criteo needs --train FILE (and optionally --valid FILE --test FILE) or --prepared DIR"
+        )
+    if data == "criteo":
         opts = {
             k: str(v)
             for k, v in (("train", train), ("valid", valid), ("test", test))
@@ -244,7 +259,7 @@ def _config(data, data_dir, train, valid, test, max_ind_range, strict, model_siz
 
 def _with_extras(cfg, train_rows: int | None, hash_rows: int | None, scheme: str = "dense",  # noqa: ANN001, ANN202
            sparsity: float | None = None, scheme_options: str | None = None, day: int | None = None,
-           init_from: Path | None = None):  # fmt: skip
+           init_from: Path | None = None, data_extra: dict | None = None):  # fmt: skip
     """``cfg`` with the data-size, recurring-training and growth/pruning options set, validated."""
     import dataclasses
 
@@ -257,7 +272,7 @@ def _with_extras(cfg, train_rows: int | None, hash_rows: int | None, scheme: str
         raise UserError(
             "--sparsity and --scheme-options need --scheme growth-pruning or prune-only"
         )
-    data_options = dict(cfg.data_options)
+    data_options = {**cfg.data_options, **(data_extra or {})}
     if day is not None:
         if cfg.data != "synth":
             raise UserError("--day applies to --data synth")
@@ -286,6 +301,42 @@ def _with_selection(cfg, tables: str | None, vocab_min_count: int, embedding_ini
                               early_stop_patience=early_stop_patience or None, select_metric=select_metric)  # fmt: skip
     cfg.validate()
     return cfg
+
+
+def _check_applicable(data: str, *, data_dir: Path | None, train: Path | None, valid: Path | None, test: Path | None,
+                      max_ind_range: int | None, strict: bool, prepared: Path | None, split: str, stream: bool,
+                      tables: str | None, hash_rows: int | None, planner: str | None) -> None:  # fmt: skip
+    """Refuse options that the chosen data source (or table sizing) would silently ignore."""
+    given = lambda *names: [n for n, v in names if v]  # noqa: E731
+    if data != "criteo":
+        wrong = given(("--train", train), ("--valid", valid), ("--test", test), ("--prepared", prepared),
+                      ("--stream", stream), ("--split", split != "80-10-10"),
+                      ("--max-ind-range", max_ind_range is not None))  # fmt: skip
+        if wrong:
+            raise UserError(f"{', '.join(wrong)} apply to --data criteo, not --data {data}")
+    if data == "movielens" and strict:
+        raise UserError("--strict applies to text data (--data criteo or synth); MovieLens is read as is")
+    if data == "criteo":
+        if data_dir is not None:
+            raise UserError("--data-dir applies to --data synth and movielens; for criteo give --train FILE or --prepared DIR")
+        if prepared is not None and (train or valid or test):
+            raise UserError("give either --prepared DIR or --train/--valid/--test files, not both")
+        if prepared is None and (stream or split != "80-10-10"):
+            raise UserError(f"{', '.join(given(('--stream', stream), ('--split', split != '80-10-10')))} need --prepared DIR")
+        if stream and planner is not None:
+            raise UserError("--stream feeds the single-process trainer; it cannot go with --planner")
+        sizing = tables if tables is not None else ("hash" if hash_rows is not None else "vocab")
+        if max_ind_range is not None and (sizing != "hash" or hash_rows is not None):
+            raise UserError("--max-ind-range caps Criteo's hashed table sizes: it needs --tables hash and no --hash-rows")
+
+
+def _data_extras(data: str, data_dir: Path | None, prepared: Path | None, split: str, stream: bool) -> dict:
+    """Data options beyond ``_config``'s: MovieLens's folder, a prepared Criteo folder."""
+    if data == "movielens" and data_dir is not None:
+        return {"data_dir": str(data_dir)}
+    if data == "criteo" and prepared is not None:
+        return {"prepared": str(prepared), "split": split, **({"stream": True} if stream else {})}
+    return {}
 
 
 def _summary(m: dict, out: Path) -> None:

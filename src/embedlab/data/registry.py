@@ -7,12 +7,12 @@ Bayes limits for planted-truth data, reader statistics).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embedlab.data.schema import CTRArrays, CTRSchema
+from embedlab.data.schema import Batch, CTRArrays, CTRSchema, iter_batches
 from embedlab.errors import UserError, unknown_name
 
 
@@ -32,6 +32,19 @@ class CTRData:
     #: The :class:`~embedlab.data.vocab.Vocabulary` that mapped the ids, when tables are
     #: sized by one (set by the trainer's ``prepare_data``).
     vocabulary: Any = None
+    #: Sources that size tables themselves, lazily (a streamed prepared Criteo folder):
+    #: the trainer calls ``sizer(cfg)`` instead of its own table sizing.
+    sizer: Callable[[Any], CTRData] | None = None
+    #: Sources that order training rows themselves (shuffled blocks): an object with
+    #: ``batches(schema, batch_size, seed=, epoch=, start=)``; ``None``: a permutation.
+    stream: Any = None
+
+    def train_batches(self, batch_size: int, *, seed: int = 0, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
+        """Training batches of one epoch from batch ``start``: the stream's shuffled blocks,
+        or :func:`~embedlab.data.schema.iter_batches` (a permutation of all rows)."""
+        if self.stream is not None:
+            return self.stream.batches(self.schema, batch_size, seed=seed, epoch=epoch, start=start)
+        return iter_batches(self.train, self.schema, batch_size, seed=seed, epoch=epoch, start=start)
 
     def split(self, name: str) -> CTRArrays:
         if name not in ("train", "valid", "test"):

@@ -63,10 +63,21 @@ def load_criteo_source(
     strict: bool = False,
     cache_root: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
+    prepared: str | Path | None = None,
+    split: str = "80-10-10",
+    stream: bool = False,
+    block_rows: int = 1 << 16,
+    window_blocks: int = 8,
     **_: object,
 ) -> CTRData:
-    """Criteo TSV files. With only ``train`` given, its last 20% of rows (in file order)
-    become valid and test, 10% each, as the reference halves its last day.
+    """Criteo TSV files, or a folder made by ``embedlab data prepare criteo`` (``prepared``).
+
+    Files: with only ``train`` given, its last 20% of rows (in file order) become valid and
+    test, 10% each. A prepared folder is split by ``split`` (``80-10-10``, ``kaggle``: the
+    DLRM reference's last-of-7-days split, ``terabyte``: day 23 halved; see
+    :mod:`embedlab.data.prepared`); with ``stream`` the trainer reads its training rows in
+    shuffled blocks of ``block_rows`` rows, ``window_blocks`` at a time, and sizes tables
+    as it reads, in bounded memory.
 
     Ids are kept raw (the 32-bit value of the hexadecimal field; the schema's id space is
     ``2**32``): the trainer sizes the tables, by a training vocabulary (default) or by
@@ -74,6 +85,12 @@ def load_criteo_source(
     the DLRM reference's sizes), given here as :attr:`CTRData.hash_sizes`."""
     hash_sizes = criteo_schema(table_sizes, max_ind_range).table_sizes
     schema = criteo_schema([ID_SPACE] * len(hash_sizes))
+    if prepared is not None:
+        if train is not None or valid is not None or test is not None:
+            raise UserError("give either a prepared folder (--prepared) or TSV files (--train ...), not both")
+        return _load_prepared(Path(prepared), schema, hash_sizes, split, strict, stream, block_rows, window_blocks)
+    if split != "80-10-10" or stream:
+        raise UserError("--split and --stream apply to a prepared folder (--prepared DIR)")
     tr = require_file(train, "--train file")
     kw = dict(strict=strict, cache_root=cache_root, progress=progress)
     tr_arr, tr_stats = load_split(tr, schema, **kw)
@@ -89,6 +106,26 @@ def load_criteo_source(
         "reader": {k: s.summary() for k, s in stats.items()},
     }
     return CTRData("criteo", schema, tr_arr, va_arr, te_arr, info, hash_sizes=hash_sizes)
+
+
+def _load_prepared(path: Path, schema, hash_sizes: list[int], split: str, strict: bool, stream: bool,  # noqa: ANN001
+                   block_rows: int, window_blocks: int) -> CTRData:  # fmt: skip
+    from embedlab.data.criteo_prepare import _check_strict
+    from embedlab.data.prepared import Prepared, sized_source, split_arrays, split_ranges
+
+    prep = Prepared.open(path)
+    _check_strict(prep.meta, strict)
+    ranges = split_ranges(prep, split)
+    arrays = {k: split_arrays(prep, a, b) for k, (a, b) in ranges.items()}
+    info = {
+        "source": str(path), "split": split, "stream": bool(stream),
+        "split_rows": {k: b - a for k, (a, b) in ranges.items()},
+        "rows_skipped": {"prepared": int(prep.meta["skipped"])},
+    }  # fmt: skip
+    data = CTRData("criteo", schema, arrays["train"], arrays["valid"], arrays["test"], info, hash_sizes=hash_sizes)
+    if stream:
+        data.sizer = sized_source(data, prep, ranges, block_rows, window_blocks)
+    return data
 
 
 import embedlab.data.movielens  # noqa: F401,E402

@@ -238,6 +238,8 @@ def prepare_data(cfg: TrainConfig, data: CTRData) -> CTRData:
     from embedlab.data.transforms import hash_tables, limit_train_rows
     from embedlab.data.vocab import Vocabulary, apply_vocabulary, vocab_tables
 
+    if data.sizer is not None:  # sized lazily by the source (a streamed prepared folder)
+        return data.sizer(cfg)
     if cfg.train_rows is not None:
         data = limit_train_rows(data, cfg.train_rows)
     if cfg.table_sizing() == "vocab":
@@ -477,7 +479,7 @@ def train(
         return False
 
     def batches(epoch: int, start: int) -> Any:
-        return iter_batches(data.train, schema, cfg.batch_size, seed=cfg.seed, epoch=epoch, start=start)
+        return data.train_batches(cfg.batch_size, seed=cfg.seed, epoch=epoch, start=start)
 
     def train_step(step: int, batch: Any, lr: float) -> torch.Tensor:
         elr = lr * base_elr / base_lr
