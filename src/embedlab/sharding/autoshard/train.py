@@ -68,7 +68,6 @@ from embedlab.sharding.dreamshard.features import NUM_FEATURES, table_features
 from embedlab.sharding.types import Shard, Task
 from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
 
-
 REWARDS = ("measured", "cost_head")
 
 
