@@ -255,3 +255,6 @@ def test_model_file_errors(tmp_path):
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(PUInputError, match="not a PU model file"):
         load_model(tmp_path / "other.pt")
+    torch.save({"format": "embedlab-pu-model", "version": 99}, tmp_path / "future.pt")
+    with pytest.raises(PUInputError, match="version 99 is not supported"):
+        load_model(tmp_path / "future.pt")

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from embedlab.io import atomic_open
 from embedlab.pu.validation import PUInputError
+from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
 
 FORMAT = "embedlab-pu-model"
 VERSION = 1
@@ -54,7 +54,7 @@ def save_model(clf: Any, path: str | Path) -> None:
 
     names = getattr(clf, "feature_names_in_", None)
     payload = {
-        "format": FORMAT, "version": VERSION, "embedlab_version": __version__, "params": params,
+        "embedlab_version": __version__, "params": params,
         "classes": torch.from_numpy(np.asarray(clf.classes_)), "input_shape": list(clf.input_shape_),
         "mean": torch.from_numpy(clf.mean_) if hasattr(clf, "mean_") else None,
         "std": torch.from_numpy(clf.std_) if hasattr(clf, "std_") else None,
@@ -67,8 +67,7 @@ def save_model(clf: Any, path: str | Path) -> None:
         "history": [float(v) for v in clf.history_], "n_features_in": int(clf.n_features_in_),
         "feature_names_in": [str(n) for n in names] if names is not None else None,
     }  # fmt: skip
-    with atomic_open(path, "wb") as f:
-        torch.save(payload, f)
+    save_checkpoint(path, payload, format=FORMAT, version=VERSION)
 
 
 def _linear(state: dict[str, torch.Tensor], prefix: str = "") -> nn.Linear:
@@ -81,22 +80,8 @@ def load_model(path: str | Path, device: str = "cpu") -> Any:
     from embedlab.pu.classifier import EnsembleEncoder, EnsembleHead, PUClassifier, _encoder
     from embedlab.pu.encoders import projection_head
 
-    p = Path(path)
-    if not p.is_file():
-        raise PUInputError(f"model file {p} not found")
-    try:
-        d = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file, or one holding more than plain values
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise PUInputError(
-            f"{p} is not a PU model file written by `embedlab pu fit` ({first})"
-        ) from None
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise PUInputError(f"{p} is not a PU model file written by `embedlab pu fit`")
-    if d["version"] != VERSION:
-        raise PUInputError(
-            f"{p} is a version {d['version']} PU model file; this embedlab reads version {VERSION}"
-        )
+    d = load_checkpoint(path, format=FORMAT, version=VERSION,
+                        what="a PU model file written by `embedlab pu fit`", error=PUInputError)  # fmt: skip
     clf = PUClassifier(**d["params"])
     shape = (1, *d["input_shape"])
     m = int(d["members"])

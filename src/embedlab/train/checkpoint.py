@@ -29,14 +29,18 @@ FORMAT = "embedlab-checkpoint"
 VERSION = 1
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Save ``state`` (tensors and primitives only) to ``path`` via a temp file + rename."""
+def save_checkpoint(
+    path: str | Path, state: dict[str, Any], *, format: str = FORMAT, version: int = VERSION
+) -> None:
+    """Save ``state`` (tensors and primitives only) to ``path`` via a temp file + rename,
+    stamped with ``format`` and ``version`` (other file kinds, e.g. the PU model file, pass
+    their own)."""
     p = Path(path)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     os.close(fd)
     try:
         with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
+            torch.save({"format": format, "version": version, **state}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
@@ -46,11 +50,20 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         raise
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load an embedlab checkpoint; corrupt or foreign files raise :class:`UserError`."""
+def load_checkpoint(
+    path: str | Path,
+    *,
+    format: str = FORMAT,
+    version: int = VERSION,
+    what: str = "an embedlab checkpoint",
+    error: type[UserError] = UserError,
+) -> dict[str, Any]:
+    """Load a file written by :func:`save_checkpoint` with ``format`` and ``version``; a
+    missing, corrupt or foreign file raises ``error`` (a :class:`UserError`) naming ``what``
+    the file should have been."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"checkpoint not found: {p}")
+        raise error(f"{p} not found (expected {what})")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except (
@@ -62,14 +75,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         OSError,
     ) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(
-            f"checkpoint {p} is corrupt or not loadable safely: {first[:200]}"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UserError(f"{p} is not an embedlab checkpoint")
-    if state.get("version") != VERSION:
-        raise UserError(
-            f"{p}: checkpoint version {state.get('version')} is not supported (expected {VERSION})"
+        raise error(f"{p} is not {what}, or is corrupt: {first[:200]}") from None
+    if not isinstance(state, dict) or state.get("format") != format:
+        raise error(f"{p} is not {what}")
+    if state.get("version") != version:
+        raise error(
+            f"{p}: version {state.get('version')} is not supported (this embedlab reads version {version})"
         )
     return state
 
