@@ -15,13 +15,9 @@ from embedlab.data.criteo import (
 from embedlab.data.schema import make_batch
 from embedlab.errors import UserError
 
+from .criteo_lines import line
+
 SIZES = [1000] * NUM_SPARSE
-
-
-def line(label="1", dense=None, cats=None) -> str:
-    dense = dense if dense is not None else [str(i) for i in range(13)]
-    cats = cats if cats is not None else [f"{i * 7919:08x}" for i in range(26)]
-    return "\t".join([label, *dense, *cats]) + "\n"
 
 
 def test_parse_line_values_and_hashing():
