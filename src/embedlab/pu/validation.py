@@ -24,8 +24,9 @@ import numpy as np
 from embedlab.errors import UserError
 
 
-class PUInputError(UserError, ValueError):
-    """A user mistake in a parameter or the data of a PU fit (a ``UserError`` and a ``ValueError``)."""
+class PUInputError(UserError):
+    """A user mistake in a parameter or the data of a PU fit (a ``UserError``, hence a
+    ``ValueError`` as scikit-learn's checks expect)."""
 
 
 def check_x(estimator: Any, X: Any, *, fitting: bool) -> np.ndarray:
