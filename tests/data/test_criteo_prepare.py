@@ -205,3 +205,109 @@ def test_stream_covers_each_row_once_and_resumes_exactly(tmp_path):
         np.testing.assert_array_equal(x.sparse.values().numpy(), y.sparse.values().numpy())
     other = np.concatenate([b.dense.numpy() for b in stream.batches(schema, 50, seed=1, epoch=3)])
     assert not np.array_equal(other, seen)  # another epoch, another order
+
+
+def _pooled_lines(n: int, seed: int, start: int = 0) -> list[str]:
+    """Lines whose columns have known cardinalities: C1 from 5 ids, C2 from 300, C3 a new id
+    every row (from ``start``), C4 from 40 with empties; dense values beyond 65,534 in I1."""
+    from .criteo_lines import line
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in range(n):
+        cats = [f"{v:08x}" for v in rng.integers(0, 2**32, 26)]
+        cats[0] = f"{int(rng.integers(5)) * 977:08x}"
+        cats[1] = f"{int(rng.integers(300)) * 7919 + 1:08x}"
+        cats[2] = f"{start + r:08x}"
+        k = int(rng.integers(41))
+        cats[3] = "" if k == 40 else f"{k:08x}"  # includes raw id 0 (present) and empties
+        dense = [str(int(x)) for x in rng.integers(-2, 200_000, 13)]
+        out.append(line(str(int(rng.integers(2))), dense, cats))
+    return out
+
+
+def test_columns_are_dictionaries_until_they_outgrow_them_and_resume(tmp_path, monkeypatch):
+    monkeypatch.setattr(cp, "DICT_MAX", 400)
+    days = tmp_path / "days"
+    days.mkdir()
+    parts = [_pooled_lines(300, seed=d, start=300 * d) for d in range(3)]
+    for d, ls in enumerate(parts):
+        write(days / f"day_{d}", ls)
+    lines = [x for ls in parts for x in ls]
+    labels, dense, ids, miss = expected(lines)
+    # a clean run: C3 passes 400 ids during day 1 and is switched to raw ids there
+    clean = prepare(days, tmp_path / "clean")
+    cols = clean.meta["columns"]
+    distinct = [len(np.unique(np.where(miss[:, j], 0, ids[:, j]))) for j in range(26)]  # empty: raw 0
+    assert distinct[:2] == [5, 284] and distinct[3] == 40
+    assert cols["C1"] == {"encoding": "dict", "dtype": "uint8", "size": 5}
+    assert cols["C2"] == {"encoding": "dict", "dtype": "uint16", "size": 284}
+    assert cols["C3"] == {"encoding": "raw", "dtype": "uint32"} and cols["C5"]["encoding"] == "raw"
+    assert cols["C4"] == {"encoding": "dict", "dtype": "uint8", "size": 40}  # empties share raw id 0's code
+    assert np.load(tmp_path / "clean" / "C1.npy", mmap_mode="r").dtype == np.uint8
+    assert not (tmp_path / "clean" / "C3.dict.npy").exists()
+    assert clean.meta["dense_overflow"] == int((dense >= np.float32(np.log1p(65535))).sum())
+    # killed in day 1 right after C3 was switched: resumed from day 1's start
+    real = cp._IdColumn._switch_to_raw
+    calls = []
+
+    def switch_then_die(self):  # noqa: ANN001
+        real(self)
+        calls.append(self.name)
+        if self.name == "C3" and calls.count("C3") == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cp._IdColumn, "_switch_to_raw", switch_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(days, tmp_path / "p")
+    state = json.loads((tmp_path / "p" / ".partial" / "state.json").read_text())
+    assert len(state["done"]) == 1 and state["columns"][2] == {"mode": "dict", "size": 300}
+    res = prepare(days, tmp_path / "p")
+    assert res.meta["columns"] == cols and calls.count("C3") == 2
+    for folder in ("clean", "p"):
+        prep = Prepared.open(tmp_path / folder)
+        raw = np.stack([np.asarray(c) for c in prep.ids], axis=1).astype(np.int64)
+        np.testing.assert_array_equal(np.where(miss, -1, raw), ids)
+        np.testing.assert_array_equal(prep.labels, labels)
+        np.testing.assert_array_equal(np.asarray(prep.dense), dense)
+
+
+def test_rows_read_in_any_order_decode_exactly(tmp_path):
+    lines = _pooled_lines(500, seed=4)
+    prepare(write(tmp_path / "f.tsv", lines), tmp_path / "p")
+    prep = Prepared.open(tmp_path / "p")
+    _, dense, ids, miss = expected(lines)
+    assert prep.meta["dense_overflow"] > 100
+    arr = split_arrays(prep, 100, 400, [modulo_mapper(97)] * 26)
+    idx = np.random.default_rng(0).integers(0, 300, 1000)  # shuffled, with repeats
+    np.testing.assert_array_equal(arr.dense[idx], dense[100:400][idx])
+    np.testing.assert_array_equal(arr.dense[-5:], dense[395:400])
+    np.testing.assert_array_equal(arr.dense[7], dense[107])
+    for j in (0, 2, 3):  # uint8 dictionary, raw, dictionary with empties
+        want = np.where(miss[100:400, j], -1, ids[100:400, j] % 97)
+        np.testing.assert_array_equal(arr.sparse[j][idx], want[idx])
+        np.testing.assert_array_equal(arr.sparse[j][::3], want[::3])
+
+
+def test_training_counts_per_column_encoding(tmp_path, monkeypatch):
+    from embedlab.data.prepared import train_counts
+
+    monkeypatch.setattr(cp, "DICT_MAX", 400)
+    lines = _pooled_lines(600, seed=5)
+    prepare(write(tmp_path / "f.tsv", lines), tmp_path / "p")
+    prep = Prepared.open(tmp_path / "p")
+    ids = expected(lines)[2]
+    counts = train_counts(prep, 50, 550)
+    for j in range(26):
+        col = ids[50:550, j]
+        u, c = np.unique(col[col >= 0], return_counts=True)
+        np.testing.assert_array_equal(counts[j][0], u)
+        np.testing.assert_array_equal(counts[j][1], c)
+
+
+def test_a_folder_of_an_older_format_is_refused_in_one_line(tmp_path):
+    prepare(write(tmp_path / "f.tsv", random_lines(20)), tmp_path / "p")
+    meta = json.loads((tmp_path / "p" / "meta.json").read_text())
+    (tmp_path / "p" / "meta.json").write_text(json.dumps({**meta, "format": 1}))
+    with pytest.raises(UserError, match="format 1 by an older embedlab.*prepare it again"):
+        Prepared.open(tmp_path / "p")

@@ -113,15 +113,19 @@ def test_fuzzed_lines_are_parsed_or_counted(raw_lines, crlf):
     np.testing.assert_array_equal(as_ids(chunk), expected(ok)[2])
 
 
-def test_blocks_cut_at_line_ends_and_number_lines(tmp_path):
+@pytest.mark.parametrize("block_bytes", [1000, 100])  # 100: shorter than a line
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_blocks_cut_at_line_ends_and_number_lines(tmp_path, block_bytes, suffix):
     lines = random_lines(50)
-    p = tmp_path / "f.tsv"
-    p.write_text("".join(lines)[:-1])  # no final newline
-    blocks = list(iter_blocks(p, block_bytes=1000))
+    p = tmp_path / f"f.tsv{suffix}"
+    text = "".join(lines)[:-1].encode()  # no final newline
+    p.write_bytes(gzip.compress(text) if suffix else text)
+    blocks = list(iter_blocks(p, block_bytes=block_bytes))
     assert len(blocks) > 5
     assert b"".join(b for _, b in blocks).decode() == "".join(lines)
+    assert all(bytes(b).endswith(b"\n") for _, b in blocks)
     firsts = [first for first, _ in blocks]
-    counts = [b.count(b"\n") for _, b in blocks]
+    counts = [bytes(b).count(b"\n") for _, b in blocks]
     assert firsts == [1 + sum(counts[:k]) for k in range(len(blocks))]
 
 
@@ -162,3 +166,16 @@ def test_fuzzed_well_formed_lines_take_the_fast_path_exactly(rows):
     np.testing.assert_array_equal(chunk.labels, labels)
     np.testing.assert_array_equal(chunk.dense, dense)
     np.testing.assert_array_equal(as_ids(chunk), ids)
+
+
+def test_damaged_gzip_is_a_user_error(tmp_path):
+    data = bytearray(gzip.compress("".join(random_lines(3000)).encode(), compresslevel=1))
+    for i in range(len(data) // 3, len(data) // 3 + 64):
+        data[i] ^= 0x5A
+    p = tmp_path / "day_0.gz"
+    p.write_bytes(bytes(data))
+    with pytest.raises(UserError, match=r"day_0\.gz: cannot read"):
+        list(iter_blocks(p))
+    p.write_bytes(bytes(data[: len(data) // 2]))  # cut short
+    with pytest.raises(UserError, match=r"day_0\.gz: cannot read"):
+        list(iter_blocks(p))

@@ -17,6 +17,9 @@
 per table (``hash``) or the training split's vocabulary with a frequency threshold
 (``vocab``; per-feature id counts over the training split are computed once and kept in
 ``counts/`` beside the arrays, so a new threshold costs no pass over the data either).
+A sizing ``mapper`` must be elementwise (each raw id mapped on its own, as both are): for a
+dictionary-encoded column it is applied once to the dictionary and rows are then one
+gather of their codes.
 
 **Streaming** (:class:`BlockStream`): an epoch visits the training rows in *shuffled
 blocks*: the split is cut into blocks of ``block_rows`` consecutive rows, the block order
@@ -40,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from embedlab.data.criteo_prepare import ARRAYS, read_meta
-from embedlab.data.criteo_read import NUM_SPARSE
+from embedlab.data.criteo_prepare import ARRAYS, ID_NAMES, PREPARED_FORMAT, read_meta
+from embedlab.data.criteo_read import DENSE_ESCAPE, DENSE_TABLE, NUM_DENSE, NUM_SPARSE
 from embedlab.data.registry import CTRData
 from embedlab.data.schema import Batch, CTRArrays, CTRSchema, make_batch, num_batches
 from embedlab.errors import UserError, unknown_name
@@ -53,20 +56,68 @@ ID_SPACE = 2**32
 _CHUNK = 1 << 21  # rows per pass when counting or materializing a column
 
 
+class IdColumn:
+    """The raw uint32 ids of one categorical feature of a prepared folder, decoded on
+    access (``column[idx]``, ``np.asarray(column)``), for a raw or a dictionary column."""
+
+    ndim = 1
+    dtype = np.dtype(np.uint32)
+
+    def __init__(self, data: np.ndarray, dictionary: np.ndarray | None) -> None:
+        self.data, self.dictionary = data, dictionary
+        self._tables: dict[int, tuple[Any, np.ndarray]] = {}
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (len(self.data),)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        codes = self.data[idx]
+        return np.asarray(codes) if self.dictionary is None else self.dictionary[codes]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def sized(self, idx: Any, mapper: Callable[[np.ndarray], np.ndarray] | None) -> np.ndarray:
+        """Rows ``idx`` as int64 ids sized by the elementwise ``mapper`` (``None``: raw)."""
+        if self.dictionary is None:
+            ids = np.asarray(self.data[idx])
+            return ids.astype(np.int64) if mapper is None else mapper(ids)
+        if mapper is None:
+            return self.dictionary.astype(np.int64)[self.data[idx]]
+        kept = self._tables.get(id(mapper))
+        if kept is None or kept[0] is not mapper:
+            kept = (mapper, np.asarray(mapper(self.dictionary), dtype=np.int64))
+            self._tables[id(mapper)] = kept
+        return kept[1][self.data[idx]]
+
+
 @dataclass(frozen=True)
 class Prepared:
-    """The memory-mapped arrays of a prepared folder."""
+    """The memory-mapped arrays of a prepared folder (format in
+    :mod:`embedlab.data.criteo_prepare`)."""
 
     path: Path
     meta: dict[str, Any]
     labels: np.ndarray
-    dense: np.ndarray
+    dense_codes: np.ndarray
+    over_index: np.ndarray
+    over_value: np.ndarray
     missing: np.ndarray
-    ids: tuple[np.ndarray, ...]
+    ids: tuple[IdColumn, ...]
 
     @property
     def rows(self) -> int:
         return int(self.meta["rows"])
+
+    @property
+    def dense(self) -> DenseRows:
+        """Every row's dense values, decoded on access (:class:`DenseRows`)."""
+        return DenseRows(self, 0, self.rows)
 
     @staticmethod
     def open(path: str | Path) -> Prepared:
@@ -77,9 +128,81 @@ class Prepared:
                 f"{p} is not a prepared Criteo folder (no complete meta.json); make one with "
                 "`embedlab data prepare criteo --input FILE_OR_DIR --out DIR`"
             )
-        mm = {n: np.load(p / f"{n}.npy", mmap_mode="r") for n in ARRAYS}
-        return Prepared(p, meta, mm["labels"], mm["dense"], mm["missing"],
-                        tuple(mm[f"C{j}"] for j in range(1, NUM_SPARSE + 1)))  # fmt: skip
+        if meta.get("format") != PREPARED_FORMAT:
+            raise UserError(
+                f"{p} was prepared in format {meta.get('format')} by an older embedlab; this one reads "
+                f"format {PREPARED_FORMAT}: prepare it again with `embedlab data prepare criteo`"
+            )
+        mm = {n: np.load(p / f"{n}.npy", mmap_mode="r") for n in (*ARRAYS, *ID_NAMES)}
+        ids = tuple(
+            IdColumn(mm[n], np.load(p / f"{n}.dict.npy") if meta["columns"][n]["encoding"] == "dict" else None)
+            for n in ID_NAMES
+        )
+        return Prepared(p, meta, mm["labels"], mm["dense"], np.asarray(mm["dense_over_index"]),
+                        mm["dense_over_value"], mm["missing"], ids)  # fmt: skip
+
+    def dense_rows(self, idx: slice | np.ndarray) -> np.ndarray:
+        """float32 ``[m, 13]`` of absolute rows ``idx`` (a slice with step 1, or indices)."""
+        codes = np.asarray(self.dense_codes[idx])
+        out = DENSE_TABLE[codes]
+        esc = np.flatnonzero(codes.reshape(-1) == DENSE_ESCAPE)
+        if len(esc):
+            r = esc // NUM_DENSE
+            rows = (idx.start or 0) + r if isinstance(idx, slice) else np.asarray(idx)[r]
+            key = rows.astype(np.int64) * NUM_DENSE + esc % NUM_DENSE
+            out.reshape(-1)[esc] = self.over_value[np.searchsorted(self.over_index, key)]
+        return out
+
+
+def _absolute(start: int, stop: int, idx: Any) -> slice | np.ndarray:
+    """Relative rows ``idx`` (int, slice or indices) of ``start:stop`` as absolute rows."""
+    n = stop - start
+    if isinstance(idx, slice):
+        a, b, step = idx.indices(n)
+        return slice(start + a, start + max(a, b), 1) if step == 1 else np.arange(start + a, start + b, step)
+    idx = np.asarray(idx)
+    if idx.dtype == bool:
+        idx = np.flatnonzero(idx)
+    idx = idx.astype(np.int64, copy=False)
+    if len(idx) and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"row index out of range for {n} rows")
+    return np.where(idx < 0, idx + n, idx) + start
+
+
+class DenseRows(np.lib.mixins.NDArrayOperatorsMixin):
+    """The dense values of a row range of a prepared folder, decoded on access: float32
+    ``[n, 13]``; indexing with an int, a slice or indices reads only those rows."""
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, prepared: Prepared, start: int, stop: int) -> None:
+        self.prepared, self.start, self.stop = prepared, start, stop
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.stop - self.start, NUM_DENSE)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        if isinstance(idx, tuple):
+            return self[idx[0]][(slice(None), *idx[1:])]
+        if isinstance(idx, (int, np.integer)):
+            return self[np.asarray([idx])][0]
+        return self.prepared.dense_rows(_absolute(self.start, self.stop, idx))
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        conv = [np.asarray(x) if isinstance(x, DenseRows) else x for x in inputs]
+        return getattr(ufunc, method)(*conv, **kwargs)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        n = len(self)
+        out = np.empty((n, NUM_DENSE), dtype=np.float32)
+        for a in range(0, n, _CHUNK):
+            out[a : a + _CHUNK] = self[a : min(n, a + _CHUNK)]
+        return out if dtype is None else out.astype(dtype)
 
 
 def split_ranges(prepared: Prepared, split: str) -> dict[str, tuple[int, int]]:
@@ -138,15 +261,16 @@ class RawColumn(np.lib.mixins.NDArrayOperatorsMixin):
 
     def rows(self, idx: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
         """``(raw uint32 ids, missing bool)`` of rows ``idx`` (relative to the range)."""
-        ids = self.prepared.ids[self.feature][self.start : self.stop][idx]
-        miss = (self.prepared.missing[self.start : self.stop][idx] >> np.uint32(self.feature)) & np.uint32(1)
-        return np.asarray(ids), np.asarray(miss, dtype=bool)
+        rows = _absolute(self.start, self.stop, idx)
+        return self.prepared.ids[self.feature][rows], _missing(self.prepared, rows, self.feature)
 
     def __getitem__(self, idx: Any) -> np.ndarray:
         if isinstance(idx, (int, np.integer)):
             return self[np.asarray([idx])][0]
-        ids, miss = self.rows(idx)
-        return finish_ids(ids, miss, self.mapper)
+        rows = _absolute(self.start, self.stop, idx)
+        out = self.prepared.ids[self.feature].sized(rows, self.mapper)
+        out[_missing(self.prepared, rows, self.feature)] = -1
+        return out
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         conv = [np.asarray(x) if isinstance(x, RawColumn) else x for x in inputs]
@@ -165,12 +289,8 @@ class RawColumn(np.lib.mixins.NDArrayOperatorsMixin):
         return out if dtype is None else out.astype(dtype)
 
 
-def finish_ids(ids: np.ndarray, missing: np.ndarray, mapper: Callable[[np.ndarray], np.ndarray] | None) -> np.ndarray:
-    """Raw uint32 ids as int64 rows (sized by ``mapper``, which returns a new int64 array),
-    ``-1`` where missing."""
-    out = ids.astype(np.int64) if mapper is None else mapper(ids)
-    out[missing] = -1
-    return out
+def _missing(prepared: Prepared, rows: slice | np.ndarray, feature: int) -> np.ndarray:
+    return ((np.asarray(prepared.missing[rows]) >> np.uint32(feature)) & np.uint32(1)).astype(bool)
 
 
 def split_arrays(prepared: Prepared, start: int, stop: int,
@@ -178,7 +298,7 @@ def split_arrays(prepared: Prepared, start: int, stop: int,
     """Rows ``start:stop`` as :class:`CTRArrays` (memmap views; ids read on access)."""
     mappers = mappers or [None] * NUM_SPARSE
     return CTRArrays(
-        dense=prepared.dense[start:stop],
+        dense=DenseRows(prepared, start, stop),  # type: ignore[arg-type]
         sparse=[RawColumn(prepared, j, start, stop, mappers[j]) for j in range(NUM_SPARSE)],  # type: ignore[misc]
         labels=prepared.labels[start:stop],
     )
@@ -198,19 +318,7 @@ def train_counts(prepared: Prepared, start: int, stop: int) -> list[tuple[np.nda
             with np.load(folder / f"C{j + 1}.npz") as z:
                 out.append((z["ids"], z["counts"]))
         return out
-    out = []
-    for j in range(NUM_SPARSE):
-        col = RawColumn(prepared, j, start, stop)
-        uniq = np.zeros(0, dtype=np.uint32)
-        cnt = np.zeros(0, dtype=np.int64)
-        for a in range(start, stop, 4 * _CHUNK):
-            ids, miss = col.rows(slice(a - start, min(stop, a + 4 * _CHUNK) - start))
-            u, c = np.unique(ids[~miss], return_counts=True)
-            allu = np.concatenate([uniq, u])
-            allc = np.concatenate([cnt, c])
-            uniq, inv = np.unique(allu, return_inverse=True)
-            cnt = np.bincount(inv, weights=allc, minlength=len(uniq)).astype(np.int64)
-        out.append((uniq, cnt))
+    out = [_counts(prepared, j, start, stop) for j in range(NUM_SPARSE)]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for j, (u, c) in enumerate(out):
@@ -219,6 +327,29 @@ def train_counts(prepared: Prepared, start: int, stop: int) -> list[tuple[np.nda
     except OSError:
         pass  # a read-only folder: counts are recomputed next time
     return out
+
+
+def _counts(prepared: Prepared, j: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(sorted distinct raw ids, counts)`` of feature ``j`` over rows ``start:stop``
+    (missing rows not counted), in passes of bounded memory."""
+    col = prepared.ids[j]
+    step = 4 * _CHUNK
+    if col.dictionary is not None:  # count codes, then name them
+        cnt = np.zeros(len(col.dictionary), dtype=np.int64)
+        for a in range(start, stop, step):
+            rows = slice(a, min(stop, a + step))
+            cnt += np.bincount(np.asarray(col.data[rows])[~_missing(prepared, rows, j)], minlength=len(cnt))
+        seen = np.flatnonzero(cnt)
+        order = np.argsort(col.dictionary[seen])
+        return col.dictionary[seen][order], cnt[seen][order]
+    uniq = np.zeros(0, dtype=np.uint32)
+    cnt = np.zeros(0, dtype=np.int64)
+    for a in range(start, stop, step):
+        rows = slice(a, min(stop, a + step))
+        u, c = np.unique(col[rows][~_missing(prepared, rows, j)], return_counts=True)
+        uniq, inv = np.unique(np.concatenate([uniq, u]), return_inverse=True)
+        cnt = np.bincount(inv, weights=np.concatenate([cnt, c]), minlength=len(uniq)).astype(np.int64)
+    return uniq, cnt
 
 
 def _vocab_rows(vocab: Any, f: int, ids: np.ndarray) -> np.ndarray:
@@ -314,16 +445,14 @@ class BlockStream:
         spans = self._block_rows(blocks)
         rows = np.concatenate([np.arange(s, e) for s, e in spans])
         rows = rows[np.random.default_rng([seed, epoch, k, 0xB10C]).permutation(len(rows))]
-        lo, hi = int(rows.min()), int(rows.max()) + 1
-        rel = rows - lo  # gather from a view of the window's extent (pages near each other)
         p = self.prepared
-        missing = np.asarray(p.missing[lo:hi])[rel]
+        missing = np.asarray(p.missing[rows])
         sparse = []
         for j in range(NUM_SPARSE):
-            miss = (missing & np.uint32(1 << j)) != 0
-            sparse.append(finish_ids(np.asarray(p.ids[j][lo:hi])[rel], miss, self.mappers[j]))
-        return CTRArrays(dense=np.asarray(p.dense[lo:hi])[rel].astype(np.float32, copy=False), sparse=sparse,
-                         labels=np.asarray(p.labels[lo:hi])[rel].astype(np.float32))  # fmt: skip
+            ids = p.ids[j].sized(rows, self.mappers[j])
+            ids[(missing & np.uint32(1 << j)) != 0] = -1
+            sparse.append(ids)
+        return CTRArrays(dense=p.dense_rows(rows), sparse=sparse, labels=np.asarray(p.labels[rows]).astype(np.float32))
 
     def batches(self, schema: CTRSchema, batch_size: int, *, seed: int = 0, epoch: int = 0,
                 start: int = 0, prefetch: bool = True) -> Iterator[Batch]:  # fmt: skip
