@@ -6,8 +6,10 @@ then measures, in one run on the same files:
 
 * ``prepare``: ``embedlab data prepare criteo`` (:func:`embedlab.data.criteo_prepare.prepare`)
   on the plain and on the gzip file, each in a fresh subprocess: lines/s, peak RSS of that
-  process, the prepared folder's size (and its parts: raw uint32 ids, missing mask, dense,
-  labels);
+  process, the prepared folder's size (and its parts: dictionary and raw id columns,
+  dense codes and overflow, missing mask, labels). The plain file is prepared twice: first
+  **cold** (the kernel's page cache dropped first, when this process may: run as root),
+  then **warm** (the file still cached from the cold run); the gzip file cold;
 * ``torchrec``: TorchRec's own Criteo text path on the first ``--torchrec-lines`` lines
   (a prefix file cut from the same file): ``BinaryCriteoUtils.tsv_to_npys`` (its line
   reader ``CriteoIterDataPipe`` plus its conversion to ``.npy``) and the bare line reader
@@ -174,22 +176,43 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
 
 
-def measure_prepare(src: Path, out: Path, workers: int) -> dict[str, Any]:
+def drop_page_cache() -> bool:
+    """Write back and drop the kernel's page cache (needs root); whether it was dropped."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError:
+        return False
+    return True
+
+
+def measure_prepare(src: Path, out: Path, workers: int, cold: bool = False) -> dict[str, Any]:
     shutil.rmtree(out, ignore_errors=True)
+    dropped = drop_page_cache() if cold else False
     la0 = load()
     p = subprocess.run([sys.executable, "-c", _PREPARE_CHILD, str(src), str(out), str(workers)],
                        env=child_env(), capture_output=True, text=True, check=True)  # fmt: skip
     r = json.loads(p.stdout.strip().splitlines()[-1])
     r.update({"lines_per_s": r["rows"] / r["seconds"], "input_bytes": src.stat().st_size,
+              "page_cache": "dropped first" if dropped else ("not dropped (no permission)" if cold else "as left"),
               "load_start": la0, "load_end": load()})  # fmt: skip
     return r
 
 
-def folder_size(out: Path) -> dict[str, int]:
+def folder_size(out: Path) -> dict[str, Any]:
     sizes = {p.name: p.stat().st_size for p in out.iterdir() if p.is_file()}
-    ids = sum(v for k, v in sizes.items() if k.startswith("C"))
-    return {"total_bytes": sum(sizes.values()), "ids_uint32_bytes": ids, "missing_bytes": sizes["missing.npy"],
-            "dense_bytes": sizes["dense.npy"], "labels_bytes": sizes["labels.npy"]}  # fmt: skip
+    cols = json.loads((out / "meta.json").read_text())["columns"]
+    by = {"uint8": 0, "uint16": 0, "uint32": 0}
+    for name, c in cols.items():
+        by[c["dtype"]] += sizes[f"{name}.npy"]
+    return {"total_bytes": sum(sizes.values()),
+            "ids_bytes": sum(v for k, v in sizes.items() if k.startswith("C")),
+            "ids_by_width_bytes": by, "dictionaries_bytes": sum(v for k, v in sizes.items() if k.endswith(".dict.npy")),
+            "columns_by_width": {w: sum(c["dtype"] == w for c in cols.values()) for w in by},
+            "dense_codes_bytes": sizes["dense.npy"],
+            "dense_overflow_bytes": sizes["dense_over_index.npy"] + sizes["dense_over_value.npy"],
+            "missing_bytes": sizes["missing.npy"], "labels_bytes": sizes["labels.npy"],
+            "meta_bytes": sizes["meta.json"]}  # fmt: skip
 
 
 def measure_torchrec(prefix: Path, work: Path) -> dict[str, Any]:
@@ -249,7 +272,7 @@ def measure_libs(prefix: Path, repeats: int = 2) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from embedlab.data.criteo_read import _NAMES, _column, _hex_column
+    from embedlab.data.criteo_read import _NAMES, _hex_column
 
     n = sum(1 for _ in open(prefix, "rb"))
     pa.set_cpu_count(2)
@@ -262,7 +285,7 @@ def measure_libs(prefix: Path, repeats: int = 2) -> dict[str, Any]:
                                                                 strings_can_be_null=False))  # fmt: skip
         if convert:
             for j in range(26):
-                _hex_column(*_column(t.column(14 + j).combine_chunks()))
+                _hex_column(t.column(14 + j).combine_chunks())
 
     def polars() -> None:
         schema = {"label": pl.Int8, **{f"I{i}": pl.Int64 for i in range(1, 14)}, **{f"C{j}": pl.String for j in range(1, 27)}}
@@ -427,11 +450,13 @@ def main() -> None:
     result["generate"] = {"seconds_this_run": time.perf_counter() - t, "plain_bytes": plain.stat().st_size,
                           "gzip_bytes": gz.stat().st_size, "gzip_level": args.gzip_level}  # fmt: skip
     prepared = args.work / "prepared_plain"
-    result["prepare_plain"] = measure_prepare(plain, prepared, args.workers)
+    result["prepare_plain"] = measure_prepare(plain, prepared, args.workers, cold=True)
     result["prepare_plain"]["folder"] = folder_size(prepared)
     print(json.dumps(result["prepare_plain"]), flush=True)
+    result["prepare_plain_warm"] = measure_prepare(plain, prepared, args.workers)
+    print(json.dumps(result["prepare_plain_warm"]), flush=True)
     if "gzip" not in skip:
-        result["prepare_gzip"] = measure_prepare(gz, args.work / "prepared_gzip", args.workers)
+        result["prepare_gzip"] = measure_prepare(gz, args.work / "prepared_gzip", args.workers, cold=True)
         shutil.rmtree(args.work / "prepared_gzip", ignore_errors=True)
         print(json.dumps(result["prepare_gzip"]), flush=True)
     if "torchrec" not in skip or "old" not in skip:
@@ -460,13 +485,18 @@ def main() -> None:
     p = result["prepare_plain"]
     summary = {
         "prepare_plain_lines_per_s": p["lines_per_s"],
+        "prepare_plain_page_cache": p["page_cache"],
+        "prepare_plain_warm_lines_per_s": result["prepare_plain_warm"]["lines_per_s"],
         "prepare_gzip_lines_per_s": result.get("prepare_gzip", {}).get("lines_per_s"),
         "prepare_peak_rss_gib": max(p["peak_rss_bytes"], result.get("prepare_gzip", {}).get("peak_rss_bytes", 0)) / 2**30,
         "cache_gib": p["folder"]["total_bytes"] / 2**30,
-        "cache_ids_gib": p["folder"]["ids_uint32_bytes"] / 2**30,
+        "cache_ids_gib": p["folder"]["ids_bytes"] / 2**30,
     }  # fmt: skip
     if "old_reader" in result:
-        summary["speedup_over_old_reader_same_prefix"] = result["prepare_prefix"]["lines_per_s"] / result["old_reader"]["lines_per_s"]
+        old_rate = result["old_reader"]["lines_per_s"]
+        summary["speedup_over_old_reader_same_prefix"] = result["prepare_prefix"]["lines_per_s"] / old_rate
+        summary["speedup_over_old_reader_full_cold"] = p["lines_per_s"] / old_rate
+        summary["speedup_over_old_reader_full_warm"] = result["prepare_plain_warm"]["lines_per_s"] / old_rate
     if "torchrec" in result:
         summary["speedup_over_torchrec_tsv_to_npys_same_prefix"] = result["prepare_prefix"]["lines_per_s"] / result["torchrec"]["tsv_to_npys_lines_per_s"]
     if "train" in result:
