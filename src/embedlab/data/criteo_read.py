@@ -21,13 +21,12 @@ a non-hexadecimal categorical, a line that is not UTF-8) are skipped and counted
 lines are ignored; ``\\r\\n`` line ends are accepted.
 
 **How (measured, see docs/data.md).** We timed both candidate libraries on the same
-500,000-line Criteo-format prefix with 2 threads on our shared 2-core machine
+500,000-line Criteo-format prefix with 2 threads on our 2-core machine
 (``benchmarks/criteo_io.py``, part ``libs``, recorded in
-``benchmarks/results/criteo_io.json``, load average about 3.7): pyarrow's CSV reader
-597k-839k lines/s with every field as bytes (512k-601k with our NumPy hex conversion),
-polars 395k-420k lines/s including its hex-to-integer conversion (rates on this shared
-machine move with its load; the two are within a factor of two). We chose **pyarrow**, for
-that speed and above all for the semantics: its parser hands rows with the wrong
+``benchmarks/results/criteo_io_kaggle.json``): pyarrow's CSV reader 1.17M-2.40M lines/s with
+every field as bytes (1.66M-1.70M with our NumPy hex conversion), polars 1.19M-1.27M lines/s
+including its hex-to-integer conversion. We chose **pyarrow**, for that speed and above all
+for the semantics: its parser hands rows with the wrong
 number of fields to a handler (``invalid_row_handler``) so they can be counted, whereas
 polars fills a short row with nulls (checked with polars 2.1), so a 39-field line is
 indistinguishable from one whose last field is empty. Integer fields are converted by
