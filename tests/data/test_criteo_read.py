@@ -114,13 +114,14 @@ def test_fuzzed_lines_are_parsed_or_counted(raw_lines, crlf):
 
 
 @pytest.mark.parametrize("block_bytes", [1000, 100])  # 100: shorter than a line
-@pytest.mark.parametrize("suffix", ["", ".gz"])
-def test_blocks_cut_at_line_ends_and_number_lines(tmp_path, block_bytes, suffix):
-    lines = random_lines(50)
+@pytest.mark.parametrize("suffix, direct", [("", False), ("", True), (".gz", False)])
+def test_blocks_cut_at_line_ends_and_number_lines(tmp_path, block_bytes, suffix, direct):
+    lines = random_lines(50 if not direct else 400)
     p = tmp_path / f"f.tsv{suffix}"
     text = "".join(lines)[:-1].encode()  # no final newline
     p.write_bytes(gzip.compress(text) if suffix else text)
-    blocks = list(iter_blocks(p, block_bytes=block_bytes))
+    # taken one at a time: a direct block's buffer is reused once it is released
+    blocks = [(first, bytes(b)) for first, b in iter_blocks(p, block_bytes=block_bytes, direct=direct)]
     assert len(blocks) > 5
     assert b"".join(b for _, b in blocks).decode() == "".join(lines)
     assert all(bytes(b).endswith(b"\n") for _, b in blocks)

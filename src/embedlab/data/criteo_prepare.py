@@ -68,6 +68,7 @@ from typing import Any
 
 import numpy as np
 
+from embedlab.data.background import BackgroundWriter, prefetch
 from embedlab.data.criteo_read import (
     NUM_DENSE,
     NUM_SPARSE,
@@ -235,7 +236,9 @@ def _prepare_file(
         f.truncate(state["lengths"][name] or _HEADER_BYTES)
         f.seek(0, os.SEEK_END)
         handles[name] = f
-    columns = [_IdColumn(work, j, state["columns"][j], state["lengths"][name]) for j, name in enumerate(ID_NAMES)]
+    writer = BackgroundWriter()
+    columns = [_IdColumn(work, j, state["columns"][j], state["lengths"][name], writer)
+               for j, name in enumerate(ID_NAMES)]  # fmt: skip
     stats = ReadStats()
     done_rows = sum(d["rows"] for d in state["done"])
     rows = done_rows
@@ -252,7 +255,7 @@ def _prepare_file(
                     fut, size, part = pending.popleft()
                     chunk, ids = fut.result()
                     stats.add(part)
-                    _append(handles, columns, chunk, ids, rows)
+                    _append(handles, columns, chunk, ids, rows, writer)
                     rows += len(chunk)
                     nbytes += size
                     if bar is not None:
@@ -261,7 +264,9 @@ def _prepare_file(
                     if progress is not None:
                         progress(done_rows + stats.rows)
 
-            for first_line, block in iter_blocks(p):
+            # reading (and counting lines) runs ahead in a thread, writes in another: this
+            # thread only hands out blocks and encodes, so the parsers never wait on the disk
+            for first_line, block in prefetch(iter_blocks(p, direct=True), depth=2):
                 part = ReadStats()
                 known = {c.j: (c.keys, c.key_codes) for c in columns if c.mode == "dict"}
                 fut = pool.submit(_parse_encode, block, str(p), first_line, strict, part, known)
@@ -271,10 +276,13 @@ def _prepare_file(
     finally:
         if gc_was_on:
             gc.enable()
-        for f in [*handles.values(), *(c.handle for c in columns)]:
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
+        try:
+            writer.close()
+        finally:
+            for f in [*handles.values(), *(c.handle for c in columns)]:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
     return stats, columns
 
 
@@ -313,21 +321,27 @@ def _lookup(keys: np.ndarray, key_codes: np.ndarray, distinct: np.ndarray) -> np
     return out
 
 
-def _write(f: Any, a: np.ndarray, dtype: str) -> None:
-    # little-endian machines write the arrays' memory as is (no copy)
-    f.write(memoryview(np.ascontiguousarray(a, dtype=dtype)).cast("B"))
+def _write(f: Any, a: np.ndarray, dtype: str, writer: BackgroundWriter | None = None) -> None:
+    """``a`` as ``dtype`` appended to ``f`` (by ``writer`` when given; ``a`` is not changed
+    afterwards). Little-endian machines write the arrays' memory as is (no copy)."""
+    data = memoryview(np.ascontiguousarray(a, dtype=dtype)).cast("B")
+    if writer is None:
+        f.write(data)
+    else:
+        writer.write(f, data)
 
 
-def _append(handles: dict[str, Any], columns: list[_IdColumn], chunk: RawChunk, ids: list[Any], rows: int) -> None:
+def _append(handles: dict[str, Any], columns: list[_IdColumn], chunk: RawChunk, ids: list[Any], rows: int,
+            writer: BackgroundWriter | None = None) -> None:  # fmt: skip
     """Write one parsed block; ``rows``: rows already written (for the overflow's flat index)."""
     if not len(chunk):
         return
-    _write(handles["labels"], chunk.labels, "|u1")
-    _write(handles["dense"], chunk.dense_codes, "<u2")
+    _write(handles["labels"], chunk.labels, "|u1", writer)
+    _write(handles["dense"], chunk.dense_codes, "<u2", writer)
     if len(chunk.over_index):
-        _write(handles["dense_over_index"], chunk.over_index + np.int64(rows) * NUM_DENSE, "<i8")
-        _write(handles["dense_over_value"], chunk.over_value, "<f4")
-    _write(handles["missing"], chunk.missing, "<u4")
+        _write(handles["dense_over_index"], chunk.over_index + np.int64(rows) * NUM_DENSE, "<i8", writer)
+        _write(handles["dense_over_value"], chunk.over_value, "<f4", writer)
+    _write(handles["missing"], chunk.missing, "<u4", writer)
     for col, part in zip(columns, ids):
         col.write(part)
 
@@ -337,8 +351,10 @@ class _IdColumn:
     (uint16 codes, file ``C{j}.codes.npy``) until it holds more than :data:`DICT_MAX` ids,
     then raw uint32 ids (``C{j}.raw.npy``; the codes so far rewritten once)."""
 
-    def __init__(self, work: Path, j: int, saved: dict[str, Any], nbytes: int) -> None:
+    def __init__(self, work: Path, j: int, saved: dict[str, Any], nbytes: int,
+                 writer: BackgroundWriter | None = None) -> None:  # fmt: skip
         self.work, self.j, self.name = work, j, ID_NAMES[j]
+        self.writer = writer
         self.mode: str = saved["mode"]
         self.values = np.zeros(0, dtype=np.uint32)
         if self.mode == "dict" and saved["size"]:
@@ -370,7 +386,7 @@ class _IdColumn:
 
     def write(self, part: np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         if self.mode == "raw":
-            _write(self.handle, part if isinstance(part, np.ndarray) else part[0][part[1]], "<u4")
+            _write(self.handle, part if isinstance(part, np.ndarray) else part[0][part[1]], "<u4", self.writer)
             return
         if isinstance(part, np.ndarray):  # a block read by the exact parser, or empty
             if not len(part):
@@ -382,9 +398,9 @@ class _IdColumn:
         self._name_new(distinct, codes)
         if len(self.values) > DICT_MAX:
             self._switch_to_raw()
-            _write(self.handle, distinct[idx], "<u4")
+            _write(self.handle, distinct[idx], "<u4", self.writer)
             return
-        _write(self.handle, codes[idx], "<u2")
+        _write(self.handle, codes[idx], "<u2", self.writer)
 
     def _name_new(self, distinct: np.ndarray, codes: np.ndarray) -> None:
         """Fill the :data:`_NEW` entries of ``codes`` (in place): ids added since the
@@ -405,6 +421,8 @@ class _IdColumn:
         self.key_codes = np.insert(self.key_codes, at, fresh[order])
 
     def _switch_to_raw(self) -> None:
+        if self.writer is not None:
+            self.writer.wait()  # every code queued so far is in the file
         self.handle.flush()
         n = (self.handle.tell() - _HEADER_BYTES) // 2
         self.handle.close()

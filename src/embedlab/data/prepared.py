@@ -33,16 +33,15 @@ the same batches.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from queue import Queue
 from typing import Any
 
 import numpy as np
 
+from embedlab.data.background import prefetch as read_ahead
 from embedlab.data.criteo_prepare import ARRAYS, ID_NAMES, PREPARED_FORMAT, read_meta
 from embedlab.data.criteo_read import DENSE_ESCAPE, DENSE_TABLE, NUM_DENSE, NUM_SPARSE
 from embedlab.data.registry import CTRData
@@ -468,40 +467,13 @@ class BlockStream:
         while k0 < len(windows) and skip_rows >= sizes[k0]:
             skip_rows -= sizes[k0]
             k0 += 1
-        queue: Queue = Queue(maxsize=1)
-        stop_flag = threading.Event()
-
-        def producer() -> None:
-            try:
-                for k in range(k0, len(windows)):
-                    if stop_flag.is_set():
-                        return
-                    queue.put(self.read_window(windows[k], seed, epoch, k))
-            except BaseException as e:  # re-raised in the consumer
-                queue.put(e)
-                return
-            queue.put(None)
-
-        def windows_iter() -> Iterator[CTRArrays]:
-            if not prefetch:
-                for k in range(k0, len(windows)):
-                    yield self.read_window(windows[k], seed, epoch, k)
-                return
-            t = threading.Thread(target=producer, daemon=True)
-            t.start()
-            try:
-                while (item := queue.get()) is not None:
-                    if isinstance(item, BaseException):
-                        raise item
-                    yield item
-            finally:
-                stop_flag.set()
-                while not queue.empty():
-                    queue.get_nowait()
+        windows_iter = (self.read_window(windows[k], seed, epoch, k) for k in range(k0, len(windows)))
+        if prefetch:  # the next window is read in a thread while this one trains
+            windows_iter = read_ahead(windows_iter, depth=1)
 
         b = start
         carry: CTRArrays | None = None
-        for arrays in windows_iter():
+        for arrays in windows_iter:
             if skip_rows:
                 arrays = arrays.take(slice(skip_rows, len(arrays)))
                 skip_rows = 0
