@@ -349,7 +349,6 @@ def measure_resize(prepared: Path) -> dict[str, Any]:
 def measure_train(prepared: Path, steps: int, rounds: int, batch: int, inmem_rows: int, max_rows: int,
                   model_size: str, warmup: int = 20) -> dict[str, Any]:  # fmt: skip
     import torch
-    import torch.nn.functional as F
 
     from embedlab.data.criteo import criteo_schema
     from embedlab.data.prepared import (
@@ -360,7 +359,7 @@ def measure_train(prepared: Path, steps: int, rounds: int, batch: int, inmem_row
         split_ranges,
     )
     from embedlab.data.schema import iter_batches
-    from embedlab.train.trainer import TrainConfig, build_model
+    from embedlab.train.trainer import TrainConfig, build_model, step_on_batch
 
     prep = Prepared.open(prepared)
     a, b = split_ranges(prep, "kaggle")["train"]
@@ -384,12 +383,7 @@ def measure_train(prepared: Path, steps: int, rounds: int, batch: int, inmem_row
     def run(batches: Any, n: int) -> float:
         t0 = time.perf_counter()
         for _, bt in zip(range(n), batches):
-            loss = F.binary_cross_entropy_with_logits(model(bt.dense, bt.sparse), bt.labels)
-            for o in opts:
-                o.zero_grad(set_to_none=True)
-            loss.backward()
-            for o in opts:
-                o.step()
+            step_on_batch(model, opts, bt)
         return n * batch / (time.perf_counter() - t0)
 
     mem_it = iter_batches(mem, schema, batch, seed=0, epoch=0)

@@ -58,7 +58,14 @@ from embedlab.io import read_json, write_json  # noqa: E402
 from embedlab.machine import describe  # noqa: E402
 from embedlab.train.checkpoint import load_checkpoint  # noqa: E402
 from embedlab.train.metrics import ctr_metrics  # noqa: E402
-from embedlab.train.trainer import TrainConfig, build_model, predict, saved_config_matches, train  # noqa: E402
+from embedlab.train.trainer import (  # noqa: E402
+    TrainConfig,
+    build_model,
+    predict,
+    saved_config_matches,
+    step_on_batch,
+    train,
+)
 
 OPTIMIZERS = ("sgd", "adagrad", "rowwise_adagrad", "adam", "fa-sgd", "cf-sgd")
 GRIDS: dict[str, tuple[float, ...]] = {
@@ -152,7 +159,6 @@ def time_steps(
     data: CTRData, name: str, configs: list[tuple[str, str, str, float]], steps: int, rounds: int
 ) -> dict[str, float]:
     """Median ms per training step of each (label, optimizer, kernel, lr), interleaved rounds."""
-    import torch.nn.functional as F
 
     spec = DATASETS[name]
     torch.set_num_threads(1)
@@ -181,12 +187,7 @@ def time_steps(
                     per_key = b.sparse.to_dict()
                     for n, w in zip(data.schema.sparse_names, model.embedding_parameters()):
                         observe(w, per_key[n].values(), per_key[n].offsets())
-                loss = F.binary_cross_entropy_with_logits(model(b.dense, b.sparse), b.labels)
-                for o in opts:
-                    o.zero_grad(set_to_none=True)
-                loss.backward()
-                for o in opts:
-                    o.step()
+                step_on_batch(model, opts, b)
                 if k >= 3:  # warm-up steps of each round untimed
                     times[label].append((time.perf_counter() - t0) * 1e3)
     return {label: statistics.median(v) for label, v in times.items()}

@@ -246,9 +246,6 @@ for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX[_c] = _i
 for _i, _c in enumerate(b"ABCDEF"):
     _HEX[_c] = 10 + _i
-_DIGIT = np.full(256, 255, dtype=np.uint8)
-for _i, _c in enumerate(b"0123456789"):
-    _DIGIT[_c] = _i
 
 
 class _Anomaly(Exception):
@@ -428,7 +425,7 @@ def open_text(path: str | Path) -> IO[bytes]:
     if not p.is_file():
         raise UserError(f"file not found: {p}")
     if p.suffix == ".gz":
-        try:  # ISA-L's inflate (about 3x zlib here), in a thread beside the parser
+        try:  # ISA-L's inflate, in a thread beside the parser
             from isal import igzip_threaded
         except ImportError:
             return gzip.open(p, "rb")  # type: ignore[return-value]

@@ -335,6 +335,18 @@ def _fused_states(model: DLRM) -> list[torch.Tensor]:
     ]
 
 
+def step_on_batch(model: torch.nn.Module, opts: list[torch.optim.Optimizer], batch: Any) -> torch.Tensor:
+    """One step on ``batch``: logloss of ``model(dense, sparse)``, gradients, every optimizer
+    stepped (a fused embedding optimizer is stepped inside the backward). Returns the loss."""
+    loss = F.binary_cross_entropy_with_logits(model(batch.dense, batch.sparse), batch.labels)
+    for o in opts:
+        o.zero_grad(set_to_none=True)
+    loss.backward()
+    for o in opts:
+        o.step()
+    return loss
+
+
 @torch.no_grad()
 def predict(
     model: DLRM, arrays: CTRArrays, schema: CTRSchema, batch_size: int = 16384
@@ -496,13 +508,7 @@ def train(
             per_key = batch.sparse.to_dict()
             for name, w in zip(schema.sparse_names, emb_params):
                 observe(w, per_key[name].values(), per_key[name].offsets())
-        logits = model(batch.dense, batch.sparse)
-        loss = F.binary_cross_entropy_with_logits(logits, batch.labels)
-        for o in opts:
-            o.zero_grad(set_to_none=True)
-        loss.backward()
-        for o in opts:
-            o.step()
+        loss = step_on_batch(model, opts, batch)
         growth.after_step(len(batch.labels))
         return loss
 
