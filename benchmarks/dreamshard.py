@@ -32,7 +32,7 @@ from embedlab.io import write_json  # noqa: E402
 from embedlab.machine import describe  # noqa: E402
 from embedlab.sharding.comm import calibrate  # noqa: E402
 from embedlab.sharding.cost import CostMeter, MeterSettings, balanced_estimate_from  # noqa: E402
-from embedlab.sharding.dreamshard.planner import DreamShardPlanner  # noqa: E402
+from embedlab.sharding.dreamshard.planner import DreamShardPlanner, search_options  # noqa: E402
 from embedlab.sharding.dreamshard.train import (
     COMM_MODES,
     TrainSettings,
@@ -113,15 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     names = [*HEURISTICS, *(["torchrec"] if args.torchrec else [])]
     variants = {"dreamshard": {}}
     for v in filter(None, args.variants.split(",")):
-        opts = {}
-        for tok in v.split("-"):
-            if tok.startswith("best"):
-                opts["samples"] = int(tok[4:])
-            elif tok.startswith("refine"):
-                opts["refine_steps"] = int(tok[6:])
-            else:
-                raise SystemExit(f"unknown variant token {tok!r} in {v!r} (bestN, refineK)")
-        variants[f"dreamshard-{v}"] = opts
+        variants[f"dreamshard-{v}"] = search_options(v)
     learned = {f"{name}-s{seed}": DreamShardPlanner(folder, name=name, seed=seed, **opts)
                for (mode, seed), folder in models.items() if mode == modes[0]
                for name, opts in variants.items()}  # fmt: skip

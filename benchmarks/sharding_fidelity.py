@@ -59,7 +59,7 @@ from embedlab.sharding.planners import (  # noqa: E402
 from embedlab.sharding.types import Plan, Task  # noqa: E402
 
 LEARNED = ("dreamshard", "autoshard", "neuroshard")
-ALL_PLANNERS = (*HEURISTICS, "torchrec", *LEARNED)
+ALL_PLANNERS = (*HEURISTICS, "torchrec", *LEARNED, "portfolio")  # portfolio: the default
 PHASES = ("input_dist_ms", "fwd_compute_ms", "fwd_comm_ms", "bwd_comm_ms", "bwd_compute_ms")
 
 
@@ -185,7 +185,8 @@ def task_row(task: Task, plans: list[Plan], owner: dict[str, str], per: list, me
     bp = min(range(len(plans)), key=lambda i: predicted[i])
     return {
         "task": task.name, "tables": len(task.tables), "devices": task.num_devices,
-        "plans": names, "owner": owner, "measured_ms": measured, "measured_step_ms": step,
+        "plans": names, "owner": owner, "plan_shards": [[s.to_json() for s in p.shards] for p in plans],
+        "measured_ms": measured, "measured_step_ms": step,
         "measured_rounds_ms": [[max(r["embedding_ms"] for r in rnd) for rnd in rounds] for rounds in per],
         "predicted_ms": predicted, "phases": phases, "balanced_estimate_ms": estimate,
         "measured_below_estimate": sum(m < estimate for m in measured),

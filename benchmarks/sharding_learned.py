@@ -78,6 +78,12 @@ def main(argv: list[str] | None = None) -> dict:
         default=[],
         help="NAME=DIR: another model for a learned planner.",
     )
+    ap.add_argument("--dreamshard-variants", default="",
+                    help="Comma-separated planning-time searches of the DreamShard model, each tokens bestN "
+                         "(best of N policy samples by predicted cost) and/or refineK (K steps of descent on "
+                         "the predicted cost), e.g. best16,refine20,best16-refine20: planners dreamshard-VARIANT.")  # fmt: skip
+    ap.add_argument("--portfolio", action="store_true",
+                    help="Also the measured portfolio (the default planner), with the family's comm model.")  # fmt: skip
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--resume", action="store_true", help="Keep finished families of --out.")
     ap.add_argument("--out", default="benchmarks/results/sharding_learned.json")
@@ -98,6 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     comms = {d: kept.get(d) or calibrate(d) for d in sorted({d for _, _, d in families}) if d > 1}
     names = [*HEURISTICS, *(["torchrec"] if args.torchrec else []), *LEARNED]
     planners = {n: get_planner(n, models.get(n)) for n in names}
+    planners.update(_dreamshard_variants(args.dreamshard_variants, models.get("dreamshard")))
     results = list(old.get("results", []))
     done = {(r["family"], r["tables"], r["devices"]) for r in results}
     for fam, n, d in families:
@@ -113,9 +120,16 @@ def main(argv: list[str] | None = None) -> dict:
         col_split: dict[str, int] = {}
         per_task: list[dict[str, Any]] = []
         model_err: dict[str, list[float]] = {}
+        family_planners = dict(planners)
+        if args.portfolio:
+            from embedlab.sharding.portfolio import PortfolioPlanner, PortfolioSettings
+
+            family_planners["portfolio"] = PortfolioPlanner(
+                comms.get(d), PortfolioSettings(batch_size=args.batch, repeats=args.repeats)
+            )
         for k, task in enumerate(tasks):
             plans = {}
-            for name, planner in planners.items():
+            for name, planner in family_planners.items():
                 try:
                     plans[name] = planner.plan(task)
                 except Infeasible:
@@ -138,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
                              "cost_ms": {name: c.total_ms for name, c in costs.items()}})  # fmt: skip
             for name, c in costs.items():
                 est = plans[name].estimated_cost_ms
-                if est is not None and name in LEARNED:
+                if est is not None and (name in LEARNED or name.startswith("dreamshard-")):
                     target = _predicted_quantity(name, c)
                     model_err.setdefault(name, []).append(abs(est - target) / target)
             for name, c in costs.items():
@@ -171,19 +185,32 @@ def main(argv: list[str] | None = None) -> dict:
             }
             if name in model_err:
                 row["planners"][name]["cost_model_mape"] = statistics.fmean(model_err[name])
+            vs = [t["cost_ms"][name] / t["cost_ms"]["torchrec"] for t in per_task
+                  if name in t["cost_ms"] and "torchrec" in t["cost_ms"]]  # fmt: skip
+            if vs:
+                row["planners"][name]["vs_torchrec"] = {"mean": statistics.fmean(vs), "max": max(vs),
+                                                        "slower_tasks": sum(v > 1 for v in vs), "tasks": len(vs)}  # fmt: skip
         row["infeasible"] = infeasible
         row["per_task"] = per_task
         results.append(row)
         line = ", ".join(
             f"{k} {v['ratio_to_family_best_heuristic']:.3f}"
             for k, v in row["planners"].items()
-            if k in LEARNED
+            if k in LEARNED or k.startswith("dreamshard-") or k == "portfolio"
         )
         print(f"{fam} DLRM-{n} ({d}) vs {fam_best}: {line}", flush=True)
         write_json(args.out, _doc(args, results, comms, t0, False))
     doc = _doc(args, results, comms, t0, True)
     write_json(args.out, doc)
     return doc
+
+
+def _dreamshard_variants(spec: str, model: str | None) -> dict[str, Any]:
+    """``dreamshard-VARIANT`` planners of ``--dreamshard-variants`` (same model, another search)."""
+    from embedlab.sharding.dreamshard.planner import DreamShardPlanner, search_options
+
+    return {f"dreamshard-{v}": DreamShardPlanner(model, name=f"dreamshard-{v}", **search_options(v))
+            for v in filter(None, spec.split(","))}  # fmt: skip
 
 
 def _predicted_quantity(name: str, cost: Any) -> float:
@@ -249,7 +276,8 @@ def _resumable(args: argparse.Namespace) -> dict[str, Any]:
     if not args.resume or not path.exists():
         return {}
     old = json.loads(path.read_text())
-    keep = ("batch", "eval_count", "repeats", "torchrec", "model_dir", "quick", "split")
+    keep = ("batch", "eval_count", "repeats", "torchrec", "model_dir", "quick", "split", "dreamshard_variants",
+            "portfolio")
     if any(old.get("settings", {}).get(k) != getattr(args, k) for k in keep):
         sys.exit(f"error: {path} was written with other settings; drop --resume or change --out")
     return old

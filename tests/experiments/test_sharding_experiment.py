@@ -26,9 +26,9 @@ def test_every_planner_is_measured_against_the_best_heuristic(result):
     heuristic = [r[2] for r in rows.values() if r[1] == "heuristic"]
     assert min(heuristic) == pytest.approx(1.0)  # one task: the best heuristic is the reference
     assert all(r[2] > 0.3 and r[3] > 0 for r in rows.values())
-    assert [rows[n][1] for n in ("dreamshard", "autoshard", "neuroshard", "torchrec")] == [
+    assert [rows[n][1] for n in ("dreamshard", "autoshard", "neuroshard", "torchrec", "portfolio")] == [
         "learned"
-    ] * 3 + ["TorchRec"]
+    ] * 3 + ["TorchRec", "measured portfolio"]
     plans = json.loads((out / "plans.json").read_text())["plans"]
     assert sorted({p["planner"] for p in plans}) == sorted(PLANNERS)
 
@@ -36,7 +36,7 @@ def test_every_planner_is_measured_against_the_best_heuristic(result):
 def test_one_plan_runs_under_dmp_beside_its_prediction(result):
     out, res = result
     run = json.loads((out / "dmp_run.json").read_text())
-    assert run["nproc"] == 2 and run["backend"] == "gloo" and run["planner"] == "neuroshard"
+    assert run["nproc"] == 2 and run["backend"] == "gloo" and run["planner"] == "portfolio"
     assert run["predicted"]["total_ms"] > 0 and run["comm_model"] is not None
     ranks = res.tables[1].rows
     assert [r[0] for r in ranks] == ["rank 0", "rank 1"]

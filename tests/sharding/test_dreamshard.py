@@ -308,3 +308,14 @@ def test_learned_mode_checkpoints_keep_their_settings_key():
 def test_plan_comm_option_only_for_comm_planners():
     with pytest.raises(UserError, match="takes no --comm"):
         get_planner("size_greedy", comm="x.json")
+
+
+def test_search_options_parse_and_refuse_unknown_tokens():
+    from embedlab.errors import UserError
+    from embedlab.sharding.dreamshard.planner import search_options
+
+    assert search_options("best16") == {"samples": 16, "refine_steps": 0}
+    assert search_options("best4-refine20") == {"samples": 4, "refine_steps": 20}
+    for bad in ("greedy", "bestx", "refine"):
+        with pytest.raises(UserError, match="unknown DreamShard search"):
+            search_options(bad)

@@ -25,7 +25,8 @@ def plan_cmd(
     planner: str = typer.Option(
         "default",
         "--planner",
-        help="A name from `embedlab shard planners` (default: the measured best).",
+        help="A name from `embedlab shard planners` (default: the measured portfolio, which keeps "
+        "TorchRec's plan unless a candidate's is clearly faster on this machine).",
     ),
     out: Path = typer.Option(..., "--out", help="Plan file to write (embedlab.sharding-plans/v1)."),
     model: Path | None = typer.Option(
@@ -34,7 +35,8 @@ def plan_cmd(
     comm: Path | None = typer.Option(
         None,
         "--comm",
-        help="dreamshard: communication model of the target devices (`shard calibrate-comm`).",
+        help="dreamshard, portfolio (default): communication model of the target devices "
+        "(`shard calibrate-comm`).",
     ),
 ) -> None:
     """One plan per task, with the planning time recorded; plans are validated."""

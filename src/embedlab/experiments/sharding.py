@@ -6,8 +6,8 @@ Protocol (the benchmarks' protocol at a small size; ``docs/sharding.md`` has the
 1. tasks of the ``dreamshard`` family (DLRM-like tables from the *test* part of the table
    pool, which no shipped model was trained on) on 2 devices;
 2. one plan per task from every planner in :data:`PLANNERS`: the heuristics, the three
-   learned ones with their shipped models, and TorchRec's planner (``hill_climb`` is left
-   out: it times kernels for 120 s per task);
+   learned ones with their shipped models, the measured portfolio (the default planner)
+   and TorchRec's planner (``hill_climb`` is left out: it times kernels for 120 s per task);
 3. one 2-process run (``embedlab shard run``: torchrun, gloo, :func:`~embedlab.sharding.run.run_plan`)
    of the default planner's plan on the first task; it calibrates the all-to-all model in
    its process group and reports each rank's measured phases beside the CostMeter's
@@ -40,8 +40,24 @@ from embedlab.report.plots import bar_plot
 #: Planners compared (``hill_climb``, a measured search of minutes per task, is not).
 PLANNERS = (
     "random", "round_robin", "dim_greedy", "size_greedy", "lookup_greedy", "size_lookup_greedy",
-    "dreamshard", "autoshard", "neuroshard", "torchrec",
+    "dreamshard", "autoshard", "neuroshard", "portfolio", "torchrec",
 )  # fmt: skip
+
+
+def _kind(name: str) -> str:
+    if name in ("dreamshard", "autoshard", "neuroshard"):
+        return "learned"
+    return {"torchrec": "TorchRec", "portfolio": "measured portfolio"}.get(name, "heuristic")
+
+
+def _plan_portfolio(tasks: list, s: dict[str, Any]) -> list:
+    """The default planner's plans, its meter at the experiment's batch and repeats; the
+    communication model is the one shipped with DreamShard's default model (the run that
+    calibrates this machine's comes after planning)."""
+    from embedlab.sharding.portfolio import PortfolioPlanner, PortfolioSettings, default_comm
+
+    planner = PortfolioPlanner(default_comm(), PortfolioSettings(batch_size=s["batch"], repeats=s["repeats"]))
+    return [planner.plan(t) for t in tasks]
 
 
 def _settings(ctx: ExperimentContext) -> dict[str, Any]:
@@ -95,7 +111,7 @@ def sharding_planners(ctx: ExperimentContext) -> ExperimentResult:
     s = _settings(ctx)
     seed = ctx.seeds[0]
     tasks = gen_tasks("dreamshard", s["tables"], 2, s["tasks"], seed=seed, split="test")
-    plans = {name: plan_all(tasks, name) for name in PLANNERS}
+    plans = {name: _plan_portfolio(tasks, s) if name == "portfolio" else plan_all(tasks, name) for name in PLANNERS}
     save_tasks(ctx.out / "tasks.json", tasks)
     save_plans(ctx.out / "plans.json", [p for ps in plans.values() for p in ps])
 
@@ -115,8 +131,7 @@ def sharding_planners(ctx: ExperimentContext) -> ExperimentResult:
         for name, c in zip(PLANNERS, costs):
             ratios[name].append(c.total_ms / best_heuristic)
             ms[name].append(c.total_ms)
-    rows = [[name, "learned" if name in ("dreamshard", "autoshard", "neuroshard") else
-             ("TorchRec" if name == "torchrec" else "heuristic"), geomean(ratios[name]),
+    rows = [[name, _kind(name), geomean(ratios[name]),
              statistics.fmean(ms[name]), statistics.fmean(p.planning_seconds for p in plans[name])]
             for name in PLANNERS]  # fmt: skip
     plot = bar_plot(ctx.out / "planners.png", list(PLANNERS), [r[2] for r in rows],

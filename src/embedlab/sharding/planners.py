@@ -202,17 +202,16 @@ HEURISTICS = (
 )
 #: Planners that take a trained model (``model=`` folder); the others take no options.
 MODEL_PLANNERS = {"dreamshard", "autoshard", "neuroshard"}
-#: Planners that time real kernels while planning (a budget of minutes per task).
-MEASURED_PLANNERS = {"hill_climb"}
+#: Planners that time real kernels while planning (seconds to minutes per task).
+MEASURED_PLANNERS = {"hill_climb", "portfolio"}
 
 
-#: What ``--planner default`` means: the planner with the lowest geometric-mean measured cost
-#: (as a ratio to each family's best heuristic) on the *validation* families of
-#: ``benchmarks/sharding_retrain.sh`` (``benchmarks/results/sharding_learned_valid.json``:
-#: DLRM-50 (4), DLRM-20 (2) and memory-limited DLRM-40 (4), 3 valid-split tasks each, step-cost
-#: meter at batch 4096, the retrained models): NeuroShard 0.979, AutoShard 0.983, DreamShard
-#: 1.010, TorchRec's planner 1.045. Test figures: docs/sharding.md.
-DEFAULT_PLANNER = "neuroshard"
+#: What ``--planner default`` means: the measured portfolio (:mod:`embedlab.sharding.portfolio`),
+#: which keeps TorchRec's plan unless the meter finds a candidate's clearly faster. Chosen over
+#: the single planners on validation tasks trained under DMP
+#: (``benchmarks/sharding_default_choice.py``, ``benchmarks/results/sharding_default_choice.json``);
+#: test figures: docs/sharding.md.
+DEFAULT_PLANNER = "portfolio"
 
 
 def resolve_planner_name(name: str) -> str:
@@ -286,3 +285,11 @@ PLANNERS["neuroshard"] = lambda model=None: __import__(
 PLANNERS["hill_climb"] = lambda: __import__(
     "embedlab.sharding.search", fromlist=["HillClimbPlanner"]
 ).HillClimbPlanner()
+
+
+# The measured portfolio: the candidates' plans timed side by side, TorchRec's kept unless
+# another is clearly faster (embedlab.sharding.portfolio).
+PLANNERS["portfolio"] = lambda comm=None: __import__(
+    "embedlab.sharding.portfolio", fromlist=["PortfolioPlanner"]
+).PortfolioPlanner(comm=comm)
+COMM_PLANNERS.add("portfolio")

@@ -107,4 +107,18 @@ class DreamShardPlanner:
         return plan
 
 
-__all__ = ["DEFAULT_MODEL", "DreamShardPlanner"]
+def search_options(variant: str) -> dict[str, int]:
+    """``DreamShardPlanner`` options of a planning-time search named by tokens joined with
+    ``-``: ``bestN`` (best of N policy samples by predicted cost), ``refineK`` (K steps of
+    descent on the predicted cost); e.g. ``best16-refine20``."""
+    opts = {"samples": 0, "refine_steps": 0}
+    for tok in variant.split("-"):
+        key = "samples" if tok.startswith("best") else "refine_steps" if tok.startswith("refine") else None
+        num = tok.removeprefix("best").removeprefix("refine")
+        if key is None or not num.isdigit():
+            raise UserError(f"unknown DreamShard search {tok!r} in {variant!r} (bestN, refineK)")
+        opts[key] = int(num)
+    return opts
+
+
+__all__ = ["DEFAULT_MODEL", "DreamShardPlanner", "search_options"]
