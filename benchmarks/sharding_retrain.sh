@@ -37,10 +37,11 @@ step pretrain neuroshard
 MODELS=(--model-dir "dreamshard=$W/ds/model" --model-dir "autoshard=$W/as/model" --model-dir "neuroshard=$W/ns/model")
 # 3. choose on validation tasks, 4. report on test tasks (nothing chosen there)
 step validation
-$PY benchmarks/sharding_learned.py --split valid --eval-count 3 --torchrec --families "$FAMILIES" "${MODELS[@]}" --resume --out "$W/learned_valid.json"
-cp "$W/learned_valid.json" benchmarks/results/sharding_learned_valid.json
+# (DreamShard's planning-time search is chosen here: dreamshard.planner.DEFAULT_SEARCH)
+$PY benchmarks/sharding_learned.py --split valid --eval-count 3 --torchrec --portfolio --dreamshard-variants best16,refine20,best16-refine20 --families "$FAMILIES" "${MODELS[@]}" --resume --out "$W/learned_valid.json"
+cp "$W/learned_valid.json" benchmarks/results/sharding_search_valid.json
 step test
-$PY benchmarks/sharding_learned.py --split test --eval-count 10 --torchrec --families "$FAMILIES" "${MODELS[@]}" --resume --out "$W/learned_test.json"
+$PY benchmarks/sharding_learned.py --split test --eval-count 10 --torchrec --portfolio --dreamshard-variants greedy --families "$FAMILIES" "${MODELS[@]}" --resume --out "$W/learned_test.json"
 cp "$W/learned_test.json" benchmarks/results/sharding_learned.json
 
 # 5. AutoShard's planning time on 200 tables

@@ -316,6 +316,15 @@ def test_search_options_parse_and_refuse_unknown_tokens():
 
     assert search_options("best16") == {"samples": 16, "refine_steps": 0}
     assert search_options("best4-refine20") == {"samples": 4, "refine_steps": 20}
-    for bad in ("greedy", "bestx", "refine"):
+    assert search_options("greedy") == {"samples": 0, "refine_steps": 0}
+    for bad in ("greedy-best4", "bestx", "refine", "beam"):
         with pytest.raises(UserError, match="unknown DreamShard search"):
             search_options(bad)
+
+
+def test_registered_dreamshard_uses_the_chosen_search():
+    from embedlab.sharding.dreamshard.planner import DEFAULT_SEARCH, search_options
+    from embedlab.sharding.planners import get_planner
+
+    p = get_planner("dreamshard")
+    assert {"samples": p.samples, "refine_steps": p.refine_steps} == search_options(DEFAULT_SEARCH)

@@ -26,15 +26,17 @@ Without ``comm`` the meter takes the communication model shipped with DreamShard
 model (gloo on this project's training machine, 4 processes) and a warning says so: give
 ``--comm`` calibrated for the devices being planned (``embedlab shard calibrate-comm``).
 Where the meter cannot time the task (Adam on the CPU backend) or its budget is spent, the
-anchor's plan is returned with a warning. Planning time is the meter's: about 5-30 s for
-20-40 tables on 2 devices on a 2-core CPU.
+anchor's plan is returned with a warning. Planning time is the meter's: 6-25 s for 20-40
+tables on 2 devices, about 30 s for 40-50 tables on 4, on a 2-core CPU.
+
+The meter's only backend is the CPU (FBGEMM's CPU kernels): on a GPU cluster the portfolio
+ranks plans by their CPU step cost, which has not been checked against GPU training.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,8 +49,8 @@ from embedlab.sharding.types import Plan, Task
 #: tasks: ``benchmarks/results/sharding_default_choice.json``). On 8 valid-split tasks measured
 #: under DMP, this set with a margin of 0.08 was 0.936 of TorchRec's step time on average and
 #: never slower; sets with the learned planners were slower on 1-3 tasks at every margin up to
-#: 0.10 (the meter mis-ranked one NeuroShard plan by 17%), and smaller margins switched on
-#: predicted gains that were not there.
+#: 0.10 (on one task the meter predicted NeuroShard's plan 12% faster than TorchRec's; it
+#: measured 6% slower), and smaller margins switched on predicted gains that were not there.
 CANDIDATES: tuple[str, ...] = ("torchrec", "dim_greedy", "lookup_greedy", "size_lookup_greedy", "size_greedy")
 #: The predicted gain over the anchor below which the anchor's plan is kept.
 MARGIN = 0.08

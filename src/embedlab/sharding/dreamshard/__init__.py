@@ -8,6 +8,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         "DEFAULT_MODEL": "embedlab.sharding.dreamshard.planner",
+        "DEFAULT_SEARCH": "embedlab.sharding.dreamshard.planner",
+        "search_options": "embedlab.sharding.dreamshard.planner",
         "DreamShardPlanner": "embedlab.sharding.dreamshard.planner",
         "TrainSettings": "embedlab.sharding.dreamshard.train",
         "train_dreamshard": "embedlab.sharding.dreamshard.train",
