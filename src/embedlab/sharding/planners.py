@@ -262,7 +262,11 @@ PLANNERS["torchrec"] = lambda: __import__(
 # DreamShard (learned; imports its networks on first use).
 def _dreamshard(model: str | None = None, comm: str | None = None) -> Planner:
     from embedlab.sharding.comm import CommModel
-    from embedlab.sharding.dreamshard.planner import DEFAULT_SEARCH, DreamShardPlanner, search_options
+    from embedlab.sharding.dreamshard.planner import (
+        DEFAULT_SEARCH,
+        DreamShardPlanner,
+        search_options,
+    )
 
     return DreamShardPlanner(model, comm=CommModel.load(comm) if comm is not None else None,
                              **search_options(DEFAULT_SEARCH))  # fmt: skip
