@@ -40,6 +40,10 @@ def test_settings_are_checked():
         PortfolioSettings(candidates=("torchrec", "portfolio"))
     with pytest.raises(UserError, match="at least one"):
         PortfolioSettings(candidates=())
+    with pytest.raises(UserError, match="unknown portfolio planner.*'clever'.*valid: .*dim_greedy"):
+        PortfolioSettings(candidates=("torchrec", "clever"))
+    with pytest.raises(UserError, match="'nobody'"):
+        PortfolioSettings(anchor="nobody")
 
 
 @dataclass

@@ -72,8 +72,13 @@ class PortfolioSettings:
             raise UserError(f"portfolio margin must be in [0, 1), got {self.margin}")
         if not self.candidates:
             raise UserError("the portfolio needs at least one candidate planner")
-        if "portfolio" in self.candidates:
+        if "portfolio" in self.candidates or "default" in self.candidates:
             raise UserError("the portfolio cannot be its own candidate")
+        from embedlab.sharding.planners import PLANNERS
+
+        unknown = [c for c in (*self.candidates, self.anchor) if c not in PLANNERS]
+        if unknown:
+            raise UserError(f"unknown portfolio planner(s) {', '.join(map(repr, unknown))}; valid: {', '.join(PLANNERS)}")
 
 
 def shard_key(plan: Plan) -> tuple:
