@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from embedlab.io import read_json, write_json  # noqa: E402
 from embedlab.machine import describe  # noqa: E402
 from embedlab.sharding.planners import HEURISTICS  # noqa: E402
+from embedlab.sharding.types import Plan, Shard  # noqa: E402
 
 LEARNED = ("dreamshard", "autoshard", "neuroshard")
 #: Candidate sets the choice compares (every set holds the anchor, TorchRec's planner).
@@ -56,10 +57,6 @@ CANDIDATE_SETS: dict[str, tuple[str, ...]] = {
     "all": ("torchrec", *LEARNED, *HEURISTICS),
     "greedy": ("torchrec", "dim_greedy", "lookup_greedy", "size_lookup_greedy", "size_greedy"),
 }
-
-
-def rounds_of(row: dict, planner: str) -> list[float]:
-    return row["measured_rounds_ms"][row["plans"].index(row["owner"][planner])]
 
 
 def against_torchrec(row: dict, planner_plan: str) -> dict[str, Any]:
@@ -131,12 +128,10 @@ def test(test_doc: dict, repeats: int | None) -> dict[str, Any]:
             mismatch = [c for c, o in rep["owner"].items()
                         if c in row["owner"] and row["owner"][c] != row["owner"].get(o)]  # fmt: skip
             if "plan_shards" in row:  # newer runs keep the placements: compare them exactly
-                from embedlab.sharding.portfolio import shard_key
-
-                kept = {n: tuple(sorted((s["table"], s["device"], s["column_offset"], s["columns"]) for s in sh))
+                kept = {n: Plan(task.name, n, tuple(map(Shard.from_json, sh))).placement()
                         for n, sh in zip(row["plans"], row["plan_shards"])}  # fmt: skip
                 plans, _, _ = planner.candidate_plans(task)
-                mismatch += [p.planner for p in plans if shard_key(p) != kept.get(row["owner"].get(p.planner))]
+                mismatch += [p.planner for p in plans if p.placement() != kept.get(row["owner"].get(p.planner))]
             if mismatch:
                 raise SystemExit(f"{task.name}: plans of {mismatch} differ from the fidelity run's; re-run it")
             chosen = row["owner"][rep["chosen"]]

@@ -49,13 +49,7 @@ from embedlab.machine import describe  # noqa: E402
 from embedlab.sharding.comm import CommModel, calibrate  # noqa: E402
 from embedlab.sharding.cost import CostMeter, MeterSettings  # noqa: E402
 from embedlab.sharding.generator import gen_tasks  # noqa: E402
-from embedlab.sharding.planners import (  # noqa: E402
-    COMM_PLANNERS,
-    DEFAULT_PLANNER,
-    HEURISTICS,
-    Infeasible,
-    get_planner,
-)
+from embedlab.sharding.planners import DEFAULT_PLANNER, HEURISTICS, plan_distinct  # noqa: E402
 from embedlab.sharding.types import Plan, Task  # noqa: E402
 
 LEARNED = ("dreamshard", "autoshard", "neuroshard")
@@ -147,19 +141,10 @@ def median_comm(models: list[CommModel]) -> CommModel:
 
 def plan_task(task: Task, planners: list[str], comm_path: str) -> tuple[list[Plan], dict[str, str]]:
     """Every planner's plan, identical ones merged: (distinct plans, planner -> plan key)."""
-    distinct: dict[tuple, Plan] = {}
-    owner: dict[str, str] = {}
-    for name in planners:
-        try:
-            p = get_planner(name, comm=comm_path if name in COMM_PLANNERS else None).plan(task)
-        except Infeasible as e:
-            print(f"  {name}: infeasible ({e})", flush=True)
-            continue
-        p.validate(task)
-        key = tuple(sorted((s.table, s.device, s.column_offset, s.columns) for s in p.shards))
-        distinct.setdefault(key, Plan(task.name, name, p.shards, p.planning_seconds))
-        owner[name] = distinct[key].planner
-    return list(distinct.values()), owner
+    plans, owner, skipped = plan_distinct(task, planners, comm_path)
+    for name, why in skipped.items():
+        print(f"  {name}: no plan ({why})", flush=True)
+    return plans, owner
 
 
 def task_row(task: Task, plans: list[Plan], owner: dict[str, str], per: list, meter: CostMeter) -> dict:

@@ -88,3 +88,25 @@ def test_default_planner_resolves_to_the_measured_best():
     assert resolve_planner_name("default") == DEFAULT_PLANNER
     assert resolve_planner_name("round_robin") == "round_robin"
     assert type(get_planner("default")) is type(get_planner(DEFAULT_PLANNER))
+
+
+def test_plan_distinct_merges_identical_placements_and_names_the_skipped():
+    from embedlab.sharding.planners import plan_distinct
+    from embedlab.sharding.types import Plan, Shard
+
+    a = Plan("t", "x", (Shard("b", 1, 0, 4), Shard("a", 0, 0, 4)))
+    b = Plan("t", "y", (Shard("a", 0, 0, 4), Shard("b", 1, 0, 4)))
+    c = Plan("t", "x", (Shard("a", 1, 0, 4), Shard("b", 1, 0, 4)))
+    assert a.placement() == b.placement() != c.placement()
+
+    ts = (Table("a", 100, 8, 2.0), Table("b", 100, 8, 1.0), Table("c", 10, 4, 3.0))
+    task = Task("m", 3, 10**6, 8, ts)
+    names = ("dim_greedy", "lookup_greedy", "round_robin")
+    plans, owner, skipped = plan_distinct(task, names)
+    keys = {n: get_planner(n).plan(task).placement() for n in names}
+    assert len(plans) == len(set(keys.values())) and not skipped
+    for n in names:  # each planner points at the first planner with its placement
+        assert keys[owner[n]] == keys[n] and names.index(owner[n]) <= names.index(n)
+    tight = Task("tight", 2, 1000, 8, (Table("small", 10, 4, 1.0), Table("huge", 1000, 4, 1.0)))
+    plans, owner, skipped = plan_distinct(tight, ("dim_greedy", "size_greedy"))
+    assert not plans and not owner and all("table 'huge'" in why for why in skipped.values())

@@ -15,7 +15,6 @@ from embedlab.sharding.portfolio import (
     PortfolioSettings,
     choose,
     default_comm,
-    shard_key,
 )
 from embedlab.sharding.types import Table, Task
 
@@ -71,22 +70,22 @@ def _task() -> Task:
 def test_identical_plans_are_timed_once_and_the_choice_follows_the_rule():
     task = _task()
     cands = ("dim_greedy", "round_robin", "lookup_greedy", "size_lookup_greedy")
-    keys = {n: shard_key(get_planner(n).plan(task)) for n in cands}
+    keys = {n: get_planner(n).plan(task).placement() for n in cands}
     distinct = len(set(keys.values()))
     cheap = keys["round_robin"]
     assert cheap != keys["dim_greedy"]
-    meter = _ScriptedMeter(lambda p: 90.0 if shard_key(p) == cheap else 100.0)
+    meter = _ScriptedMeter(lambda p: 90.0 if p.placement() == cheap else 100.0)
     planner = PortfolioPlanner(settings=PortfolioSettings(candidates=cands, anchor="dim_greedy", margin=0.05),
                                meter=meter)  # fmt: skip
     plan = planner.plan(task)
     plan.validate(task)
     assert meter.calls == [distinct]
-    assert shard_key(plan) == cheap and plan.planner == "portfolio" and plan.estimated_cost_ms == 90.0
+    assert plan.placement() == cheap and plan.planner == "portfolio" and plan.estimated_cost_ms == 90.0
     assert planner.last_report["chosen"] == planner.last_report["owner"]["round_robin"]
     # a 10% gain is not enough for a 20% margin: the anchor's plan is kept
     planner = PortfolioPlanner(settings=PortfolioSettings(candidates=cands, anchor="dim_greedy", margin=0.2),
-                               meter=_ScriptedMeter(lambda p: 90.0 if shard_key(p) == cheap else 100.0))  # fmt: skip
-    assert shard_key(planner.plan(task)) == keys["dim_greedy"]
+                               meter=_ScriptedMeter(lambda p: 90.0 if p.placement() == cheap else 100.0))  # fmt: skip
+    assert planner.plan(task).placement() == keys["dim_greedy"]
 
 
 def test_real_meter_plans_a_valid_task_and_reports_every_candidate():
@@ -110,7 +109,7 @@ def test_a_task_the_meter_cannot_time_keeps_the_anchor_with_a_warning():
                                                           anchor="round_robin"), meter=meter)  # fmt: skip
     with pytest.warns(UserWarning, match="keeping round_robin"):
         plan = planner.plan(task)
-    assert shard_key(plan) == shard_key(get_planner("round_robin").plan(task))
+    assert plan.placement() == get_planner("round_robin").plan(task).placement()
     assert plan.estimated_cost_ms is None and not planner.last_report["measured"]
 
 

@@ -238,6 +238,29 @@ def get_planner(name: str, model: str | None = None, comm: str | None = None) ->
     return PLANNERS[name](**kw)
 
 
+def plan_distinct(
+    task: Task, names: Sequence[str], comm: str | None = None
+) -> tuple[list[Plan], dict[str, str], dict[str, str]]:
+    """Every named planner's plan of ``task``, identical placements merged: (distinct plans,
+    each named for the first planner that made it; planner -> that name; planner -> the
+    one-line reason it made none). ``comm``: a communication model file for the planners of
+    :data:`COMM_PLANNERS`."""
+    distinct: dict[tuple, Plan] = {}
+    owner: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        try:
+            p = get_planner(name, comm=comm if name in COMM_PLANNERS else None).plan(task)
+            p.validate(task)
+        except UserError as e:  # infeasible for this planner, or its model does not load
+            skipped[name] = str(e)
+            continue
+        key = p.placement()
+        distinct.setdefault(key, Plan(task.name, name, p.shards, p.planning_seconds))
+        owner[name] = distinct[key].planner
+    return list(distinct.values()), owner, skipped
+
+
 def plan_all(
     tasks: list[Task], name: str, model: str | None = None, comm: str | None = None
 ) -> list[Plan]:

@@ -26,8 +26,9 @@ Without ``comm`` the meter takes the communication model shipped with DreamShard
 model (gloo on this project's training machine, 4 processes) and a warning says so: give
 ``--comm`` calibrated for the devices being planned (``embedlab shard calibrate-comm``).
 Where the meter cannot time the task (Adam on the CPU backend) or its budget is spent, the
-anchor's plan is returned with a warning. Planning time is the meter's: 6-25 s for 20-40
-tables on 2 devices, about 30 s for 40-50 tables on 4, on a 2-core CPU.
+anchor's plan is returned with a warning. Planning time is the meter's, on a 2-core CPU:
+6-25 s for 20-40 tables on 2 devices (``sharding_default_choice.json``), 25-28 s on average
+for 40-50 tables on 4 (``sharding_learned.json``, at most 38.5 s).
 
 The meter's only backend is the CPU (FBGEMM's CPU kernels): on a GPU cluster the portfolio
 ranks plans by their CPU step cost, which has not been checked against GPU training.
@@ -79,11 +80,6 @@ class PortfolioSettings:
         unknown = [c for c in (*self.candidates, self.anchor) if c not in PLANNERS]
         if unknown:
             raise UserError(f"unknown portfolio planner(s) {', '.join(map(repr, unknown))}; valid: {', '.join(PLANNERS)}")
-
-
-def shard_key(plan: Plan) -> tuple:
-    """A plan's placement, independent of the planner's name and of shard order."""
-    return tuple(sorted((s.table, s.device, s.column_offset, s.columns) for s in plan.shards))
 
 
 def choose(predicted: dict[str, float], anchor: str | None, margin: float) -> str:
@@ -140,28 +136,12 @@ class PortfolioPlanner:
         return self.meter
 
     def candidate_plans(self, task: Task) -> tuple[list[Plan], dict[str, str], dict[str, str]]:
-        """Every candidate's plan, identical ones merged: (distinct plans, candidate ->
-        owning plan's planner, candidate -> why it gave no plan)."""
-        from embedlab.sharding.planners import COMM_PLANNERS, get_planner
+        """Every candidate's plan, identical ones merged (:func:`~embedlab.sharding.planners.plan_distinct`).
+        A candidate that takes a communication model (DreamShard) gets ``comm`` when it was
+        given as a file."""
+        from embedlab.sharding.planners import plan_distinct
 
-        distinct: dict[tuple, Plan] = {}
-        owner: dict[str, str] = {}
-        skipped: dict[str, str] = {}
-        for name in self.settings.candidates:
-            try:
-                takes_comm = name in COMM_PLANNERS
-                planner = get_planner(name, comm=self._comm_path if takes_comm else None)
-                if takes_comm and self._comm_path is None and isinstance(self.comm, CommModel):
-                    planner.comm = self.comm  # type: ignore[attr-defined]
-                p = planner.plan(task)
-                p.validate(task)
-            except UserError as e:  # infeasible for this planner, or its model does not load
-                skipped[name] = str(e)
-                continue
-            key = shard_key(p)
-            distinct.setdefault(key, Plan(task.name, name, p.shards, p.planning_seconds))
-            owner[name] = distinct[key].planner
-        return list(distinct.values()), owner, skipped
+        return plan_distinct(task, self.settings.candidates, self._comm_path)
 
     def plan(self, task: Task) -> Plan:
         t0 = time.perf_counter()
@@ -193,4 +173,4 @@ class PortfolioPlanner:
         return Plan(task.name, self.name, p.shards, time.perf_counter() - t0, predicted[chosen])
 
 
-__all__ = ["CANDIDATES", "MARGIN", "PortfolioPlanner", "PortfolioSettings", "choose", "default_comm", "shard_key"]
+__all__ = ["CANDIDATES", "MARGIN", "PortfolioPlanner", "PortfolioSettings", "choose", "default_comm"]

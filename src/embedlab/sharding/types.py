@@ -289,6 +289,11 @@ class Plan:
             "planning_seconds": self.planning_seconds, "estimated_cost_ms": self.estimated_cost_ms,
         }  # fmt: skip
 
+    def placement(self) -> tuple[tuple[str, int, int, int], ...]:
+        """The placement alone, independent of the planner and of shard order: equal for
+        plans that put the same columns on the same devices."""
+        return tuple(sorted((s.table, s.device, s.column_offset, s.columns) for s in self.shards))
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Plan:
         task = _get(d, "task", str, None, None)
