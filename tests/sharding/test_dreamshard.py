@@ -49,6 +49,19 @@ def test_features_are_global_and_deterministic():
     )
 
 
+def test_features_drawn_on_threads_match_the_callers_thread(monkeypatch):
+    from embedlab.sharding.dreamshard import features
+
+    t = _task(n=24, seed=5, name="par")
+    features._bins.cache_clear()
+    monkeypatch.setattr(features, "_PARALLEL_MIN", 10**9)
+    serial = task_features(t)
+    features._bins.cache_clear()
+    monkeypatch.setattr(features, "_PARALLEL_MIN", 2)
+    monkeypatch.setattr(features.os, "cpu_count", lambda: 4)
+    assert np.array_equal(serial, task_features(t))
+
+
 def test_cost_net_learns_a_max_of_sums():
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
