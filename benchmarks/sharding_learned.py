@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="Comma-separated planning-time searches of the DreamShard model, each tokens bestN "
                          "(best of N policy samples by predicted cost) and/or refineK (K steps of descent on "
                          "the predicted cost), e.g. best16,refine20,best16-refine20: planners dreamshard-VARIANT.")  # fmt: skip
+    ap.add_argument("--neuroshard-variants", default="",
+                    help="Comma-separated NeuroShard searches refineK (K steps of descent on the simulated cost "
+                         "after its beam search; refine0: none): planners neuroshard-VARIANT.")  # fmt: skip
     ap.add_argument("--portfolio", action="store_true",
                     help="Also the measured portfolio (the default planner), with the family's comm model.")  # fmt: skip
     ap.add_argument("--quick", action="store_true")
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     names = [*HEURISTICS, *(["torchrec"] if args.torchrec else []), *LEARNED]
     planners = {n: get_planner(n, models.get(n)) for n in names}
     planners.update(_dreamshard_variants(args.dreamshard_variants, models.get("dreamshard")))
+    planners.update(_neuroshard_variants(args.neuroshard_variants, models.get("neuroshard")))
     results = list(old.get("results", []))
     done = {(r["family"], r["tables"], r["devices"]) for r in results}
     for fam, n, d in families:
@@ -196,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
         line = ", ".join(
             f"{k} {v['ratio_to_family_best_heuristic']:.3f}"
             for k, v in row["planners"].items()
-            if k in LEARNED or k.startswith("dreamshard-") or k == "portfolio"
+            if k in LEARNED or k.startswith(("dreamshard-", "neuroshard-")) or k == "portfolio"
         )
         print(f"{fam} DLRM-{n} ({d}) vs {fam_best}: {line}", flush=True)
         write_json(args.out, _doc(args, results, comms, t0, False))
@@ -210,6 +214,15 @@ def _dreamshard_variants(spec: str, model: str | None) -> dict[str, Any]:
     from embedlab.sharding.dreamshard.planner import DreamShardPlanner, search_options
 
     return {f"dreamshard-{v}": DreamShardPlanner(model, name=f"dreamshard-{v}", **search_options(v))
+            for v in filter(None, spec.split(","))}  # fmt: skip
+
+
+def _neuroshard_variants(spec: str, model: str | None) -> dict[str, Any]:
+    """``neuroshard-refineK`` planners of ``--neuroshard-variants`` (same model and search,
+    then K steps of descent on the simulated cost)."""
+    from embedlab.sharding.neuroshard.planner import NeuroShardPlanner, search_settings
+
+    return {f"neuroshard-{v}": NeuroShardPlanner(model, search_settings(v), name=f"neuroshard-{v}")
             for v in filter(None, spec.split(","))}  # fmt: skip
 
 
@@ -277,7 +290,7 @@ def _resumable(args: argparse.Namespace) -> dict[str, Any]:
         return {}
     old = json.loads(path.read_text())
     keep = ("batch", "eval_count", "repeats", "torchrec", "model_dir", "quick", "split", "dreamshard_variants",
-            "portfolio")
+            "neuroshard_variants", "portfolio")
     if any(old.get("settings", {}).get(k) != getattr(args, k) for k in keep):
         sys.exit(f"error: {path} was written with other settings; drop --resume or change --out")
     return old

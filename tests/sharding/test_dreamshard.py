@@ -262,6 +262,53 @@ def test_batched_all_to_all_equals_the_comm_model():
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
 
 
+def test_batched_input_all_to_all_equals_the_comm_model():
+    from embedlab.sharding.dreamshard.agent import input_total_ms
+
+    comm = CommModel(0.3, 2e-6, kinds={"input": [0.5, 3e-6]})
+    rng = np.random.default_rng(1)
+    for d in (1, 2, 4, 8):
+        pay = rng.uniform(0, 400, size=(5, d))
+        got = input_total_ms(comm, torch.tensor(pay, dtype=torch.float32), 512)
+        np.testing.assert_allclose(got.numpy(), [comm.input_ms(list(p), 512) for p in pay], rtol=1e-5)
+    assert input_total_ms(CommModel(0.3, 2e-6), torch.ones(2, 4), 512).abs().sum() == 0  # no input line
+
+
+def test_composed_cost_is_the_dmp_step_over_the_device_heads(tmp_path):
+    from embedlab.sharding.dreamshard.agent import (
+        all_to_all_total_ms,
+        input_total_ms,
+        predicted_costs,
+    )
+    from embedlab.sharding.dreamshard.planner import DreamShardPlanner
+
+    torch.manual_seed(2)
+    comm = CommModel(0.3, 2e-6, kinds={"input": [0.5, 3e-6]})
+    model = DreamShardModel(scale_ms=4.0, comm=comm, comm_batch=256)
+    t = _task(n=10, d=3, seed=4)
+    tt = task_tensors(t)
+    place = torch.tensor([i % 3 for i in range(10)])
+    mask = torch.zeros(3, 10)
+    mask[place, torch.arange(10)] = 1.0
+    parts = model.cost.parts(mask @ model.cost.table_fc(tt.feats)).detach()
+    want = (parts[:, 0].max() + parts[:, 1].max() + all_to_all_total_ms(comm, mask @ tt.cols, 256) / 4.0
+            + input_total_ms(comm, mask @ tt.payload, 256) / 4.0)  # fmt: skip
+    got = predicted_costs(model, tt, place[None], form="composed")[0]
+    assert float(got) == pytest.approx(float(want), rel=1e-5)
+    assert float(got) != pytest.approx(float(predicted_costs(model, tt, place[None])[0]), rel=1e-3)
+    model.save(tmp_path / "m")
+    a = DreamShardPlanner(tmp_path / "m", refine_steps=30, cost="composed").plan(t)
+    b = DreamShardPlanner(tmp_path / "m", refine_steps=30, cost="composed", starts=8, seed=3).plan(t)
+    a.validate(t)
+    b.validate(t)
+    assert b.estimated_cost_ms <= a.estimated_cost_ms + 1e-9  # more starting points, never worse
+    with pytest.raises(UserError, match="cost form"):
+        DreamShardPlanner(tmp_path / "m", cost="sum")
+    DreamShardModel().save(tmp_path / "learned")
+    with pytest.raises(UserError, match="analytic"):
+        DreamShardPlanner(tmp_path / "learned", cost="composed")
+
+
 def test_analytic_comm_training_targets_model_round_trip_and_override(tmp_path):
     from embedlab.sharding.dreamshard.agent import predicted_costs
     from embedlab.sharding.dreamshard.planner import DreamShardPlanner
@@ -330,7 +377,9 @@ def test_search_options_parse_and_refuse_unknown_tokens():
     assert search_options("best16") == {"samples": 16, "refine_steps": 0}
     assert search_options("best4-refine20") == {"samples": 4, "refine_steps": 20}
     assert search_options("greedy") == {"samples": 0, "refine_steps": 0}
-    for bad in ("greedy-best4", "bestx", "refine", "beam"):
+    assert search_options("composed-starts8-refine20") == {"samples": 0, "refine_steps": 20,
+                                                           "cost": "composed", "starts": 8}  # fmt: skip
+    for bad in ("greedy-best4", "bestx", "refine", "beam", "startsx"):
         with pytest.raises(UserError, match="unknown DreamShard search"):
             search_options(bad)
 
@@ -340,4 +389,5 @@ def test_registered_dreamshard_uses_the_chosen_search():
     from embedlab.sharding.planners import get_planner
 
     p = get_planner("dreamshard")
-    assert {"samples": p.samples, "refine_steps": p.refine_steps} == search_options(DEFAULT_SEARCH)
+    opts = {"samples": 0, "refine_steps": 0, "cost": "overall", "starts": 0} | search_options(DEFAULT_SEARCH)
+    assert {"samples": p.samples, "refine_steps": p.refine_steps, "cost": p.cost, "starts": p.starts} == opts

@@ -23,7 +23,7 @@ from embedlab.sharding.neuroshard.data import (
 from embedlab.sharding.neuroshard.features import FEATURE_NAMES, NUM_FEATURES, table_features
 from embedlab.sharding.neuroshard.model import NeuroShardModel, load_model
 from embedlab.sharding.neuroshard.planner import NeuroShardPlanner
-from embedlab.sharding.neuroshard.search import SearchSettings, beam_search, grid_search
+from embedlab.sharding.neuroshard.search import SearchSettings, beam_search, grid_search, refine
 from embedlab.sharding.neuroshard.simulator import Simulator, combine_costs
 from embedlab.sharding.neuroshard.train import pretrain_neuroshard
 from embedlab.sharding.planners import Infeasible
@@ -129,6 +129,41 @@ def test_plans_are_valid_on_neuroshard_tasks():
         assert {s.table for s in plan.shards} == {t.name for t in task.tables}
         assert plan.planner == "neuroshard" and plan.planning_seconds > 0
         assert plan.estimated_cost_ms is not None and np.isfinite(plan.estimated_cost_ms)
+
+
+def test_refinement_lowers_the_simulated_cost_within_memory():
+    model = _model(seed=3)
+    improved = 0
+    for task in gen_tasks("neuroshard", 20, 4, 4, seed=2):
+        sim = Simulator(model, task)
+        base = beam_search(sim, SearchSettings(rounds=2))
+        devs, cost = refine(sim, base.pieces, base.devices, 30)
+        assert cost <= base.cost and cost == pytest.approx(sim.cost(base.pieces, devs)[0])
+        used = np.zeros(task.num_devices)
+        np.add.at(used, devs, sim.piece_sizes(base.pieces))
+        assert (used <= task.device_memory_bytes).all()
+        improved += cost < base.cost
+        # the planner's setting runs the same descent after the search, deterministically
+        res = beam_search(sim, SearchSettings(rounds=2, refine_steps=30))
+        assert res.cost == pytest.approx(cost) and np.array_equal(res.devices, devs)
+        plan = NeuroShardPlanner(model, SearchSettings(rounds=2, refine_steps=30)).plan(task)
+        plan.validate(task)
+    assert improved  # greedy placements of random networks leave moves that help
+    with pytest.raises(UserError):
+        SearchSettings(refine_steps=-1)
+
+
+def test_search_settings_variants_and_the_registered_default():
+    from embedlab.sharding.neuroshard.planner import DEFAULT_SEARCH, search_settings
+    from embedlab.sharding.planners import get_planner
+
+    assert search_settings("refine20") == SearchSettings(refine_steps=20)
+    assert search_settings("refine0") == SearchSettings()
+    for bad in ("refine", "refinex", "beam3"):
+        with pytest.raises(UserError, match="unknown NeuroShard search"):
+            search_settings(bad)
+    assert get_planner("neuroshard").settings == search_settings(DEFAULT_SEARCH)
+    assert NeuroShardPlanner(_model(), name="neuroshard-x").name == "neuroshard-x"
 
 
 def _tight_task():

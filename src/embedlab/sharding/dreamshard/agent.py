@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from embedlab.sharding.comm import ACTIVATION_BYTES, CommModel
+from embedlab.errors import UserError
+from embedlab.sharding.comm import ACTIVATION_BYTES, CommModel, input_payload
 from embedlab.sharding.dreamshard.features import task_features
 from embedlab.sharding.dreamshard.model import CostNet, Policy
 from embedlab.sharding.nn import read_model_folder, save_model_folder
@@ -52,6 +53,8 @@ MODEL_FORMAT = "embedlab.dreamshard-model/v1"  # learned communication
 #: Analytic communication: ``model.json`` also holds ``comm`` (the all-to-all model) and
 #: ``comm_batch``; a reader of v1 alone would mistake the compute-only prediction for the cost.
 MODEL_FORMAT_ANALYTIC = "embedlab.dreamshard-model/v2"
+#: How a plan's cost is predicted (:meth:`DreamShardModel.plan_cost`).
+COST_FORMS = ("overall", "composed")
 
 
 @dataclass
@@ -95,12 +98,32 @@ class DreamShardModel:
             return torch.zeros(cols.shape[:-1])
         return all_to_all_total_ms(comm or self.comm, cols, self.comm_batch) / self.scale_ms
 
-    def plan_cost(
-        self, vec: torch.Tensor, cols: torch.Tensor, comm: CommModel | None = None
-    ) -> torch.Tensor:
+    def plan_cost(self, vec: torch.Tensor, cols: torch.Tensor, comm: CommModel | None = None,
+                  payload: torch.Tensor | None = None, form: str = "overall") -> torch.Tensor:  # fmt: skip
         """Predicted plan cost ``[...]`` (scaled units) from the shard vectors ``[..., D, 32]``
-        and the per-device columns ``[..., D]``."""
-        return self.cost.overall(vec) + self.comm_scaled(cols, comm)
+        and the per-device columns ``[..., D]``, in one of :data:`COST_FORMS`:
+
+        * ``"overall"`` (the reference): the overall head over the max-pooled shard vectors,
+          plus the all-to-alls in analytic mode;
+        * ``"composed"`` (ours): the step as DMP runs it, from the per-device heads -- the
+          slowest device's forward plus the slowest device's backward (every device waits
+          at the all-to-all between them), plus the pooled all-to-alls and the input
+          all-to-all of the communication model at the devices' columns and id payloads
+          ``payload [..., D]`` (bytes per sample, :func:`~embedlab.sharding.comm.input_payload`).
+          Needs a model with analytic communication.
+        """
+        if form == "overall":
+            return self.cost.overall(vec) + self.comm_scaled(cols, comm)
+        if form != "composed":
+            raise UserError(f"unknown DreamShard cost form {form!r} ({', '.join(COST_FORMS)})")
+        if self.comm is None:
+            raise UserError("the composed cost needs a DreamShard model trained with comm_mode 'analytic'")
+        if payload is None:
+            raise ValueError("the composed cost needs the devices' input payloads")
+        parts = self.cost.parts(vec)
+        compute = parts[..., 0].amax(-1) + parts[..., 1].amax(-1)
+        c = comm or self.comm
+        return compute + self.comm_scaled(cols, c) + input_total_ms(c, payload, self.comm_batch) / self.scale_ms
 
 
 def all_to_all_total_ms(comm: CommModel, cols: torch.Tensor, batch_size: int,
@@ -119,6 +142,20 @@ def all_to_all_total_ms(comm: CommModel, cols: torch.Tensor, batch_size: int,
     return (af + ab + (bf + bb) * most).float()
 
 
+def input_total_ms(comm: CommModel, payload: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """:meth:`CommModel.input_ms` batched over plans: ``payload [..., D]`` (bytes per sample
+    of each device's shards) → ``[...]`` ms; 0 with one device or no ``input`` line."""
+    d = payload.shape[-1]
+    if d <= 1 or not comm.has_input:
+        return torch.zeros(payload.shape[:-1])
+    a, b = comm.line("input")
+    p = payload.double()
+    local = batch_size / d
+    recv = local * (p.sum(-1, keepdim=True) - p)
+    most = torch.maximum(recv, local * (d - 1) * p).amax(-1)
+    return (a + b * most).float()
+
+
 @dataclass
 class TaskTensors:
     """A task as the networks see it."""
@@ -128,6 +165,7 @@ class TaskTensors:
     memory: float
     devices: int
     cols: torch.Tensor  # [T] embedding columns (the table's dim)
+    payload: torch.Tensor  # [T] input all-to-all bytes per sample (lengths and ids)
 
 
 def task_tensors(task: Task) -> TaskTensors:
@@ -137,7 +175,8 @@ def task_tensors(task: Task) -> TaskTensors:
     return TaskTensors(torch.from_numpy(task_features(task)),
                        torch.tensor([float(task.table_bytes(t)) for t in task.tables], dtype=torch.float64),
                        float(task.device_memory_bytes), task.num_devices,
-                       torch.tensor([float(t.dim) for t in task.tables]))  # fmt: skip
+                       torch.tensor([float(t.dim) for t in task.tables]),
+                       torch.tensor([input_payload(t.pooling_factor) for t in task.tables]))  # fmt: skip
 
 
 def placement_order(cost: CostNet, tt: TaskTensors) -> torch.Tensor:
@@ -158,9 +197,10 @@ class Rollout:
 
 def rollout(model: DreamShardModel, tt: TaskTensors, episodes: int = 1, greedy: bool = False,
             generator: torch.Generator | None = None, grad: bool = False,
-            comm: CommModel | None = None) -> Rollout:  # fmt: skip
+            comm: CommModel | None = None, form: str = "overall") -> Rollout:  # fmt: skip
     """Play ``episodes`` episodes of the estimated MDP of one task (see the module doc);
-    ``comm`` replaces an analytic model's communication model."""
+    ``comm`` replaces an analytic model's communication model; ``form`` is how the final
+    plan's cost is predicted (:meth:`DreamShardModel.plan_cost`)."""
     cost, pol = model.cost, model.policy
     T, D, E = tt.feats.shape[0], tt.devices, episodes
     order = placement_order(cost, tt)
@@ -196,22 +236,24 @@ def rollout(model: DreamShardModel, tt: TaskTensors, episodes: int = 1, greedy: 
             mask = mask + step_mask  # out of place: earlier steps' graphs still use mask
             used[torch.arange(E), a] += tt.sizes[t]
         with torch.no_grad():
-            pred = model.plan_cost(mask @ enc_c, mask @ tt.cols, comm)
+            pred = model.plan_cost(mask @ enc_c, mask @ tt.cols, comm, mask @ tt.payload, form)
     return Rollout(placement, logp, ent, pred, feasible)
 
 
 def predicted_costs(model: DreamShardModel, tt: TaskTensors, placements: torch.Tensor,
-                    comm: CommModel | None = None) -> torch.Tensor:  # fmt: skip
+                    comm: CommModel | None = None, form: str = "overall") -> torch.Tensor:  # fmt: skip
     """The predicted plan cost ``[C]`` (scaled units) of placements ``[C, T]``."""
     c, T = placements.shape
     mask = torch.zeros(c, tt.devices, T)
     mask[torch.arange(c)[:, None], placements, torch.arange(T)[None]] = 1.0
     with torch.no_grad():
-        return model.plan_cost(mask @ model.cost.table_fc(tt.feats), mask @ tt.cols, comm)
+        return model.plan_cost(mask @ model.cost.table_fc(tt.feats), mask @ tt.cols, comm,
+                               mask @ tt.payload, form)
 
 
 def refine_placement(model: DreamShardModel, tt: TaskTensors, placement: torch.Tensor,
-                     steps: int, comm: CommModel | None = None) -> tuple[torch.Tensor, float]:  # fmt: skip
+                     steps: int, comm: CommModel | None = None,
+                     form: str = "overall") -> tuple[torch.Tensor, float]:  # fmt: skip
     """Steepest descent on the predicted plan cost by single-table moves and swaps with the
     device of largest predicted cost (see ``planner.py``); memory limits are kept. Returns
     the placement ``[T]`` and its predicted cost.
@@ -224,11 +266,12 @@ def refine_placement(model: DreamShardModel, tt: TaskTensors, placement: torch.T
     cost = model.cost
     with torch.no_grad():
         enc = cost.table_fc(tt.feats)  # [T, E]
-        best = float(predicted_costs(model, tt, place[None], comm)[0])
+        best = float(predicted_costs(model, tt, place[None], comm, form)[0])
         for _ in range(steps):
             used = torch.zeros(D, dtype=torch.float64).index_add_(0, place, tt.sizes)
             vec = torch.zeros(D, enc.shape[1]).index_add_(0, place, enc)  # [D, E]
             dcols = torch.zeros(D).index_add_(0, place, tt.cols)  # [D]
+            dpay = torch.zeros(D).index_add_(0, place, tt.payload)  # [D]
             # moves: table t -> device d (d != place[t], room on d), in (t, d) order
             t_idx, d_idx = torch.meshgrid(torch.arange(T), torch.arange(D), indexing="ij")
             t_idx, d_idx = t_idx.reshape(-1), d_idx.reshape(-1)
@@ -241,8 +284,12 @@ def refine_placement(model: DreamShardModel, tt: TaskTensors, placement: torch.T
             mc = dcols.expand(len(mt), D).clone()
             mc[rows, place[mt]] -= tt.cols[mt]
             mc[rows, md] += tt.cols[mt]
+            mp = dpay.expand(len(mt), D).clone()
+            mp[rows, place[mt]] -= tt.payload[mt]
+            mp[rows, md] += tt.payload[mt]
             # swaps: a table a of the straggler device with a table b elsewhere, in (a, b) order
-            straggler = int(cost.parts(vec).sum(-1).argmax())
+            p = cost.parts(vec)
+            straggler = int((p[:, :2] if form == "composed" else p).sum(-1).argmax())
             on = (place == straggler).nonzero().flatten()
             off = (place != straggler).nonzero().flatten()
             a, b = (v.reshape(-1) for v in torch.meshgrid(on, off, indexing="ij"))
@@ -257,9 +304,13 @@ def refine_placement(model: DreamShardModel, tt: TaskTensors, placement: torch.T
             sc = dcols.expand(len(a), D).clone()
             sc[rows, straggler] += tt.cols[b] - tt.cols[a]
             sc[rows, db] += tt.cols[a] - tt.cols[b]
+            sp = dpay.expand(len(a), D).clone()
+            sp[rows, straggler] += tt.payload[b] - tt.payload[a]
+            sp[rows, db] += tt.payload[a] - tt.payload[b]
             if len(mt) + len(a) == 0:
                 break
-            preds = model.plan_cost(torch.cat([mv, sv]), torch.cat([mc, sc]), comm)
+            preds = model.plan_cost(torch.cat([mv, sv]), torch.cat([mc, sc]), comm,
+                                    torch.cat([mp, sp]), form)
             i = int(preds.argmin())
             if float(preds[i]) >= best - 1e-4 * abs(best):
                 break
@@ -325,6 +376,6 @@ class EstimatedMDP:
         return self.mask.numpy().copy(), reward, done, False, info
 
 
-__all__ = ["DreamShardModel", "EstimatedMDP", "Rollout", "TaskTensors", "all_to_all_total_ms", "placement_order",
+__all__ = ["COST_FORMS", "DreamShardModel", "EstimatedMDP", "Rollout", "TaskTensors", "all_to_all_total_ms", "input_total_ms", "placement_order",
            "predicted_costs",
            "refine_placement", "reinforce_loss", "rollout", "task_tensors"]  # fmt: skip

@@ -57,12 +57,16 @@ class DreamShardPlanner:
     name = "dreamshard"
 
     def __init__(self, model: str | Path | None = None, samples: int = 0, refine_steps: int = 0,
-                 seed: int = 0, name: str | None = None, comm: CommModel | None = None) -> None:  # fmt: skip
-        from embedlab.sharding.dreamshard.agent import DreamShardModel
+                 seed: int = 0, name: str | None = None, comm: CommModel | None = None,
+                 cost: str = "overall", starts: int = 0) -> None:  # fmt: skip
+        from embedlab.sharding.dreamshard.agent import COST_FORMS, DreamShardModel
 
-        if samples < 0 or refine_steps < 0:
-            raise UserError("samples and refine_steps must be >= 0")
-        self.samples, self.refine_steps, self.seed = samples, refine_steps, seed
+        if samples < 0 or refine_steps < 0 or starts < 0:
+            raise UserError("samples, refine_steps and starts must be >= 0")
+        if cost not in COST_FORMS:
+            raise UserError(f"unknown DreamShard cost form {cost!r} ({', '.join(COST_FORMS)})")
+        self.samples, self.refine_steps, self.seed, self.cost = samples, refine_steps, seed, cost
+        self.starts = starts
         if name is not None:
             self.name = name
 
@@ -75,6 +79,9 @@ class DreamShardPlanner:
         if comm is not None and self.model.comm is None:
             raise UserError(f"the DreamShard model in {folder} learned communication (comm_mode 'learned'); "
                             "a communication model applies only to models trained with comm_mode 'analytic'")  # fmt: skip
+        if cost == "composed" and self.model.comm is None:
+            raise UserError(f"the DreamShard model in {folder} learned communication (comm_mode 'learned'); "
+                            "the composed cost needs a model trained with comm_mode 'analytic'")  # fmt: skip
 
     def plan(self, task: Task) -> Plan:
         import torch
@@ -89,12 +96,13 @@ class DreamShardPlanner:
         t0 = time.perf_counter()
         tt = task_tensors(task)
         with torch.no_grad():
-            r = rollout(self.model, tt, episodes=1, greedy=True, comm=self.comm)
+            r = rollout(self.model, tt, episodes=1, greedy=True, comm=self.comm, form=self.cost)
             place, pred, ok = r.placement[0], float(r.predicted[0]), bool(r.feasible[0])
             if self.samples:
                 g = torch.Generator().manual_seed(self.seed)
                 s = rollout(
-                    self.model, tt, episodes=self.samples, greedy=False, generator=g, comm=self.comm
+                    self.model, tt, episodes=self.samples, greedy=False, generator=g, comm=self.comm,
+                    form=self.cost,
                 )
                 cand = torch.where(
                     s.feasible, s.predicted, torch.full_like(s.predicted, float("inf"))
@@ -106,7 +114,16 @@ class DreamShardPlanner:
             order = placement_order(self.model.cost, tt).tolist()
             raise placement_infeasible(task, order, place.tolist(), "DreamShard")
         if self.refine_steps:
-            place, pred = refine_placement(self.model, tt, place, self.refine_steps, self.comm)
+            place, pred = refine_placement(self.model, tt, place, self.refine_steps, self.comm, self.cost)
+            if self.starts:  # descend from sampled placements too; keep the lowest prediction
+                g = torch.Generator().manual_seed(self.seed + 1)
+                with torch.no_grad():
+                    s = rollout(self.model, tt, episodes=self.starts, greedy=False, generator=g,
+                                comm=self.comm, form=self.cost)  # fmt: skip
+                for i in s.feasible.nonzero().flatten().tolist():
+                    p, c = refine_placement(self.model, tt, s.placement[i], self.refine_steps, self.comm, self.cost)
+                    if c < pred:
+                        place, pred = p, c
         shards = tuple(Shard(t.name, int(d), 0, t.dim) for t, d in zip(task.tables, place.tolist()))
         plan = Plan(task.name, self.name, shards, estimated_cost_ms=pred * self.model.scale_ms,
                     planning_seconds=time.perf_counter() - t0)  # fmt: skip
@@ -114,19 +131,27 @@ class DreamShardPlanner:
         return plan
 
 
-def search_options(variant: str) -> dict[str, int]:
+def search_options(variant: str) -> dict[str, int | str]:
     """``DreamShardPlanner`` options of a planning-time search named by tokens joined with
     ``-``: ``bestN`` (best of N policy samples by predicted cost), ``refineK`` (K steps of
-    descent on the predicted cost), or ``greedy`` alone (the policy's greedy placement, no
-    search); e.g. ``best16-refine20``."""
-    opts = {"samples": 0, "refine_steps": 0}
+    descent on the predicted cost), ``startsN`` (with refineK: also descend from N sampled
+    placements and keep the lowest prediction), ``composed`` (predict plan costs with the composed form,
+    :meth:`~embedlab.sharding.dreamshard.agent.DreamShardModel.plan_cost`), or ``greedy``
+    alone (the policy's greedy placement, no search); e.g. ``composed-refine20``."""
+    opts: dict[str, int | str] = {"samples": 0, "refine_steps": 0}
     if variant == "greedy":
         return opts
     for tok in variant.split("-"):
+        if tok == "composed":
+            opts["cost"] = "composed"
+            continue
+        if tok.startswith("starts") and tok.removeprefix("starts").isdigit():
+            opts["starts"] = int(tok.removeprefix("starts"))
+            continue
         key = "samples" if tok.startswith("best") else "refine_steps" if tok.startswith("refine") else None
         num = tok.removeprefix("best").removeprefix("refine")
         if key is None or not num.isdigit():
-            raise UserError(f"unknown DreamShard search {tok!r} in {variant!r} (bestN, refineK)")
+            raise UserError(f"unknown DreamShard search {tok!r} in {variant!r} (bestN, refineK, startsN, composed)")
         opts[key] = int(num)
     return opts
 

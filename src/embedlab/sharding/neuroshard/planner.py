@@ -29,13 +29,18 @@ from embedlab.sharding.planners import Infeasible, memory_note
 from embedlab.sharding.types import Plan, Shard, Task
 
 DEFAULT_MODEL = Path(__file__).parent / "default_model"
+#: The search of ``--planner neuroshard`` (:func:`search_settings`): the reference's beam search
+#: alone until a refinement is chosen on validation tasks.
+DEFAULT_SEARCH = "refine0"
 
 
 class NeuroShardPlanner:
     name = "neuroshard"
 
     def __init__(self, model: str | Path | NeuroShardModel | None = None,
-                 settings: SearchSettings | None = None) -> None:  # fmt: skip
+                 settings: SearchSettings | None = None, name: str | None = None) -> None:  # fmt: skip
+        if name is not None:
+            self.name = name
         if isinstance(model, NeuroShardModel):
             self.model = model
         else:
@@ -44,7 +49,7 @@ class NeuroShardPlanner:
                 raise UserError("no default NeuroShard model is shipped in this install; pre-train one with "
                                 "`embedlab shard pretrain neuroshard --out DIR` and pass --model DIR/model")  # fmt: skip
             self.model = NeuroShardModel.load(folder)
-        self.settings = settings or SearchSettings()
+        self.settings = settings or search_settings(DEFAULT_SEARCH)
         self.last_result: SearchResult | None = None
 
     def plan(self, task: Task) -> Plan:
@@ -74,4 +79,13 @@ class NeuroShardPlanner:
         return plan
 
 
-__all__ = ["DEFAULT_MODEL", "NeuroShardPlanner"]
+def search_settings(variant: str) -> SearchSettings:
+    """The reference's search settings, then ``refineK`` steps of descent on the simulated
+    cost (:func:`~embedlab.sharding.neuroshard.search.refine`; ``refine0``: none)."""
+    num = variant.removeprefix("refine")
+    if not variant.startswith("refine") or not num.isdigit():
+        raise UserError(f"unknown NeuroShard search {variant!r} (refineK, e.g. refine20)")
+    return SearchSettings(refine_steps=int(num))
+
+
+__all__ = ["DEFAULT_MODEL", "DEFAULT_SEARCH", "NeuroShardPlanner", "search_settings"]
