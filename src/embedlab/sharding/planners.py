@@ -291,8 +291,12 @@ def _dreamshard(model: str | None = None, comm: str | None = None) -> Planner:
         search_options,
     )
 
-    return DreamShardPlanner(model, comm=CommModel.load(comm) if comm is not None else None,
-                             **search_options(DEFAULT_SEARCH))  # fmt: skip
+    opts = search_options(DEFAULT_SEARCH)
+    form = opts.pop("cost", "overall")
+    planner = DreamShardPlanner(model, comm=CommModel.load(comm) if comm is not None else None, **opts)  # type: ignore[arg-type]
+    if planner.model.comm is not None:  # the composed cost needs analytic communication
+        planner.cost = str(form)
+    return planner
 
 
 PLANNERS["dreamshard"] = _dreamshard

@@ -45,12 +45,14 @@ from embedlab.sharding.types import Plan, Shard, Task
 
 DEFAULT_MODEL = Path(__file__).parent / "default_model"
 #: The planning-time search of ``--planner dreamshard`` (:func:`search_options`): the policy's
-#: greedy placement, then 20 steps of descent on the predicted cost. Chosen on validation tasks
-#: at batch 4096 (``benchmarks/results/sharding_search_valid.json``, 3 tasks in each of 3
-#: families, measured by the step-cost meter): geometric mean relative to each family's best
-#: heuristic 0.967, against best-of-16 samples 0.977, both 0.974 and the greedy placement
-#: alone 1.024; no worse than greedy on any family by more than 0.3%.
-DEFAULT_SEARCH = "refine20"
+#: greedy placement and 8 sampled ones, each refined by up to 20 descent steps on the composed
+#: cost, the lowest prediction kept. Chosen on validation tasks at batch 4096
+#: (``benchmarks/results/sharding_search_valid.json``: 5 tasks in each of 3 families, every
+#: plan measured interleaved by the step-cost meter): geometric mean relative to each family's
+#: best heuristic 0.950, against 0.953 with the greedy start alone, 0.953 with 32 starts,
+#: 0.955 for 8 starts on the overall head's cost, and 0.969 for the earlier default (20 steps
+#: on the overall head's cost, ``refine20``).
+DEFAULT_SEARCH = "composed-starts8-refine20"
 
 
 class DreamShardPlanner:
