@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
                              "cost_ms": {name: c.total_ms for name, c in costs.items()}})  # fmt: skip
             for name, c in costs.items():
                 est = plans[name].estimated_cost_ms
-                if est is not None and (name in LEARNED or name.startswith("dreamshard-")):
+                if est is not None and (name in LEARNED or name.startswith(("dreamshard-", "neuroshard-"))):
                     target = _predicted_quantity(name, c)
                     model_err.setdefault(name, []).append(abs(est - target) / target)
             for name, c in costs.items():

@@ -37,11 +37,12 @@ step pretrain neuroshard
 MODELS=(--model-dir "dreamshard=$W/ds/model" --model-dir "autoshard=$W/as/model" --model-dir "neuroshard=$W/ns/model")
 # 3. choose on validation tasks, 4. report on test tasks (nothing chosen there)
 step validation
-# (DreamShard's planning-time search is chosen here: dreamshard.planner.DEFAULT_SEARCH)
-$PY benchmarks/sharding_learned.py --split valid --eval-count 3 --torchrec --portfolio --dreamshard-variants best16,refine20,best16-refine20 --families "$FAMILIES" "${MODELS[@]}" --resume --out "$W/learned_valid.json"
+# (DreamShard's and NeuroShard's planning-time searches are chosen here:
+#  dreamshard.planner.DEFAULT_SEARCH, neuroshard.planner.DEFAULT_SEARCH)
+$PY benchmarks/sharding_learned.py --split valid --eval-count 5 --dreamshard-variants refine20,composed-refine20,composed-starts8-refine20,composed-starts32-refine20,starts8-refine20 --neuroshard-variants refine0,refine20,refine100 --families "$FAMILIES" "${MODELS[@]}" --resume --out "$W/learned_valid.json"
 cp "$W/learned_valid.json" benchmarks/results/sharding_search_valid.json
 step test
-$PY benchmarks/sharding_learned.py --split test --eval-count 10 --torchrec --portfolio --dreamshard-variants greedy --families "$FAMILIES" "${MODELS[@]}" --resume --out "$W/learned_test.json"
+$PY benchmarks/sharding_learned.py --split test --eval-count 10 --torchrec --portfolio --dreamshard-variants refine20 --neuroshard-variants refine0 --families "$FAMILIES" "${MODELS[@]}" --resume --out "$W/learned_test.json"
 cp "$W/learned_test.json" benchmarks/results/sharding_learned.json
 
 # 5. AutoShard's planning time on 200 tables

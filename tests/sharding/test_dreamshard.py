@@ -53,13 +53,27 @@ def test_features_drawn_on_threads_match_the_callers_thread(monkeypatch):
     from embedlab.sharding.dreamshard import features
 
     t = _task(n=24, seed=5, name="par")
+    pools = []
+
+    class Pool(features.ThreadPoolExecutor):
+        def __init__(self, workers):
+            pools.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(features, "ThreadPoolExecutor", Pool)
+    monkeypatch.setattr(features, "_DRAWN", set())
     features._bins.cache_clear()
     monkeypatch.setattr(features, "_PARALLEL_MIN", 10**9)
     serial = task_features(t)
+    assert pools == []
     features._bins.cache_clear()
+    monkeypatch.setattr(features, "_DRAWN", set())
     monkeypatch.setattr(features, "_PARALLEL_MIN", 2)
     monkeypatch.setattr(features.os, "cpu_count", lambda: 4)
     assert np.array_equal(serial, task_features(t))
+    assert pools == [4]
+    task_features(t)  # every spec drawn already: no pool
+    assert pools == [4]
 
 
 def test_cost_net_learns_a_max_of_sums():
@@ -192,8 +206,8 @@ def _moves_and_memory_ok(t, place):
     return (used <= t.device_memory_bytes).all()
 
 
-@pytest.mark.parametrize("analytic", [False, True])
-def test_predicted_costs_match_the_rollout_and_refinement_reaches_a_local_minimum(analytic):
+@pytest.mark.parametrize("analytic,form", [(False, "overall"), (True, "overall"), (True, "composed")])
+def test_predicted_costs_match_the_rollout_and_refinement_reaches_a_local_minimum(analytic, form):
     from embedlab.sharding.dreamshard.agent import predicted_costs, refine_placement
 
     torch.manual_seed(3)
@@ -203,15 +217,16 @@ def test_predicted_costs_match_the_rollout_and_refinement_reaches_a_local_minimu
     tt = task_tensors(t)
     model = DreamShardModel()
     if analytic:  # communication large enough to move the optimum
-        model.comm, model.comm_batch = CommModel(0.01, 1e-3), 64
-    r = rollout(model, tt, greedy=True)
+        model.comm = CommModel(0.01, 1e-3, kinds={"input": [0.02, 2e-3]})  # input moves it too
+        model.comm_batch = 64
+    r = rollout(model, tt, greedy=True, form=form)
     start = r.placement[0]
-    assert float(predicted_costs(model, tt, start[None])[0]) == pytest.approx(
+    assert float(predicted_costs(model, tt, start[None], form=form)[0]) == pytest.approx(
         float(r.predicted[0]), rel=1e-5
     )
-    place, pred = refine_placement(model, tt, start, steps=200)
+    place, pred = refine_placement(model, tt, start, steps=200, form=form)
     assert pred <= float(r.predicted[0]) + 1e-6
-    assert pred == pytest.approx(float(predicted_costs(model, tt, place[None])[0]), rel=1e-5)
+    assert pred == pytest.approx(float(predicted_costs(model, tt, place[None], form=form)[0]), rel=1e-5)
     assert _moves_and_memory_ok(t, place)
     # no single legal move improves the prediction by more than the tolerance
     sizes = tt.sizes.numpy()
@@ -224,7 +239,7 @@ def test_predicted_costs_match_the_rollout_and_refinement_reaches_a_local_minimu
             used = np.bincount(p.numpy(), weights=sizes, minlength=3)
             if (used <= tt.memory).all():
                 assert (
-                    float(predicted_costs(model, tt, p[None])[0]) >= pred - 1e-4 * abs(pred) - 1e-7
+                    float(predicted_costs(model, tt, p[None], form=form)[0]) >= pred - 1e-4 * abs(pred) - 1e-7
                 )
 
 
@@ -297,11 +312,27 @@ def test_composed_cost_is_the_dmp_step_over_the_device_heads(tmp_path):
     assert float(got) == pytest.approx(float(want), rel=1e-5)
     assert float(got) != pytest.approx(float(predicted_costs(model, tt, place[None])[0]), rel=1e-3)
     model.save(tmp_path / "m")
+    from embedlab.sharding.dreamshard import agent
+
     a = DreamShardPlanner(tmp_path / "m", refine_steps=30, cost="composed").plan(t)
-    b = DreamShardPlanner(tmp_path / "m", refine_steps=30, cost="composed", starts=8, seed=3).plan(t)
+    descents = []
+    real = agent.refine_placement
+
+    def spy(*args, **kw):
+        out = real(*args, **kw)
+        descents.append(out[1])
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(agent, "refine_placement", spy)
+        b = DreamShardPlanner(tmp_path / "m", refine_steps=30, cost="composed", starts=8, seed=3).plan(t)
     a.validate(t)
     b.validate(t)
-    assert b.estimated_cost_ms <= a.estimated_cost_ms + 1e-9  # more starting points, never worse
+    assert len(descents) == 9  # the greedy placement and 8 samples, each refined
+    assert b.estimated_cost_ms == pytest.approx(min(descents) * model.scale_ms, rel=1e-6)
+    assert a.estimated_cost_ms == pytest.approx(descents[0] * model.scale_ms, rel=1e-6)
+    with pytest.raises(UserError, match="refine"):
+        DreamShardPlanner(tmp_path / "m", starts=8)
     with pytest.raises(UserError, match="cost form"):
         DreamShardPlanner(tmp_path / "m", cost="sum")
     DreamShardModel().save(tmp_path / "learned")
@@ -379,8 +410,8 @@ def test_search_options_parse_and_refuse_unknown_tokens():
     assert search_options("greedy") == {"samples": 0, "refine_steps": 0}
     assert search_options("composed-starts8-refine20") == {"samples": 0, "refine_steps": 20,
                                                            "cost": "composed", "starts": 8}  # fmt: skip
-    for bad in ("greedy-best4", "bestx", "refine", "beam", "startsx"):
-        with pytest.raises(UserError, match="unknown DreamShard search"):
+    for bad in ("greedy-best4", "bestx", "refine", "beam", "startsx", "starts8"):
+        with pytest.raises(UserError, match="DreamShard search"):
             search_options(bad)
 
 
@@ -390,4 +421,4 @@ def test_registered_dreamshard_uses_the_chosen_search():
 
     p = get_planner("dreamshard")
     opts = {"samples": 0, "refine_steps": 0, "cost": "overall", "starts": 0} | search_options(DEFAULT_SEARCH)
-    assert {"samples": p.samples, "refine_steps": p.refine_steps, "cost": p.cost, "starts": p.starts} == opts
+    assert {"samples": p.samples, "refine_steps": p.refine_steps, "cost": p.cost_form, "starts": p.starts} == opts

@@ -138,7 +138,7 @@ def test_refinement_lowers_the_simulated_cost_within_memory():
         sim = Simulator(model, task)
         base = beam_search(sim, SearchSettings(rounds=2))
         devs, cost = refine(sim, base.pieces, base.devices, 30)
-        assert cost <= base.cost and cost == pytest.approx(sim.cost(base.pieces, devs)[0])
+        assert cost <= base.cost + 1e-9 and cost == pytest.approx(sim.cost(base.pieces, devs)[0])
         used = np.zeros(task.num_devices)
         np.add.at(used, devs, sim.piece_sizes(base.pieces))
         assert (used <= task.device_memory_bytes).all()

@@ -295,7 +295,7 @@ def _dreamshard(model: str | None = None, comm: str | None = None) -> Planner:
     form = opts.pop("cost", "overall")
     planner = DreamShardPlanner(model, comm=CommModel.load(comm) if comm is not None else None, **opts)  # type: ignore[arg-type]
     if planner.model.comm is not None:  # the composed cost needs analytic communication
-        planner.cost = str(form)
+        planner.cost_form = str(form)
     return planner
 
 
@@ -308,9 +308,17 @@ COMM_PLANNERS = {"dreamshard"}
 PLANNERS["autoshard"] = lambda model=None: __import__(
     "embedlab.sharding.autoshard.planner", fromlist=["AutoShardPlanner"]
 ).AutoShardPlanner(model)
-PLANNERS["neuroshard"] = lambda model=None: __import__(
-    "embedlab.sharding.neuroshard.planner", fromlist=["NeuroShardPlanner"]
-).NeuroShardPlanner(model)
+def _neuroshard(model: str | None = None) -> Planner:
+    from embedlab.sharding.neuroshard.planner import (
+        DEFAULT_SEARCH,
+        NeuroShardPlanner,
+        search_settings,
+    )
+
+    return NeuroShardPlanner(model, search_settings(DEFAULT_SEARCH))
+
+
+PLANNERS["neuroshard"] = _neuroshard
 
 
 # A measured search baseline (times real kernels for 120 s per task on this machine).

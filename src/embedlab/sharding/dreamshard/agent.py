@@ -107,7 +107,7 @@ class DreamShardModel:
           plus the all-to-alls in analytic mode;
         * ``"composed"`` (ours): the step as DMP runs it, from the per-device heads -- the
           slowest device's forward plus the slowest device's backward (every device waits
-          at the all-to-all between them), plus the pooled all-to-alls and the input
+          at the all-to-all between them; a device without tables counts 0, as measured), plus the pooled all-to-alls and the input
           all-to-all of the communication model at the devices' columns and id payloads
           ``payload [..., D]`` (bytes per sample, :func:`~embedlab.sharding.comm.input_payload`).
           Needs a model with analytic communication.
@@ -120,7 +120,7 @@ class DreamShardModel:
             raise UserError("the composed cost needs a DreamShard model trained with comm_mode 'analytic'")
         if payload is None:
             raise ValueError("the composed cost needs the devices' input payloads")
-        parts = self.cost.parts(vec)
+        parts = self.cost.parts(vec) * (cols > 0).unsqueeze(-1)  # an empty device computes nothing
         compute = parts[..., 0].amax(-1) + parts[..., 1].amax(-1)
         c = comm or self.comm
         return compute + self.comm_scaled(cols, c) + input_total_ms(c, payload, self.comm_batch) / self.scale_ms

@@ -40,11 +40,24 @@ def _bins(rows: int, dim: int, pf: float, bpe: int, dist: str) -> tuple[float, .
     return reuse_histogram(draw_bags(t, FEATURE_BATCH, rng).indices)
 
 
+_DRAWN: set[tuple[int, int, float, int, str]] = set()  # keys whose bins were drawn (and cached)
+
+
+def _key(table: Table) -> tuple[int, int, float, int, str]:
+    return (table.rows, table.dim, float(table.pooling_factor), table.bytes_per_element,
+            json.dumps(table.index_distribution, sort_keys=True))  # fmt: skip
+
+
+def _drawn_bins(key: tuple[int, int, float, int, str]) -> tuple[float, ...]:
+    out = _bins(*key)
+    _DRAWN.add(key)
+    return out
+
+
 def reuse_bins(table: Table) -> tuple[float, ...]:
     if table.reuse_bins is not None:
         return table.reuse_bins
-    return _bins(table.rows, table.dim, float(table.pooling_factor), table.bytes_per_element,
-                 json.dumps(table.index_distribution, sort_keys=True))  # fmt: skip
+    return _drawn_bins(_key(table))
 
 
 def table_features(table: Table, columns: int | None = None) -> np.ndarray:
@@ -59,16 +72,17 @@ def table_features(table: Table, columns: int | None = None) -> np.ndarray:
 def task_features(task: Task) -> np.ndarray:
     """``[num_tables, 21]`` features of a task's tables, in task order.
 
-    Tables without ``reuse_bins`` get theirs drawn (about 11 ms each for the generator's
-    pool, most of it tabulating Zipf CDFs of millions of rows); those not yet cached are
-    drawn on a thread pool (numpy releases the GIL), one seeded draw per table, so the
+    Tables without ``reuse_bins`` get theirs drawn: 11 ms per table on average over the
+    generator's DLRM-200 test tables (up to 20 M rows), most of it tabulating Zipf CDFs of
+    millions of rows. When at least ``_PARALLEL_MIN`` distinct specs are not drawn yet, they
+    are drawn on a thread pool (numpy releases the GIL), one seeded draw per spec, so the
     result does not depend on the threads."""
-    todo = {id(t): t for t in task.tables if t.reuse_bins is None}
+    todo = {_key(t) for t in task.tables if t.reuse_bins is None} - _DRAWN
     if len(todo) >= _PARALLEL_MIN:
         workers = min(len(todo), os.cpu_count() or 1, 8)
         if workers > 1:
             with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(reuse_bins, todo.values()))
+                list(pool.map(_drawn_bins, sorted(todo)))
     return np.stack([table_features(t) for t in task.tables])
 
 

@@ -1,7 +1,8 @@
-"""The ``dreamshard`` planner: the trained policy's greedy placement (no measurement).
+"""The ``dreamshard`` planner: the trained policy's placement, searched on the cost network
+(no measurement).
 
-Two opt-in extensions (ours; the paper plans greedily), both still without measuring,
-using only the cost network at planning time:
+The paper plans with the policy's greedy placement. Our planning-time search (options, all
+without measuring; the registered planner uses :data:`DEFAULT_SEARCH`):
 
 * ``samples = N``: also draw ``N`` placements from the policy's softmax (seeded) and keep,
   of those and the greedy one, the placement with the lowest *predicted* plan cost.
@@ -10,15 +11,26 @@ using only the cost network at planning time:
   room and every swap of a table on the device with the largest predicted cost with a
   table elsewhere (memory permitting), and takes the best if it lowers the prediction by
   more than ``1e-4`` relative.
+* ``starts = N`` (with ``refine_steps``): also descend from ``N`` sampled placements and keep
+  the lowest prediction of all descents.
+* ``cost``: how a plan's cost is predicted. ``"overall"`` is the reference's overall head
+  (over max-pooled shard vectors). ``"composed"`` builds the step as DMP runs it from the
+  per-device heads: slowest forward + slowest backward + the communication model's pooled
+  and input all-to-alls (:meth:`~embedlab.sharding.dreamshard.agent.DreamShardModel.plan_cost`). The
+  overall head sees the devices only through an element-wise max of their vectors, so it
+  cannot tell which device is the straggler; the per-device heads are trained on each
+  device's measured forward and backward time. Needs a model with analytic communication;
+  the registered ``dreamshard`` planner uses the overall head for a model that learned
+  communication.
 
-Both search the cost network, so they gain only where its ranking of nearby plans is
-right; ``benchmarks/dreamshard.py --variants`` measures them beside the greedy policy
-(``benchmarks/results/dreamshard_search.json``, earlier meter at batch 512, 10 unseen tasks,
-3 training seeds): 20
-descent steps gave 0.990 of the best heuristic against greedy's 1.008 on DLRM-50 (4),
-but 1.012 against 0.998 on DLRM-200 (4); the best of 64 samples did not help on either.
-Both stay off by default. Planning time of 20 descent steps (scored from per-device encoding
-sums, one batched evaluation per step): 0.02 s at 50 tables, 0.12 s at 200.
+``DreamShardPlanner(model)`` alone plans as the paper does (greedy placement, overall head);
+the registered planner (``--planner dreamshard``) applies :data:`DEFAULT_SEARCH`.
+
+They search the cost network, so they gain only where its ranking of nearby plans is right.
+The default was chosen on validation tasks at batch 4096 (see :data:`DEFAULT_SEARCH`).
+Planning time with the default (9 descents of up to 20 steps, each step one batched
+evaluation): about 0.2 s at 50 tables, 1.2 s at 200
+(``benchmarks/results/sharding_planning_time.json``).
 
 A model trained with analytic communication (the default ``comm_mode``) adds the
 all-to-all time of a calibrated :class:`~embedlab.sharding.comm.CommModel` to its predicted
@@ -65,9 +77,11 @@ class DreamShardPlanner:
 
         if samples < 0 or refine_steps < 0 or starts < 0:
             raise UserError("samples, refine_steps and starts must be >= 0")
+        if starts and not refine_steps:
+            raise UserError("starts (startsN) descends from sampled placements: it needs refine_steps (refineK)")
         if cost not in COST_FORMS:
             raise UserError(f"unknown DreamShard cost form {cost!r} ({', '.join(COST_FORMS)})")
-        self.samples, self.refine_steps, self.seed, self.cost = samples, refine_steps, seed, cost
+        self.samples, self.refine_steps, self.seed, self.cost_form = samples, refine_steps, seed, cost
         self.starts = starts
         if name is not None:
             self.name = name
@@ -98,13 +112,13 @@ class DreamShardPlanner:
         t0 = time.perf_counter()
         tt = task_tensors(task)
         with torch.no_grad():
-            r = rollout(self.model, tt, episodes=1, greedy=True, comm=self.comm, form=self.cost)
+            r = rollout(self.model, tt, episodes=1, greedy=True, comm=self.comm, form=self.cost_form)
             place, pred, ok = r.placement[0], float(r.predicted[0]), bool(r.feasible[0])
             if self.samples:
                 g = torch.Generator().manual_seed(self.seed)
                 s = rollout(
                     self.model, tt, episodes=self.samples, greedy=False, generator=g, comm=self.comm,
-                    form=self.cost,
+                    form=self.cost_form,
                 )
                 cand = torch.where(
                     s.feasible, s.predicted, torch.full_like(s.predicted, float("inf"))
@@ -116,14 +130,14 @@ class DreamShardPlanner:
             order = placement_order(self.model.cost, tt).tolist()
             raise placement_infeasible(task, order, place.tolist(), "DreamShard")
         if self.refine_steps:
-            place, pred = refine_placement(self.model, tt, place, self.refine_steps, self.comm, self.cost)
+            place, pred = refine_placement(self.model, tt, place, self.refine_steps, self.comm, self.cost_form)
             if self.starts:  # descend from sampled placements too; keep the lowest prediction
                 g = torch.Generator().manual_seed(self.seed + 1)
                 with torch.no_grad():
                     s = rollout(self.model, tt, episodes=self.starts, greedy=False, generator=g,
-                                comm=self.comm, form=self.cost)  # fmt: skip
+                                comm=self.comm, form=self.cost_form)  # fmt: skip
                 for i in s.feasible.nonzero().flatten().tolist():
-                    p, c = refine_placement(self.model, tt, s.placement[i], self.refine_steps, self.comm, self.cost)
+                    p, c = refine_placement(self.model, tt, s.placement[i], self.refine_steps, self.comm, self.cost_form)
                     if c < pred:
                         place, pred = p, c
         shards = tuple(Shard(t.name, int(d), 0, t.dim) for t, d in zip(task.tables, place.tolist()))
@@ -155,6 +169,8 @@ def search_options(variant: str) -> dict[str, int | str]:
         if key is None or not num.isdigit():
             raise UserError(f"unknown DreamShard search {tok!r} in {variant!r} (bestN, refineK, startsN, composed)")
         opts[key] = int(num)
+    if opts.get("starts") and not opts["refine_steps"]:
+        raise UserError(f"DreamShard search {variant!r}: startsN needs refineK")
     return opts
 
 

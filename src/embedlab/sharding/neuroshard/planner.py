@@ -1,5 +1,8 @@
 """The ``neuroshard`` planner: beam search over column-wise halving on the pre-trained
-simulator (no measurement while planning).
+simulator, then (ours, :data:`DEFAULT_SEARCH`) steepest descent on the simulated cost by
+piece moves and swaps (:func:`~embedlab.sharding.neuroshard.search.refine`); no measurement
+while planning. ``NeuroShardPlanner(model)`` alone runs the reference's search; the registered
+planner (``--planner neuroshard``) applies :data:`DEFAULT_SEARCH`.
 
 ``NeuroShardPlanner(model)`` loads a model folder written by
 :func:`~embedlab.sharding.neuroshard.train.pretrain_neuroshard` (``out/model``); without
@@ -52,7 +55,7 @@ class NeuroShardPlanner:
                 raise UserError("no default NeuroShard model is shipped in this install; pre-train one with "
                                 "`embedlab shard pretrain neuroshard --out DIR` and pass --model DIR/model")  # fmt: skip
             self.model = NeuroShardModel.load(folder)
-        self.settings = settings or search_settings(DEFAULT_SEARCH)
+        self.settings = settings or SearchSettings()
         self.last_result: SearchResult | None = None
 
     def plan(self, task: Task) -> Plan:

@@ -79,7 +79,7 @@ class SearchResult:
     devices: np.ndarray  # [P] device of each piece (empty if infeasible)
     cost: float  # simulator cost (inf: no feasible plan)
     steps: list[int]  # indices of the pieces halved, in order
-    balance: float  # the dim-balance limit of the chosen placement
+    balance: float  # the dim-balance limit of the greedy placement chosen (before any refinement)
     evaluated: int  # grid searches run
 
 
@@ -154,7 +154,8 @@ def _halvable(cols: int) -> bool:
 
 
 def beam_search(sim: Simulator, settings: SearchSettings = SearchSettings()) -> SearchResult:
-    """The best plan of table-wise grid search and (if ``column_wise``) beam search over halving."""
+    """The best plan of table-wise grid search and (if ``column_wise``) beam search over
+    halving, then (if ``refine_steps``) :func:`refine` of its placement."""
     pieces0: list[Piece] = [(i, 0, t.dim) for i, t in enumerate(sim.task.tables)]
     cost, devs, lim = grid_search(sim, pieces0, settings)
     best = SearchResult(pieces0, devs, cost, [], lim, 1)
