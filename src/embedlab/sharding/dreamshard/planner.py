@@ -102,6 +102,16 @@ class DreamShardPlanner:
     def plan(self, task: Task) -> Plan:
         import torch
 
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny per-step ops: one thread is much faster on a busy CPU
+        try:
+            return self._plan(task)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _plan(self, task: Task) -> Plan:
+        import torch
+
         from embedlab.sharding.dreamshard.agent import (
             placement_order,
             refine_placement,
