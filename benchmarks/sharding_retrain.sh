@@ -41,6 +41,9 @@ step validation
 #  dreamshard.planner.DEFAULT_SEARCH, neuroshard.planner.DEFAULT_SEARCH)
 $PY benchmarks/sharding_learned.py --split valid --eval-count 5 --dreamshard-variants refine20,composed-refine20,composed-starts8-refine20,composed-starts32-refine20,starts8-refine20 --neuroshard-variants refine0,refine20,refine100 --families "$FAMILIES" "${MODELS[@]}" --resume --out "$W/learned_valid.json"
 cp "$W/learned_valid.json" benchmarks/results/sharding_search_valid.json
+# NeuroShard's descent, checked on 10 validation tasks per family before shipping it
+$PY benchmarks/sharding_learned.py --split valid --eval-count 10 --neuroshard-variants refine0 --families "$FAMILIES" "${MODELS[@]}" --resume --out "$W/neuroshard_valid.json"
+cp "$W/neuroshard_valid.json" benchmarks/results/sharding_neuroshard_valid.json
 step test
 $PY benchmarks/sharding_learned.py --split test --eval-count 10 --torchrec --portfolio --dreamshard-variants refine20 --neuroshard-variants refine0 --families "$FAMILIES" "${MODELS[@]}" --resume --out "$W/learned_test.json"
 cp "$W/learned_test.json" benchmarks/results/sharding_learned.json

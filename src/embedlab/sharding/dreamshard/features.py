@@ -82,7 +82,8 @@ def task_features(task: Task) -> np.ndarray:
         workers = min(len(todo), os.cpu_count() or 1, 8)
         if workers > 1:
             with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(_drawn_bins, sorted(todo)))
+                # largest tables first, so no thread is left with a big one at the end
+                list(pool.map(_drawn_bins, sorted(todo, key=lambda k: (-k[0], k))))
     return np.stack([table_features(t) for t in task.tables])
 
 
