@@ -32,7 +32,11 @@ from embedlab.io import write_json  # noqa: E402
 from embedlab.machine import describe  # noqa: E402
 from embedlab.sharding.comm import calibrate  # noqa: E402
 from embedlab.sharding.cost import CostMeter, MeterSettings, balanced_estimate_from  # noqa: E402
-from embedlab.sharding.dreamshard.planner import DreamShardPlanner, search_options  # noqa: E402
+from embedlab.sharding.dreamshard.planner import (  # noqa: E402
+    SEARCH_TOKENS,
+    DreamShardPlanner,
+    search_options,
+)
 from embedlab.sharding.dreamshard.train import (
     COMM_MODES,
     TrainSettings,
@@ -61,9 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--hill-climb-s", type=float, default=0.0,
                     help="Also the measured hill-climb baseline with this many seconds per task (0: off).")  # fmt: skip
     ap.add_argument("--variants", default="",
-                    help="Comma-separated planning-time search variants of DreamShard, each tokens "
-                         "bestN (best of N policy samples by predicted cost) and/or refineK (K steps "
-                         "of descent on the predicted cost), e.g. best64,refine20,best64-refine20.")  # fmt: skip
+                    help=f"Comma-separated planning-time search variants of DreamShard, each {SEARCH_TOKENS}.")  # fmt: skip
     ap.add_argument("--comm-modes", default="analytic",
                     help="Comma-separated DreamShard communication modes to train and compare (analytic, learned); "
                          "the first is reported as 'dreamshard', the others as 'dreamshard-MODE'. An analytic "

@@ -54,6 +54,7 @@ from embedlab.io import write_json  # noqa: E402
 from embedlab.machine import describe  # noqa: E402
 from embedlab.sharding.comm import CommModel, calibrate  # noqa: E402
 from embedlab.sharding.cost import CostMeter, MeterSettings, balanced_estimate_from  # noqa: E402
+from embedlab.sharding.dreamshard.planner import SEARCH_TOKENS  # noqa: E402
 from embedlab.sharding.generator import gen_tasks  # noqa: E402
 from embedlab.sharding.planners import HEURISTICS, Infeasible, get_planner  # noqa: E402
 
@@ -79,9 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
         help="NAME=DIR: another model for a learned planner.",
     )
     ap.add_argument("--dreamshard-variants", default="",
-                    help="Comma-separated planning-time searches of the DreamShard model, each tokens bestN "
-                         "(best of N policy samples by predicted cost) and/or refineK (K steps of descent on "
-                         "the predicted cost), e.g. best16,refine20,best16-refine20: planners dreamshard-VARIANT.")  # fmt: skip
+                    help=f"Comma-separated planning-time searches of the DreamShard model, each {SEARCH_TOKENS}: "
+                         "planners dreamshard-VARIANT.")  # fmt: skip
     ap.add_argument("--neuroshard-variants", default="",
                     help="Comma-separated NeuroShard searches refineK (K steps of descent on the simulated cost "
                          "after its beam search; refine0: none): planners neuroshard-VARIANT.")  # fmt: skip
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
                              "cost_ms": {name: c.total_ms for name, c in costs.items()}})  # fmt: skip
             for name, c in costs.items():
                 est = plans[name].estimated_cost_ms
-                if est is not None and (name in LEARNED or name.startswith(("dreamshard-", "neuroshard-"))):
+                if est is not None and _learned(name):
                     target = _predicted_quantity(name, c)
                     model_err.setdefault(name, []).append(abs(est - target) / target)
             for name, c in costs.items():
@@ -200,13 +200,18 @@ def main(argv: list[str] | None = None) -> dict:
         line = ", ".join(
             f"{k} {v['ratio_to_family_best_heuristic']:.3f}"
             for k, v in row["planners"].items()
-            if k in LEARNED or k.startswith(("dreamshard-", "neuroshard-")) or k == "portfolio"
+            if _learned(k) or k == "portfolio"
         )
         print(f"{fam} DLRM-{n} ({d}) vs {fam_best}: {line}", flush=True)
         write_json(args.out, _doc(args, results, comms, t0, False))
     doc = _doc(args, results, comms, t0, True)
     write_json(args.out, doc)
     return doc
+
+
+def _learned(name: str) -> bool:
+    """A learned planner, or a variant of one (``--dreamshard-variants``, ``--neuroshard-variants``)."""
+    return name in LEARNED or name.startswith(("dreamshard-", "neuroshard-"))
 
 
 def _dreamshard_variants(spec: str, model: str | None) -> dict[str, Any]:

@@ -61,13 +61,11 @@ def test_features_drawn_on_threads_match_the_callers_thread(monkeypatch):
             super().__init__(workers)
 
     monkeypatch.setattr(features, "ThreadPoolExecutor", Pool)
-    monkeypatch.setattr(features, "_DRAWN", set())
-    features._bins.cache_clear()
+    monkeypatch.setattr(features, "_BINS", {})
     monkeypatch.setattr(features, "_PARALLEL_MIN", 10**9)
     serial = task_features(t)
     assert pools == []
-    features._bins.cache_clear()
-    monkeypatch.setattr(features, "_DRAWN", set())
+    monkeypatch.setattr(features, "_BINS", {})
     monkeypatch.setattr(features, "_PARALLEL_MIN", 2)
     monkeypatch.setattr(features.os, "cpu_count", lambda: 4)
     assert np.array_equal(serial, task_features(t))

@@ -308,6 +308,8 @@ COMM_PLANNERS = {"dreamshard"}
 PLANNERS["autoshard"] = lambda model=None: __import__(
     "embedlab.sharding.autoshard.planner", fromlist=["AutoShardPlanner"]
 ).AutoShardPlanner(model)
+
+
 def _neuroshard(model: str | None = None) -> Planner:
     from embedlab.sharding.neuroshard.planner import (
         DEFAULT_SEARCH,

@@ -46,6 +46,7 @@ from embedlab.errors import UserError
 from embedlab.sharding.comm import ACTIVATION_BYTES, CommModel, input_payload
 from embedlab.sharding.dreamshard.features import task_features
 from embedlab.sharding.dreamshard.model import CostNet, Policy
+from embedlab.sharding.moves import neighbours
 from embedlab.sharding.nn import read_model_folder, save_model_folder
 from embedlab.sharding.types import Task
 
@@ -262,59 +263,35 @@ def refine_placement(model: DreamShardModel, tt: TaskTensors, placement: torch.T
     every candidate is scored from the current sums plus or minus the tables it moves
     (one batched head evaluation per step, no per-candidate plan masks)."""
     place = placement.clone()
-    T, D = len(place), tt.devices
+    D = tt.devices
     cost = model.cost
     with torch.no_grad():
         enc = cost.table_fc(tt.feats)  # [T, E]
         best = float(predicted_costs(model, tt, place[None], comm, form)[0])
         for _ in range(steps):
-            used = torch.zeros(D, dtype=torch.float64).index_add_(0, place, tt.sizes)
             vec = torch.zeros(D, enc.shape[1]).index_add_(0, place, enc)  # [D, E]
             dcols = torch.zeros(D).index_add_(0, place, tt.cols)  # [D]
             dpay = torch.zeros(D).index_add_(0, place, tt.payload)  # [D]
-            # moves: table t -> device d (d != place[t], room on d), in (t, d) order
-            t_idx, d_idx = torch.meshgrid(torch.arange(T), torch.arange(D), indexing="ij")
-            t_idx, d_idx = t_idx.reshape(-1), d_idx.reshape(-1)
-            ok = (d_idx != place[t_idx]) & (used[d_idx] + tt.sizes[t_idx] <= tt.memory)
-            mt, md = t_idx[ok], d_idx[ok]
-            mv = vec.expand(len(mt), D, -1).clone()
-            rows = torch.arange(len(mt))
-            mv[rows, place[mt]] -= enc[mt]
-            mv[rows, md] += enc[mt]
-            mc = dcols.expand(len(mt), D).clone()
-            mc[rows, place[mt]] -= tt.cols[mt]
-            mc[rows, md] += tt.cols[mt]
-            mp = dpay.expand(len(mt), D).clone()
-            mp[rows, place[mt]] -= tt.payload[mt]
-            mp[rows, md] += tt.payload[mt]
-            # swaps: a table a of the straggler device with a table b elsewhere, in (a, b) order
             p = cost.parts(vec)
             straggler = int((p[:, :2] if form == "composed" else p).sum(-1).argmax())
-            on = (place == straggler).nonzero().flatten()
-            off = (place != straggler).nonzero().flatten()
-            a, b = (v.reshape(-1) for v in torch.meshgrid(on, off, indexing="ij"))
-            db = place[b]
-            delta = tt.sizes[b] - tt.sizes[a]
-            fits = (used[straggler] + delta <= tt.memory) & (used[db] - delta <= tt.memory)
-            a, b, db = a[fits], b[fits], db[fits]
-            sv = vec.expand(len(a), D, -1).clone()
-            rows = torch.arange(len(a))
-            sv[rows, straggler] += enc[b] - enc[a]
-            sv[rows, db] += enc[a] - enc[b]
-            sc = dcols.expand(len(a), D).clone()
-            sc[rows, straggler] += tt.cols[b] - tt.cols[a]
-            sc[rows, db] += tt.cols[a] - tt.cols[b]
-            sp = dpay.expand(len(a), D).clone()
-            sp[rows, straggler] += tt.payload[b] - tt.payload[a]
-            sp[rows, db] += tt.payload[a] - tt.payload[b]
-            if len(mt) + len(a) == 0:
+            nb = neighbours(place.numpy(), tt.sizes.numpy(), tt.memory, straggler, D)
+            if len(nb) == 0:
                 break
-            preds = model.plan_cost(torch.cat([mv, sv]), torch.cat([mc, sc]), comm,
-                                    torch.cat([mp, sp]), form)
+            mt, md, a, b, db = (torch.from_numpy(x) for x in (nb.move_item, nb.move_to, nb.swap_out, nb.swap_in,
+                                                               nb.swap_to))  # fmt: skip
+            moves, swaps = torch.arange(len(mt)), torch.arange(len(mt), len(nb))
+            cand = []  # per candidate: each device's encoding sum, columns, input payload
+            for total, x in ((vec, enc), (dcols, tt.cols), (dpay, tt.payload)):
+                c = total.expand(len(nb), *total.shape).clone()
+                c[moves, place[mt]] -= x[mt]
+                c[moves, md] += x[mt]
+                c[swaps, straggler] += x[b] - x[a]
+                c[swaps, db] += x[a] - x[b]
+                cand.append(c)
+            preds = model.plan_cost(cand[0], cand[1], comm, cand[2], form)
             i = int(preds.argmin())
             if float(preds[i]) >= best - 1e-4 * abs(best):
                 break
-            place = place.clone()
             if i < len(mt):
                 place[mt[i]] = md[i]
             else:

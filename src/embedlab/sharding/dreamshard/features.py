@@ -17,7 +17,6 @@ batches), or taken from ``Table.reuse_bins`` when the table carries measured one
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -33,31 +32,29 @@ FEATURE_BATCH = 2_048
 _PARALLEL_MIN = 16  # fewer uncached tables are drawn in the caller's thread
 
 
-@functools.lru_cache(maxsize=65_536)
-def _bins(rows: int, dim: int, pf: float, bpe: int, dist: str) -> tuple[float, ...]:
-    t = Table("f", rows, dim, pf, bpe, json.loads(dist))
-    rng = np.random.default_rng([rows, int(pf * 1000), 17])
-    return reuse_histogram(draw_bags(t, FEATURE_BATCH, rng).indices)
+Key = tuple[int, int, float, int, str]  # a table's spec: rows, dim, pooling, bytes, workload
+_BINS: dict[Key, tuple[float, ...]] = {}  # drawn bins by spec (a few hundred bytes each)
 
 
-_DRAWN: set[tuple[int, int, float, int, str]] = set()  # keys whose bins were drawn (and cached)
-
-
-def _key(table: Table) -> tuple[int, int, float, int, str]:
+def _key(table: Table) -> Key:
     return (table.rows, table.dim, float(table.pooling_factor), table.bytes_per_element,
             json.dumps(table.index_distribution, sort_keys=True))  # fmt: skip
 
 
-def _drawn_bins(key: tuple[int, int, float, int, str]) -> tuple[float, ...]:
-    out = _bins(*key)
-    _DRAWN.add(key)
-    return out
+def _bins(key: Key) -> tuple[float, ...]:
+    """The drawn bins of a spec, cached (a second thread drawing the same spec draws the same)."""
+    if key not in _BINS:
+        rows, dim, pf, bpe, dist = key
+        rng = np.random.default_rng([rows, int(pf * 1000), 17])
+        bags = draw_bags(Table("f", rows, dim, pf, bpe, json.loads(dist)), FEATURE_BATCH, rng)
+        _BINS[key] = reuse_histogram(bags.indices)
+    return _BINS[key]
 
 
 def reuse_bins(table: Table) -> tuple[float, ...]:
     if table.reuse_bins is not None:
         return table.reuse_bins
-    return _drawn_bins(_key(table))
+    return _bins(_key(table))
 
 
 def table_features(table: Table, columns: int | None = None) -> np.ndarray:
@@ -72,18 +69,18 @@ def table_features(table: Table, columns: int | None = None) -> np.ndarray:
 def task_features(task: Task) -> np.ndarray:
     """``[num_tables, 21]`` features of a task's tables, in task order.
 
-    Tables without ``reuse_bins`` get theirs drawn: 11 ms per table on average over the
-    generator's DLRM-200 test tables (up to 20 M rows), most of it tabulating Zipf CDFs of
-    millions of rows. When at least ``_PARALLEL_MIN`` distinct specs are not drawn yet, they
+    Tables without ``reuse_bins`` get theirs drawn, most of the time going to tabulating
+    Zipf CDFs of millions of rows (most of AutoShard's first call on 200 new tables,
+    ``benchmarks/results/sharding_planning_time.json``). When at least ``_PARALLEL_MIN`` distinct specs are not drawn yet, they
     are drawn on a thread pool (numpy releases the GIL), one seeded draw per spec, so the
     result does not depend on the threads."""
-    todo = {_key(t) for t in task.tables if t.reuse_bins is None} - _DRAWN
+    todo = {_key(t) for t in task.tables if t.reuse_bins is None} - _BINS.keys()
     if len(todo) >= _PARALLEL_MIN:
         workers = min(len(todo), os.cpu_count() or 1, 8)
         if workers > 1:
             with ThreadPoolExecutor(workers) as pool:
                 # largest tables first, so no thread is left with a big one at the end
-                list(pool.map(_drawn_bins, sorted(todo, key=lambda k: (-k[0], k))))
+                list(pool.map(_bins, sorted(todo, key=lambda k: (-k[0], k))))
     return np.stack([table_features(t) for t in task.tables])
 
 

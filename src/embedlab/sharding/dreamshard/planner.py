@@ -93,12 +93,10 @@ class DreamShardPlanner:
                             "`embedlab shard train dreamshard --tasks TASKS --out DIR` and pass --model DIR/model")  # fmt: skip
         self.model = DreamShardModel.load(folder)
         self.comm = comm
-        if comm is not None and self.model.comm is None:
+        if self.model.comm is None and (comm is not None or cost == "composed"):
+            what = "a communication model applies" if comm is not None else "the composed cost applies"
             raise UserError(f"the DreamShard model in {folder} learned communication (comm_mode 'learned'); "
-                            "a communication model applies only to models trained with comm_mode 'analytic'")  # fmt: skip
-        if cost == "composed" and self.model.comm is None:
-            raise UserError(f"the DreamShard model in {folder} learned communication (comm_mode 'learned'); "
-                            "the composed cost needs a model trained with comm_mode 'analytic'")  # fmt: skip
+                            f"{what} only to models trained with comm_mode 'analytic'")  # fmt: skip
 
     def plan(self, task: Task) -> Plan:
         import torch
@@ -158,6 +156,12 @@ class DreamShardPlanner:
         return plan
 
 
+#: What a search name may hold (for command-line help).
+SEARCH_TOKENS = ("tokens joined with '-': bestN (best of N policy samples by predicted cost), refineK (K steps "
+                 "of descent on the predicted cost), startsN (with refineK: also descend from N samples), "
+                 "composed (the composed cost); or greedy; e.g. composed-starts8-refine20")  # fmt: skip
+
+
 def search_options(variant: str) -> dict[str, int | str]:
     """``DreamShardPlanner`` options of a planning-time search named by tokens joined with
     ``-``: ``bestN`` (best of N policy samples by predicted cost), ``refineK`` (K steps of
@@ -185,4 +189,4 @@ def search_options(variant: str) -> dict[str, int | str]:
     return opts
 
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_SEARCH", "DreamShardPlanner", "search_options"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_SEARCH", "SEARCH_TOKENS", "DreamShardPlanner", "search_options"]

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embedlab.errors import UserError
+from embedlab.sharding.moves import neighbours
 from embedlab.sharding.neuroshard.simulator import Piece, Simulator
 
 
@@ -219,20 +220,11 @@ def refine(sim: Simulator, pieces: list[Piece], devices: np.ndarray,
     for _ in range(steps):
         onehot = np.zeros((D, P))
         onehot[place, np.arange(P)] = 1.0
-        dvec, used, dims, count = onehot @ vec, onehot @ sizes, onehot @ cols, onehot.sum(1)
-        # moves: piece t -> device d
-        t_idx, d_idx = (a.reshape(-1) for a in np.meshgrid(np.arange(P), np.arange(D), indexing="ij"))
-        ok = (d_idx != place[t_idx]) & (used[d_idx] + sizes[t_idx] <= sim.memory)
-        mt, md = t_idx[ok], d_idx[ok]
-        # swaps: piece a on the straggler with piece b elsewhere (a -> b's device, b -> straggler)
+        dvec, dims, count = onehot @ vec, onehot @ cols, onehot.sum(1)
         s = int(np.argmax(totals))
-        on, off = np.flatnonzero(place == s), np.flatnonzero(place != s)
-        a, b = (x.reshape(-1) for x in np.meshgrid(on, off, indexing="ij"))
-        db = place[b]
-        delta = sizes[b] - sizes[a]
-        fits = (used[s] + delta <= sim.memory) & (used[db] - delta <= sim.memory)
-        a, b, db = a[fits], b[fits], db[fits]
-        n_moves, C = len(mt), len(mt) + len(a)
+        nb = neighbours(place, sizes, sim.memory, s, D)
+        mt, md, a, b, db = nb.move_item, nb.move_to, nb.swap_out, nb.swap_in, nb.swap_to
+        n_moves, C = len(mt), len(nb)
         if C == 0:
             break
         cv = np.broadcast_to(dvec, (C, D, vec.shape[1])).copy()
@@ -251,7 +243,6 @@ def refine(sim: Simulator, pieces: list[Piece], devices: np.ndarray,
         i = int(np.argmin(cost))
         if not cost[i] < best - 1e-4 * abs(best):
             break
-        place = place.copy()
         if i < n_moves:
             place[mt[i]] = md[i]
         else:
