@@ -79,11 +79,14 @@ def main(argv: list[str] | None = None) -> dict:
         default=[],
         help="NAME=DIR: another model for a learned planner.",
     )
+    ap.add_argument("--candidate", action="append", default=[],
+                    help="NAME=DIR: a candidate model beside the shipped one, planned like the registered planner "
+                         "NAME's prefix (e.g. dreamshard-retrained=DIR: --planner dreamshard with model DIR).")  # fmt: skip
     ap.add_argument("--dreamshard-variants", default="",
                     help=f"Comma-separated planning-time searches of the DreamShard model, each {SEARCH_TOKENS}: "
                          "planners dreamshard-VARIANT.")  # fmt: skip
     ap.add_argument("--neuroshard-variants", default="",
-                    help="Comma-separated NeuroShard searches refineK (K steps of descent on the simulated cost "
+                    help="Comma-separated NeuroShard searches: refineK (K steps of descent on the simulated cost "
                          "after its beam search; refine0: none): planners neuroshard-VARIANT.")  # fmt: skip
     ap.add_argument("--portfolio", action="store_true",
                     help="Also the measured portfolio (the default planner), with the family's comm model.")  # fmt: skip
@@ -107,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
     comms = {d: kept.get(d) or calibrate(d) for d in sorted({d for _, _, d in families}) if d > 1}
     names = [*HEURISTICS, *(["torchrec"] if args.torchrec else []), *LEARNED]
     planners = {n: get_planner(n, models.get(n)) for n in names}
+    planners.update(_candidates(args.candidate, ap))
     planners.update(_dreamshard_variants(args.dreamshard_variants, models.get("dreamshard")))
     planners.update(_neuroshard_variants(args.neuroshard_variants, models.get("neuroshard")))
     results = list(old.get("results", []))
@@ -214,6 +218,21 @@ def _learned(name: str) -> bool:
     return name in LEARNED or name.startswith(("dreamshard-", "neuroshard-"))
 
 
+def _candidates(specs: list[str], ap: argparse.ArgumentParser) -> dict[str, Any]:
+    """``--candidate NAME=DIR`` planners: the registered learned planner ``NAME``'s prefix (its
+    default search) with the model in ``DIR``, called ``NAME``."""
+    out = {}
+    for spec in specs:
+        name, _, folder = spec.partition("=")
+        base = name.split("-", 1)[0]
+        if base not in LEARNED or "-" not in name or not folder:
+            ap.error(f"--candidate {spec!r}: expected NAME=DIR with NAME one of {', '.join(LEARNED)} "
+                             "plus a suffix, e.g. dreamshard-retrained=DIR")  # fmt: skip
+        out[name] = get_planner(base, folder)
+        out[name].name = name
+    return out
+
+
 def _dreamshard_variants(spec: str, model: str | None) -> dict[str, Any]:
     """``dreamshard-VARIANT`` planners of ``--dreamshard-variants`` (same model, another search)."""
     from embedlab.sharding.dreamshard.planner import DreamShardPlanner, search_options
@@ -294,9 +313,10 @@ def _resumable(args: argparse.Namespace) -> dict[str, Any]:
     if not args.resume or not path.exists():
         return {}
     old = json.loads(path.read_text())
-    keep = ("batch", "eval_count", "repeats", "torchrec", "model_dir", "quick", "split", "dreamshard_variants",
+    keep = ("batch", "eval_count", "repeats", "torchrec", "model_dir", "candidate", "quick", "split", "dreamshard_variants",
             "neuroshard_variants", "portfolio")
-    if any(old.get("settings", {}).get(k) != getattr(args, k) for k in keep):
+    was = {"candidate": [], **old.get("settings", {})}  # files written before --candidate existed
+    if any(was.get(k) != getattr(args, k) for k in keep):
         sys.exit(f"error: {path} was written with other settings; drop --resume or change --out")
     return old
 

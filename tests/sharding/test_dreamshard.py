@@ -14,6 +14,7 @@ from embedlab.sharding.dreamshard.agent import (
     EstimatedMDP,
     reinforce_loss,
     rollout,
+    search_placement,
     task_tensors,
 )
 from embedlab.sharding.dreamshard.features import NUM_FEATURES, table_features, task_features
@@ -389,9 +390,44 @@ def test_learned_mode_checkpoints_keep_their_settings_key():
 
     from embedlab.sharding.dreamshard.train import _settings_key
 
-    old = {k: v for k, v in asdict(TrainSettings(comm_mode="learned")).items() if k != "comm_mode"}
+    new = ("comm_mode", "search_plans", "search")  # options added after such checkpoints
+    old = {k: v for k, v in asdict(TrainSettings(comm_mode="learned")).items() if k not in new}
     assert _settings_key(TrainSettings(comm_mode="learned")) == json.dumps(old, sort_keys=True)
     assert _settings_key(TrainSettings()) != _settings_key(TrainSettings(comm_mode="learned"))
+    assert _settings_key(TrainSettings(search_plans=2)) != _settings_key(TrainSettings())
+    assert _settings_key(TrainSettings(search_plans=2)) != _settings_key(TrainSettings(search_plans=2, search="refine5"))
+
+
+@pytest.mark.parametrize("comm", [None, CommModel(0.2, 1e-5)])
+def test_training_measures_the_searched_plans(tmp_path, monkeypatch, comm):
+    import embedlab.sharding.dreamshard.train as tr
+
+    calls = []
+
+    def spy(model, tt, **kw):
+        out = search_placement(model, tt, **kw)
+        calls.append((kw, out[0].tolist()))
+        return out
+
+    monkeypatch.setattr(tr, "search_placement", spy)
+    tasks = [_task(n=6, d=2, seed=s, name=f"s{s}") for s in range(3)]
+    meter = CostMeter(MeterSettings(batch_size=64, warmup=0, repeats=2, rounds=1), comm=comm)
+    st = TrainSettings(iterations=3, rollout_tasks=2, cost_steps=3, cost_batch=4, rl_batches=1, rl_episodes=2,
+                       search_plans=1)  # fmt: skip
+    train_dreamshard(tasks, tmp_path / "run", meter, st, show_progress=False)
+    # iteration 0 has untrained networks: no search; then one searched plan per iteration
+    assert len(calls) == 2
+    assert all(kw["form"] == ("composed" if comm else "overall") and kw["starts"] == 8 for kw, _ in calls)
+    assert [kw["seed"] for kw, _ in calls] == [1, 2]
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert len(ck["samples"]) == 3 * 2 + 2  # two rollout plans and one searched plan per iteration
+    # the searched plan is what was measured: its per-device tables are the search's placement
+    s = CostSample.from_state(ck["samples"][3])  # iteration 1: its first rollout plan, then the searched one
+    want = [sum(1 for d in calls[0][1] if d == dev) for dev in range(2)]
+    assert [len(f) for f in s.device_feats] == want
+    with pytest.raises(UserError, match="composed cost needs a communication model"):
+        train_dreamshard(tasks, tmp_path / "x", CostMeter(MeterSettings(batch_size=64, warmup=0, repeats=2, rounds=1)),
+                         TrainSettings(iterations=1, search_plans=1, search="composed-refine2"), show_progress=False)  # fmt: skip
 
 
 def test_plan_comm_option_only_for_comm_planners():

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from embedlab.errors import UserError
-from embedlab.sharding.comm import CommModel
+from embedlab.sharding.comm import CommModel, input_payload
 from embedlab.sharding.cost import CostMeter, MeterSettings
 from embedlab.sharding.generator import gen_tasks, table_pool
 from embedlab.sharding.neuroshard.data import (
@@ -159,11 +159,55 @@ def test_search_settings_variants_and_the_registered_default():
 
     assert search_settings("refine20") == SearchSettings(refine_steps=20)
     assert search_settings("refine0") == SearchSettings()
-    for bad in ("refine", "refinex", "beam3"):
+    assert search_settings("input-refine20") == SearchSettings(refine_steps=20, input_comm=True)
+    assert search_settings("input") == SearchSettings(input_comm=True)
+    for bad in ("refine", "refinex", "beam3", "input-refine", "inputs-refine20"):
         with pytest.raises(UserError, match="unknown NeuroShard search"):
             search_settings(bad)
     assert get_planner("neuroshard").settings == search_settings(DEFAULT_SEARCH)
     assert NeuroShardPlanner(_model(), name="neuroshard-x").name == "neuroshard-x"
+
+
+def _with_input_comm(model, comm=CommModel(0.1, 2e-6, kinds={"input": [0.3, 4e-6]}), batch=512):
+    model.meta.update(comm_model=comm.to_json(), meter={"batch_size": batch})
+    return model
+
+
+def test_input_all_to_all_in_the_simulator_is_the_comm_models():
+    comm = CommModel(0.1, 2e-6, kinds={"input": [0.3, 4e-6]})
+    model = _with_input_comm(_model(seed=4), comm, 512)
+    task = gen_tasks("neuroshard", 16, 4, 1, seed=5)[0]
+    plain, sim = Simulator(model, task), Simulator(model, task, input_comm=True)
+    rng = np.random.default_rng(0)
+    pay = rng.uniform(0, 500, (7, 4))
+    want = [comm.input_ms(list(p), 512) for p in pay]
+    assert sim.input_ms(pay) == pytest.approx(want, rel=1e-9)
+    assert plain.input_ms(pay) == pytest.approx(np.zeros(7))
+    # a plan's cost: the reference's plus the input all-to-all of its devices' payloads; a halved
+    # table's two pieces both carry its ids
+    pieces = [(i, 0, t.dim) for i, t in enumerate(task.tables)]
+    j = next(i for i, t in enumerate(task.tables) if t.dim >= 8)
+    half = task.tables[j].dim // 2
+    pieces[j] = (j, 0, half)
+    pieces.append((j, half, half))
+    devs = np.arange(len(pieces)) % 4
+    payload = np.zeros(4)
+    for (t, _, _), d in zip(pieces, devs):
+        payload[d] += input_payload(task.tables[t].pooling_factor)
+    got = sim.cost(pieces, devs)[0] - plain.cost(pieces, devs)[0]
+    assert got == pytest.approx(comm.input_ms(list(payload), 512), rel=1e-9)
+    # the batched greedy and the descent price it the same way
+    c, d, _ = grid_search(sim, pieces)
+    assert c == pytest.approx(sim.cost(pieces, d)[0], rel=1e-9)
+    devs2, cost = refine(sim, pieces, d, 30)
+    assert cost <= c + 1e-9 and cost == pytest.approx(sim.cost(pieces, devs2)[0], rel=1e-9)
+    plan = NeuroShardPlanner(model, SearchSettings(rounds=2, refine_steps=10, input_comm=True)).plan(task)
+    plan.validate(task)
+    assert plan.estimated_cost_ms == pytest.approx(Simulator(model, task, True).cost(
+        [(task.tables.index(task.table(s.table)), s.column_offset, s.columns) for s in plan.shards],
+        [s.device for s in plan.shards])[0], rel=1e-9)  # fmt: skip
+    with pytest.raises(UserError, match="no input all-to-all"):
+        Simulator(_model(), task, input_comm=True)
 
 
 def _tight_task():

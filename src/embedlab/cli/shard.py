@@ -378,6 +378,14 @@ def train_cmd(
         "--comm-mode",
         help="dreamshard: 'analytic' (predicted compute + the --comm model) or 'learned' (the reference).",
     ),
+    search_plans: int = typer.Option(
+        0, "--search-plans",
+        help="dreamshard: also measure, per iteration, the planning-time search's plan on this many of "
+             "the rollout tasks (0: the reference).",
+    ),
+    search: str = typer.Option(
+        "", "--search", help="dreamshard: that search (default: the registered planner's)."
+    ),
     reward: str = typer.Option(
         "measured",
         "--reward",
@@ -414,7 +422,8 @@ def train_cmd(
     meter = CostMeter(MeterSettings(batch_size=batch_size, repeats=repeats, seed=seed),
                       comm=CommModel.load(comm) if comm else None, budget_s=budget_s)  # fmt: skip
     settings = TrainSettings(
-        iterations=iterations, rollout_tasks=rollout_tasks, seed=seed, comm_mode=comm_mode
+        iterations=iterations, rollout_tasks=rollout_tasks, seed=seed, comm_mode=comm_mode,
+        search_plans=search_plans, search=search,
     )
     model = train_dreamshard(ts, out, meter, settings, resume=resume, meta=meta)
     typer.echo(f"DreamShard trained ({model.meta.get('iterations')} iterations, {model.meta.get('samples')} measured plans, "

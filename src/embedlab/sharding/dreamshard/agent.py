@@ -301,6 +301,39 @@ def refine_placement(model: DreamShardModel, tt: TaskTensors, placement: torch.T
     return place, best
 
 
+def search_placement(model: DreamShardModel, tt: TaskTensors, *, samples: int = 0, refine_steps: int = 0,
+                     starts: int = 0, seed: int = 0, comm: CommModel | None = None,
+                     form: str = "overall") -> tuple[torch.Tensor, float, bool]:  # fmt: skip
+    """The planning-time search (options as ``DreamShardPlanner``'s, see ``planner.py``): the
+    policy's greedy placement, or the best of it and ``samples`` sampled ones by predicted
+    cost; then ``refine_steps`` steps of descent from it and from ``starts`` more sampled
+    placements, the lowest prediction kept. Returns the placement ``[T]``, its predicted cost
+    (scaled units) and whether it fits memory (when it does not, the placement is the
+    greedy one, for the error message)."""
+    with torch.no_grad():
+        r = rollout(model, tt, episodes=1, greedy=True, comm=comm, form=form)
+        place, pred, ok = r.placement[0], float(r.predicted[0]), bool(r.feasible[0])
+        if samples:
+            g = torch.Generator().manual_seed(seed)
+            s = rollout(model, tt, episodes=samples, generator=g, comm=comm, form=form)
+            cand = torch.where(s.feasible, s.predicted, torch.full_like(s.predicted, float("inf")))
+            i = int(cand.argmin())
+            if bool(s.feasible[i]) and (not ok or float(cand[i]) < pred):
+                place, pred, ok = s.placement[i], float(cand[i]), True
+    if not ok or not refine_steps:
+        return place, pred, ok
+    place, pred = refine_placement(model, tt, place, refine_steps, comm, form)
+    if starts:  # descend from sampled placements too; keep the lowest prediction
+        g = torch.Generator().manual_seed(seed + 1)
+        with torch.no_grad():
+            s = rollout(model, tt, episodes=starts, generator=g, comm=comm, form=form)
+        for i in s.feasible.nonzero().flatten().tolist():
+            p, c = refine_placement(model, tt, s.placement[i], refine_steps, comm, form)
+            if c < pred:
+                place, pred = p, c
+    return place, pred, True
+
+
 def reinforce_loss(r: Rollout, entropy_coef: float = 1e-3) -> torch.Tensor:
     """``mean(-log π · R̂) - c · H`` with ``R = -predicted cost`` (infeasible: doubled cost)."""
     reward = -(r.predicted * torch.where(r.feasible, 1.0, 2.0))
@@ -355,4 +388,4 @@ class EstimatedMDP:
 
 __all__ = ["COST_FORMS", "DreamShardModel", "EstimatedMDP", "Rollout", "TaskTensors", "all_to_all_total_ms", "input_total_ms", "placement_order",
            "predicted_costs",
-           "refine_placement", "reinforce_loss", "rollout", "task_tensors"]  # fmt: skip
+           "refine_placement", "reinforce_loss", "rollout", "search_placement", "task_tensors"]  # fmt: skip

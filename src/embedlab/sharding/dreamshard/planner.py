@@ -109,46 +109,20 @@ class DreamShardPlanner:
             torch.set_num_threads(threads)
 
     def _plan(self, task: Task) -> Plan:
-        import torch
-
         from embedlab.sharding.dreamshard.agent import (
             placement_order,
-            refine_placement,
-            rollout,
+            search_placement,
             task_tensors,
         )
 
         t0 = time.perf_counter()
         tt = task_tensors(task)
-        with torch.no_grad():
-            r = rollout(self.model, tt, episodes=1, greedy=True, comm=self.comm, form=self.cost_form)
-            place, pred, ok = r.placement[0], float(r.predicted[0]), bool(r.feasible[0])
-            if self.samples:
-                g = torch.Generator().manual_seed(self.seed)
-                s = rollout(
-                    self.model, tt, episodes=self.samples, greedy=False, generator=g, comm=self.comm,
-                    form=self.cost_form,
-                )
-                cand = torch.where(
-                    s.feasible, s.predicted, torch.full_like(s.predicted, float("inf"))
-                )
-                i = int(cand.argmin())
-                if bool(s.feasible[i]) and (not ok or float(cand[i]) < pred):
-                    place, pred, ok = s.placement[i], float(cand[i]), True
+        place, pred, ok = search_placement(self.model, tt, samples=self.samples, refine_steps=self.refine_steps,
+                                           starts=self.starts, seed=self.seed, comm=self.comm,
+                                           form=self.cost_form)  # fmt: skip
         if not ok:
             order = placement_order(self.model.cost, tt).tolist()
             raise placement_infeasible(task, order, place.tolist(), "DreamShard")
-        if self.refine_steps:
-            place, pred = refine_placement(self.model, tt, place, self.refine_steps, self.comm, self.cost_form)
-            if self.starts:  # descend from sampled placements too; keep the lowest prediction
-                g = torch.Generator().manual_seed(self.seed + 1)
-                with torch.no_grad():
-                    s = rollout(self.model, tt, episodes=self.starts, greedy=False, generator=g,
-                                comm=self.comm, form=self.cost_form)  # fmt: skip
-                for i in s.feasible.nonzero().flatten().tolist():
-                    p, c = refine_placement(self.model, tt, s.placement[i], self.refine_steps, self.comm, self.cost_form)
-                    if c < pred:
-                        place, pred = p, c
         shards = tuple(Shard(t.name, int(d), 0, t.dim) for t, d in zip(task.tables, place.tolist()))
         plan = Plan(task.name, self.name, shards, estimated_cost_ms=pred * self.model.scale_ms,
                     planning_seconds=time.perf_counter() - t0)  # fmt: skip

@@ -8,6 +8,14 @@ Each of ``iterations`` outer iterations (reference defaults in :class:`TrainSett
    backward compute and backward all-to-all, and the plan cost, appended to the cost data;
 2. ``cost_steps`` Adam steps of the cost network on minibatches of ``cost_batch`` measured
    plans (:func:`~embedlab.sharding.dreamshard.model.cost_loss`);
+   With ``search_plans = N`` (ours; 0 is the reference) the iteration also measures, on the
+   first ``N`` of those tasks, the plan the planning-time ``search`` finds on the current
+   networks (:func:`~embedlab.sharding.dreamshard.agent.search_placement`; default the
+   registered planner's :data:`~embedlab.sharding.dreamshard.planner.DEFAULT_SEARCH`, on the
+   overall head for a learned-communication model). The search descends the cost network to
+   plans the policy rarely samples, where the network was never corrected; measuring them
+   puts those plans into the cost data (the data-aggregation idea of DAgger, applied to a
+   learned cost model that a search exploits);
 3. ``rl_batches`` REINFORCE updates of the policy on the estimated MDP, each one random
    training task × ``rl_episodes`` episodes -- no measurement in this inner loop.
 
@@ -46,6 +54,7 @@ from embedlab.sharding.dreamshard.agent import (
     DreamShardModel,
     reinforce_loss,
     rollout,
+    search_placement,
     task_tensors,
 )
 from embedlab.sharding.dreamshard.features import table_features
@@ -66,17 +75,21 @@ class TrainSettings:
     entropy: float = 1e-3
     seed: int = 0
     comm_mode: str = "analytic"  # or "learned" (the reference)
+    search_plans: int = 0  # searched plans measured per iteration (ours; 0: the reference)
+    search: str = ""  # their search (planner.search_options); "": the registered planner's
 
 
 COMM_MODES = ("analytic", "learned")
 
 
 def _settings_key(settings: TrainSettings) -> str:
-    """The settings a checkpoint must match to resume (``comm_mode="learned"`` is left out:
-    checkpoints written before the option existed trained that way)."""
+    """The settings a checkpoint must match to resume (``comm_mode="learned"`` and no
+    searched plans are left out: checkpoints written before those options trained that way)."""
     d = asdict(settings)
     if d["comm_mode"] == "learned":
         del d["comm_mode"]
+    if not d["search_plans"]:
+        del d["search_plans"], d["search"]
     return json.dumps(d, sort_keys=True)
 
 
@@ -151,6 +164,20 @@ def sample_columns(sample: CostSample) -> list[int]:
     return [int(round(float(f[:, 0].sum()) * 128)) if len(f) else 0 for f in sample.device_feats]
 
 
+def _search_kwargs(settings: TrainSettings, analytic: bool) -> dict[str, Any]:
+    """``search_placement`` options of ``settings.search`` (see :class:`TrainSettings`) for a
+    model with (``analytic``) or without a communication model."""
+    from embedlab.sharding.dreamshard.planner import DEFAULT_SEARCH, search_options
+
+    spec = settings.search or (DEFAULT_SEARCH if analytic else DEFAULT_SEARCH.replace("composed-", ""))
+    opts = search_options(spec)
+    if opts.get("cost") == "composed" and not analytic:
+        raise UserError(f"search {spec!r}: the composed cost needs a communication model "
+                        "(comm_mode 'analytic' and a calibrated --comm)")  # fmt: skip
+    form = opts.pop("cost", "overall")
+    return {**opts, "form": form}
+
+
 def cost_mape(
     model: DreamShardModel, samples: list[CostSample], comm: CommModel | None = None
 ) -> float:
@@ -184,6 +211,8 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
         raise UserError(
             f"comm_mode must be one of {', '.join(COMM_MODES)}, got {settings.comm_mode!r}"
         )
+    if settings.search_plans < 0:
+        raise UserError("search_plans must be >= 0")
     run = ensure_dir(out)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -191,6 +220,7 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
     model = DreamShardModel(meta=dict(meta or {}))
     if settings.comm_mode == "analytic" and meter.comm is not None:
         model.comm, model.comm_batch = meter.comm, meter.settings.batch_size
+    search = _search_kwargs(settings, model.comm is not None)
     params = [*model.cost.parameters(), *model.policy.parameters()]
     opt = torch.optim.Adam(params, lr=settings.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -224,13 +254,16 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
         # 1. roll out on training tasks and measure
         picks = rng.choice(len(tasks), size=min(settings.rollout_tasks, len(tasks)), replace=False)
         t0 = time.perf_counter()
-        for i in picks:
+        for k, i in enumerate(picks):
             r = rollout(model, tts[i], episodes=1, generator=gen)
-            if not bool(r.feasible[0]):
-                continue
-            plan = plan_from_placement(tasks[i], r.placement[0].tolist())
-            pc = meter.measure_plan(tasks[i], plan)
-            st.samples.append(sample_from_cost(tasks[i], plan, pc))
+            placements = [r.placement[0]] if bool(r.feasible[0]) else []
+            if k < settings.search_plans and st.iteration > 0:  # networks trained at least once
+                p, _, ok = search_placement(model, tts[i], seed=settings.seed * 1000 + st.iteration, **search)
+                placements += [p] if ok else []
+            for p in placements:
+                plan = plan_from_placement(tasks[i], p.tolist())
+                pc = meter.measure_plan(tasks[i], plan)
+                st.samples.append(sample_from_cost(tasks[i], plan, pc))
         st.measure_s += time.perf_counter() - t0
         if not st.samples:
             raise UserError("no feasible plan was sampled; check the tasks' device memory")

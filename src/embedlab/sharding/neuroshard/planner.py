@@ -62,7 +62,7 @@ class NeuroShardPlanner:
 
     def plan(self, task: Task) -> Plan:
         t0 = time.perf_counter()
-        sim = Simulator(self.model, task)
+        sim = Simulator(self.model, task, input_comm=self.settings.input_comm)
         res = beam_search(sim, self.settings)
         self.last_result = res
         if len(res.devices) != len(res.pieces) or res.cost == float("inf"):
@@ -88,12 +88,21 @@ class NeuroShardPlanner:
 
 
 def search_settings(variant: str) -> SearchSettings:
-    """The reference's search settings, then ``refineK`` steps of descent on the simulated
-    cost (:func:`~embedlab.sharding.neuroshard.search.refine`; ``refine0``: none)."""
-    num = variant.removeprefix("refine")
-    if not variant.startswith("refine") or not num.isdigit():
-        raise UserError(f"unknown NeuroShard search {variant!r} (refineK, e.g. refine20)")
-    return SearchSettings(refine_steps=int(num))
+    """The reference's search settings, modified by tokens joined with ``-``: ``refineK``
+    (K steps of descent on the simulated cost,
+    :func:`~embedlab.sharding.neuroshard.search.refine`; ``refine0``: none) and ``input``
+    (the simulator adds the input all-to-all, :class:`~embedlab.sharding.neuroshard.simulator.Simulator`);
+    e.g. ``input-refine20``."""
+    steps, input_comm = 0, False
+    for tok in variant.split("-"):
+        num = tok.removeprefix("refine")
+        if tok == "input":
+            input_comm = True
+        elif tok.startswith("refine") and num.isdigit():
+            steps = int(num)
+        else:
+            raise UserError(f"unknown NeuroShard search {tok!r} in {variant!r} (refineK, input; e.g. input-refine20)")
+    return SearchSettings(refine_steps=steps, input_comm=input_comm)
 
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_SEARCH", "NeuroShardPlanner", "search_settings"]

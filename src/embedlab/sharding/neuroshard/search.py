@@ -58,6 +58,7 @@ class SearchSettings:
     column_wise: bool = True
     unlimited_fallback: bool = True
     refine_steps: int = 0  # ours: descent on the simulated cost after the search (module doc)
+    input_comm: bool = False  # ours: the simulator adds the input all-to-all (simulator doc)
 
     def __post_init__(self) -> None:
         if (self.grid_steps < 1 or self.beam_width < 1 or self.rounds < 0 or self.candidates < 1
@@ -100,6 +101,8 @@ def _greedy_batch(sim: Simulator, pieces: list[Piece], limits: np.ndarray,
     dev_cost = np.zeros((S, D))
     dev_used = np.zeros((S, D), dtype=np.int64)
     dev_dims = np.zeros((S, D))
+    dev_pay = np.zeros((S, D))
+    pay = sim.piece_payloads(pieces)
     devices = np.full((S, P), -1, dtype=np.int64)
     ok = np.ones(S, dtype=bool)
     rows = np.arange(S)
@@ -122,9 +125,10 @@ def _greedy_batch(sim: Simulator, pieces: list[Piece], limits: np.ndarray,
         dev_vec[rows, r] = v
         dev_used[rows, r] += sizes[p]
         dev_dims[rows, r] += cols[p]
+        dev_pay[rows, r] += pay[p]
         dev_cost[rows, r] = np.maximum((np.maximum(v @ w1 + b1, 0.0) @ w2 + b2)[:, 0] * scale, 0.0)
     compute = np.where(dev_dims > 0, dev_cost, 0.0)
-    cost, _ = sim.comm(dev_dims, compute)
+    cost, _ = sim.comm(dev_dims, compute, dev_pay)
     cost = np.where(ok, cost, np.inf)
     return devices, ok, cost
 
@@ -216,11 +220,12 @@ def refine(sim: Simulator, pieces: list[Piece], devices: np.ndarray,
     vec = sim.piece_vectors(pieces)
     sizes = sim.piece_sizes(pieces).astype(np.float64)
     cols = np.array([c for _, _, c in pieces], dtype=np.float64)
+    pay = sim.piece_payloads(pieces)
     best, totals = sim.cost(pieces, place)
     for _ in range(steps):
         onehot = np.zeros((D, P))
         onehot[place, np.arange(P)] = 1.0
-        dvec, dims, count = onehot @ vec, onehot @ cols, onehot.sum(1)
+        dvec, dims, count, dpay = onehot @ vec, onehot @ cols, onehot.sum(1), onehot @ pay
         s = int(np.argmax(totals))
         nb = neighbours(place, sizes, sim.memory, s, D)
         mt, md, a, b, db = nb.move_item, nb.move_to, nb.swap_out, nb.swap_in, nb.swap_to
@@ -230,16 +235,17 @@ def refine(sim: Simulator, pieces: list[Piece], devices: np.ndarray,
         cv = np.broadcast_to(dvec, (C, D, vec.shape[1])).copy()
         cd = np.broadcast_to(dims, (C, D)).copy()
         cn = np.broadcast_to(count, (C, D)).copy()
+        cp = np.broadcast_to(dpay, (C, D)).copy()
         r = np.arange(n_moves)  # each candidate row changes two distinct devices
-        for arr, x in ((cv, vec), (cd, cols), (cn, np.ones(P))):
+        for arr, x in ((cv, vec), (cd, cols), (cn, np.ones(P)), (cp, pay)):
             arr[r, place[mt]] -= x[mt]
             arr[r, md] += x[mt]
         r = np.arange(n_moves, C)
-        for arr, x in ((cv, vec), (cd, cols)):
+        for arr, x in ((cv, vec), (cd, cols), (cp, pay)):
             arr[r, s] += x[b] - x[a]
             arr[r, db] += x[a] - x[b]
         compute = sim.shard_compute(cv, cn > 0.5)
-        cost, _ = sim.comm(cd, compute)
+        cost, _ = sim.comm(cd, compute, cp)
         i = int(np.argmin(cost))
         if not cost[i] < best - 1e-4 * abs(best):
             break

@@ -11,7 +11,17 @@ Paper/reference (``simulator.py::get_final_cost``): for each device ``r``
   offsets ``sleep_r = (compute_r + bw_comm_r) - min_j (compute_j + bw_comm_j)``: a device
   that reaches the forward all-to-all early waits for the slowest one;
 
-and the plan costs ``max_r (compute_r + bw_comm_r + fw_comm_r)``; a plan over memory
+and the plan costs ``max_r (compute_r + bw_comm_r + fw_comm_r)``.
+
+With ``input_comm`` (ours, off in the reference) the plan cost also holds the input
+all-to-all of the ids and lengths, which DMP runs before the lookups and the step-cost meter
+counts (``../shared/specs/sharding-formats.md``): the ``input`` line of the communication
+model recorded in the model (``meta.comm_model``) at the meter's batch
+(``meta.meter.batch_size``), over each device's summed per-sample payload
+(:func:`~embedlab.sharding.comm.input_payload`; every column-wise piece of a table carries
+the table's ids). The pooled networks never see it, so without it the simulator does not
+know that halving a table re-sends its ids, nor that piling high-pooling tables on one
+device makes its input share the slowest. A plan over memory
 (weights plus the task's optimizer state on some device) has
 no cost (``inf`` here, ``None`` in the reference). :func:`combine_costs` is that formula on
 given numbers, batched over any leading axes.
@@ -24,6 +34,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from embedlab.errors import UserError
+from embedlab.sharding.comm import CommModel, input_payload
 from embedlab.sharding.neuroshard.features import table_features, with_columns
 from embedlab.sharding.neuroshard.model import NeuroShardModel, NumpyMLP, comm_inputs
 from embedlab.sharding.types import Task
@@ -47,7 +59,7 @@ def combine_costs(
 class Simulator:
     """The cost models of one task, ready for fast batched evaluation (numpy)."""
 
-    def __init__(self, model: NeuroShardModel, task: Task) -> None:
+    def __init__(self, model: NeuroShardModel, task: Task, input_comm: bool = False) -> None:
         model.check_devices(task.num_devices)
         self.model = model
         self.task = task
@@ -58,6 +70,33 @@ class Simulator:
         self.bw = NumpyMLP(model.comm_bw[self.D].net)
         self.base_feats = np.stack([table_features(t) for t in task.tables])
         self._vec: dict[tuple[int, int], np.ndarray] = {}
+        self.payload = np.array([input_payload(t.pooling_factor) for t in task.tables], dtype=np.float64)
+        self.input_line: tuple[float, float] | None = None
+        self.batch = 0
+        if input_comm:
+            meta = model.meta
+            batch = (meta.get("meter") or {}).get("batch_size")
+            comm = CommModel.from_json(meta["comm_model"], "meta.comm_model") if "comm_model" in meta else None
+            if comm is None or not comm.has_input or not batch:
+                raise UserError("this NeuroShard model records no input all-to-all (meta.comm_model with an "
+                                "'input' line and meta.meter.batch_size); pre-train it with a --comm "
+                                "calibrated by `embedlab shard calibrate-comm`")  # fmt: skip
+            self.input_line, self.batch = comm.line("input"), int(batch)
+
+    def piece_payloads(self, pieces: list[Piece]) -> np.ndarray:
+        """Input all-to-all bytes per sample of each piece (its table's ids and lengths)."""
+        return self.payload[[t for t, _, _ in pieces]]
+
+    def input_ms(self, payload: np.ndarray) -> np.ndarray:
+        """Input all-to-all ms ``[...]`` of plans whose devices hold ``payload [..., D]`` bytes
+        per sample (``CommModel.input_ms``, batched); 0 without ``input_comm``."""
+        payload = np.asarray(payload, dtype=np.float64)
+        if self.input_line is None or self.D <= 1:
+            return np.zeros(payload.shape[:-1])
+        a, b = self.input_line
+        local = self.batch / self.D
+        total = payload.sum(-1, keepdims=True)
+        return (a + b * np.maximum(local * (total - payload), local * (self.D - 1) * payload)).max(-1)
 
     def piece_vectors(self, pieces: list[Piece]) -> np.ndarray:
         """Encoded ``[P, 32]`` vectors of pieces (cached per (table, columns))."""
@@ -75,8 +114,10 @@ class Simulator:
         out = self.head(vec_sum)[..., 0] * self.model.compute_scale_ms
         return np.where(nonempty, np.maximum(out, 0.0), 0.0)
 
-    def comm(self, dim_sums: np.ndarray, compute: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(plan cost [...], per-device totals [..., D])`` given per-device dim sums and compute."""
+    def comm(self, dim_sums: np.ndarray, compute: np.ndarray,
+             payload: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """``(plan cost [...], per-device totals [..., D])`` given per-device dim sums and
+        compute, plus the input all-to-all of the per-device ``payload`` (with ``input_comm``)."""
         s = self.model.comm_scale_ms
         bw = np.maximum(self.bw(comm_inputs(dim_sums, None).astype(np.float64)) * s, 0.0)
 
@@ -84,7 +125,10 @@ class Simulator:
             x = comm_inputs(dim_sums, sleeps).astype(np.float64)
             return np.maximum(self.fw(x) * s, 0.0)
 
-        return combine_costs(compute, bw, fw)
+        cost, totals = combine_costs(compute, bw, fw)
+        if payload is not None and self.input_line is not None:
+            cost = cost + self.input_ms(payload)
+        return cost, totals
 
     def single_costs(self, pieces: list[Piece]) -> np.ndarray:
         """Predicted compute of each piece alone on a device."""
@@ -108,7 +152,7 @@ class Simulator:
         vec = onehot @ self.piece_vectors(pieces)
         dims = onehot @ np.array([c for _, _, c in pieces], dtype=np.float64)
         compute = self.shard_compute(vec, onehot.sum(1) > 0)
-        cost, totals = self.comm(dims, compute)
+        cost, totals = self.comm(dims, compute, onehot @ self.piece_payloads(pieces))
         if (used > self.memory).any():
             return float("inf"), totals
         return float(cost), totals
