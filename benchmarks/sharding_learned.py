@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> dict:
         help="NAME=DIR: another model for a learned planner.",
     )
     ap.add_argument("--candidate", action="append", default=[],
-                    help="NAME=DIR: a candidate model beside the shipped one, planned like the registered planner "
-                         "NAME's prefix (e.g. dreamshard-retrained=DIR: --planner dreamshard with model DIR).")  # fmt: skip
+                    help="NAME=DIR[@SEARCH]: a candidate model beside the shipped one, planned like the registered "
+                         "planner NAME's prefix or with SEARCH (e.g. dreamshard-retrained=DIR: --planner dreamshard "
+                         "with model DIR; neuroshard-x=DIR@input-refine20).")  # fmt: skip
     ap.add_argument("--dreamshard-variants", default="",
                     help=f"Comma-separated planning-time searches of the DreamShard model, each {SEARCH_TOKENS}: "
                          "planners dreamshard-VARIANT.")  # fmt: skip
@@ -214,22 +215,32 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _learned(name: str) -> bool:
-    """A learned planner, or a variant of one (``--dreamshard-variants``, ``--neuroshard-variants``)."""
-    return name in LEARNED or name.startswith(("dreamshard-", "neuroshard-"))
+    """A learned planner, or a variant or candidate of one (``--dreamshard-variants``, ``--candidate``, ...)."""
+    return name in LEARNED or name.startswith(tuple(f"{n}-" for n in LEARNED))
 
 
 def _candidates(specs: list[str], ap: argparse.ArgumentParser) -> dict[str, Any]:
-    """``--candidate NAME=DIR`` planners: the registered learned planner ``NAME``'s prefix (its
-    default search) with the model in ``DIR``, called ``NAME``."""
-    out = {}
+    """``--candidate NAME=DIR[@SEARCH]`` planners: the registered learned planner ``NAME``'s
+    prefix with the model in ``DIR`` -- its default search, or ``SEARCH`` (a DreamShard or
+    NeuroShard search name) -- called ``NAME``."""
+    from embedlab.sharding.dreamshard.planner import DreamShardPlanner, search_options
+    from embedlab.sharding.neuroshard.planner import NeuroShardPlanner, search_settings
+
+    out: dict[str, Any] = {}
     for spec in specs:
-        name, _, folder = spec.partition("=")
+        name, _, where = spec.partition("=")
+        folder, _, search = where.partition("@")
         base = name.split("-", 1)[0]
-        if base not in LEARNED or "-" not in name or not folder:
-            ap.error(f"--candidate {spec!r}: expected NAME=DIR with NAME one of {', '.join(LEARNED)} "
-                             "plus a suffix, e.g. dreamshard-retrained=DIR")  # fmt: skip
-        out[name] = get_planner(base, folder)
-        out[name].name = name
+        if base not in LEARNED or "-" not in name or not folder or (search and base == "autoshard"):
+            ap.error(f"--candidate {spec!r}: expected NAME=DIR[@SEARCH] with NAME one of {', '.join(LEARNED)} "
+                     "plus a suffix (SEARCH for dreamshard and neuroshard), e.g. dreamshard-retrained=DIR")  # fmt: skip
+        if not search:
+            out[name] = get_planner(base, folder)
+            out[name].name = name
+        elif base == "dreamshard":
+            out[name] = DreamShardPlanner(folder, name=name, **search_options(search))
+        else:
+            out[name] = NeuroShardPlanner(folder, search_settings(search), name=name)
     return out
 
 
@@ -252,7 +263,7 @@ def _neuroshard_variants(spec: str, model: str | None) -> dict[str, Any]:
 
 def _predicted_quantity(name: str, cost: Any) -> float:
     """The measured value a planner's ``estimated_cost_ms`` predicts (see the module doc)."""
-    if name == "autoshard":
+    if name.split("-", 1)[0] == "autoshard":
         return max(p.fwd_ms + p.bwd_ms for p in cost.devices)
     return cost.total_ms
 

@@ -1,7 +1,8 @@
 """The ``neuroshard`` planner: beam search over column-wise halving on the pre-trained
 simulator, then (ours, :data:`DEFAULT_SEARCH`) steepest descent on the simulated cost by
-piece moves and swaps (:func:`~embedlab.sharding.neuroshard.search.refine`); no measurement
-while planning. ``NeuroShardPlanner(model)`` alone runs the reference's search; the registered
+piece moves and swaps (:func:`~embedlab.sharding.neuroshard.search.refine`), with the input
+all-to-all in the simulated cost (ours, :class:`~embedlab.sharding.neuroshard.simulator.Simulator`);
+no measurement while planning. ``NeuroShardPlanner(model)`` alone runs the reference's search; the registered
 planner (``--planner neuroshard``) applies :data:`DEFAULT_SEARCH`.
 
 ``NeuroShardPlanner(model)`` loads a model folder written by
@@ -32,14 +33,16 @@ from embedlab.sharding.planners import Infeasible, memory_note
 from embedlab.sharding.types import Plan, Shard, Task
 
 DEFAULT_MODEL = Path(__file__).parent / "default_model"
-#: The search of ``--planner neuroshard`` (:func:`search_settings`): the reference's beam search,
-#: then up to 20 descent steps on the simulated cost. Chosen on validation tasks at batch 4096
-#: (``benchmarks/results/sharding_search_valid.json``, 5 tasks in each of 3 families): geometric
-#: mean relative to each family's best heuristic 0.977 against 0.995 without (lower on every
-#: family); 100 steps gave the same plans (the descent stops before 20). Checked before
-#: shipping on 10 validation tasks per family (``sharding_neuroshard_valid.json``): 0.963
-#: against 0.965 -- a near tie; on the test tasks it was 0.963 against 0.948 without.
-DEFAULT_SEARCH = "refine20"
+#: The search of ``--planner neuroshard`` (:func:`search_settings`): the reference's beam search
+#: on a simulator that also prices the input all-to-all, then up to 20 descent steps on the
+#: simulated cost. Chosen on validation tasks at batch 4096
+#: (``benchmarks/results/sharding_retrained_valid.json``: 10 tasks in each of 3 families, every
+#: plan measured interleaved): geometric mean relative to each family's best heuristic 0.940
+#: with the input all-to-all (0.9402 with the shipped model's 1,120 compute samples, 0.9405
+#: with the 568 of the model before), 0.953 without it (0.953 and 0.954). The descent alone
+#: was chosen before on 5 tasks per family (``sharding_search_valid.json``: 0.977 against
+#: 0.995 without) and re-checked on 10 (``sharding_neuroshard_valid.json``: 0.963 against 0.965).
+DEFAULT_SEARCH = "input-refine20"
 
 
 class NeuroShardPlanner:
