@@ -29,8 +29,8 @@ the registered planner (``--planner dreamshard``) applies :data:`DEFAULT_SEARCH`
 They search the cost network, so they gain only where its ranking of nearby plans is right.
 The default was chosen on validation tasks at batch 4096 (see :data:`DEFAULT_SEARCH`).
 Planning time with the default (9 descents of up to 20 steps, each step one batched
-evaluation, one torch thread): 1.7-1.9 s at 200 tables on an idle 2-core machine
-(``benchmarks/results/sharding_planning_time.json``); 0.09-0.83 s mean per task at 20-50
+evaluation, one torch thread): 1.9-2.1 s at 200 tables on an idle 2-core machine
+(``benchmarks/results/sharding_planning_time.json``); 0.06-0.32 s mean per task at 20-50
 tables while the meter ran beside it (``benchmarks/results/sharding_learned.json``).
 
 A model trained with analytic communication (the default ``comm_mode``) adds the
