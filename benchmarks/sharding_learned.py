@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help=f"Comma-separated planning-time searches of the DreamShard model, each {SEARCH_TOKENS}: "
                          "planners dreamshard-VARIANT.")  # fmt: skip
     ap.add_argument("--neuroshard-variants", default="",
-                    help="Comma-separated NeuroShard searches: refineK (K steps of descent on the simulated cost "
-                         "after its beam search; refine0: none): planners neuroshard-VARIANT.")  # fmt: skip
+                    help="Comma-separated NeuroShard searches, tokens joined with '-': refineK (K steps of descent on "
+                         "the simulated cost after its beam search; refine0: none), input (the simulator adds the "
+                         "input all-to-all); e.g. input-refine20: planners neuroshard-VARIANT.")  # fmt: skip
     ap.add_argument("--portfolio", action="store_true",
                     help="Also the measured portfolio (the default planner), with the family's comm model.")  # fmt: skip
     ap.add_argument("--quick", action="store_true")
@@ -112,8 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
     names = [*HEURISTICS, *(["torchrec"] if args.torchrec else []), *LEARNED]
     planners = {n: get_planner(n, models.get(n)) for n in names}
     planners.update(_candidates(args.candidate, ap))
-    planners.update(_dreamshard_variants(args.dreamshard_variants, models.get("dreamshard")))
-    planners.update(_neuroshard_variants(args.neuroshard_variants, models.get("neuroshard")))
+    planners.update(_variants("dreamshard", args.dreamshard_variants, models.get("dreamshard")))
+    planners.update(_variants("neuroshard", args.neuroshard_variants, models.get("neuroshard")))
     results = list(old.get("results", []))
     done = {(r["family"], r["tables"], r["devices"]) for r in results}
     for fam, n, d in families:
@@ -219,13 +220,21 @@ def _learned(name: str) -> bool:
     return name in LEARNED or name.startswith(tuple(f"{n}-" for n in LEARNED))
 
 
+def _searched(base: str, model: str | None, search: str, name: str) -> Any:
+    """The learned planner ``base`` (dreamshard or neuroshard) with ``model`` (None: the
+    shipped one) and the planning-time ``search`` named by its tokens, called ``name``."""
+    from embedlab.sharding.dreamshard.planner import DreamShardPlanner, search_options
+    from embedlab.sharding.neuroshard.planner import NeuroShardPlanner, search_settings
+
+    if base == "dreamshard":
+        return DreamShardPlanner(model, name=name, **search_options(search))
+    return NeuroShardPlanner(model, search_settings(search), name=name)
+
+
 def _candidates(specs: list[str], ap: argparse.ArgumentParser) -> dict[str, Any]:
     """``--candidate NAME=DIR[@SEARCH]`` planners: the registered learned planner ``NAME``'s
     prefix with the model in ``DIR`` -- its default search, or ``SEARCH`` (a DreamShard or
     NeuroShard search name) -- called ``NAME``."""
-    from embedlab.sharding.dreamshard.planner import DreamShardPlanner, search_options
-    from embedlab.sharding.neuroshard.planner import NeuroShardPlanner, search_settings
-
     out: dict[str, Any] = {}
     for spec in specs:
         name, _, where = spec.partition("=")
@@ -234,31 +243,18 @@ def _candidates(specs: list[str], ap: argparse.ArgumentParser) -> dict[str, Any]
         if base not in LEARNED or "-" not in name or not folder or (search and base == "autoshard"):
             ap.error(f"--candidate {spec!r}: expected NAME=DIR[@SEARCH] with NAME one of {', '.join(LEARNED)} "
                      "plus a suffix (SEARCH for dreamshard and neuroshard), e.g. dreamshard-retrained=DIR")  # fmt: skip
-        if not search:
+        if search:
+            out[name] = _searched(base, folder, search, name)
+        else:
             out[name] = get_planner(base, folder)
             out[name].name = name
-        elif base == "dreamshard":
-            out[name] = DreamShardPlanner(folder, name=name, **search_options(search))
-        else:
-            out[name] = NeuroShardPlanner(folder, search_settings(search), name=name)
     return out
 
 
-def _dreamshard_variants(spec: str, model: str | None) -> dict[str, Any]:
-    """``dreamshard-VARIANT`` planners of ``--dreamshard-variants`` (same model, another search)."""
-    from embedlab.sharding.dreamshard.planner import DreamShardPlanner, search_options
-
-    return {f"dreamshard-{v}": DreamShardPlanner(model, name=f"dreamshard-{v}", **search_options(v))
-            for v in filter(None, spec.split(","))}  # fmt: skip
-
-
-def _neuroshard_variants(spec: str, model: str | None) -> dict[str, Any]:
-    """``neuroshard-refineK`` planners of ``--neuroshard-variants`` (same model and search,
-    then K steps of descent on the simulated cost)."""
-    from embedlab.sharding.neuroshard.planner import NeuroShardPlanner, search_settings
-
-    return {f"neuroshard-{v}": NeuroShardPlanner(model, search_settings(v), name=f"neuroshard-{v}")
-            for v in filter(None, spec.split(","))}  # fmt: skip
+def _variants(base: str, spec: str, model: str | None) -> dict[str, Any]:
+    """``BASE-VARIANT`` planners of ``--dreamshard-variants`` / ``--neuroshard-variants``
+    (the same model, another search)."""
+    return {f"{base}-{v}": _searched(base, model, v, f"{base}-{v}") for v in filter(None, spec.split(","))}
 
 
 def _predicted_quantity(name: str, cost: Any) -> float:

@@ -115,15 +115,20 @@ class CommModel:
         """Input all-to-all time of a plan whose devices hold shards with these summed
         per-sample payloads (:func:`input_payload`); 0 without an ``input`` line or with
         one device."""
-        d = len(payload_per_device)
+        return float(self.input_ms_batched(np.asarray([payload_per_device], dtype=np.float64), batch_size)[0])
+
+    def input_ms_batched(self, payload: np.ndarray, batch_size: int) -> np.ndarray:
+        """:meth:`input_ms` of many plans at once: ``payload [..., D]`` → ``[...]`` ms. Each
+        device sends its local ``batch/D`` samples' ids to the others and receives theirs;
+        the slowest device's larger direction sets the time."""
+        payload = np.asarray(payload, dtype=np.float64)
+        d = payload.shape[-1]
         if d <= 1 or not self.has_input:
-            return 0.0
+            return np.zeros(payload.shape[:-1])
         a, b = self.line("input")
-        total = sum(payload_per_device)
         local = batch_size / d
-        return max(
-            a + b * max(local * (total - p), local * (d - 1) * p) for p in payload_per_device
-        )
+        recv = local * (payload.sum(-1, keepdims=True) - payload)
+        return a + b * np.maximum(recv, local * (d - 1) * payload).max(-1)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -285,17 +285,12 @@ PLANNERS["torchrec"] = lambda: __import__(
 # DreamShard (learned; imports its networks on first use).
 def _dreamshard(model: str | None = None, comm: str | None = None) -> Planner:
     from embedlab.sharding.comm import CommModel
-    from embedlab.sharding.dreamshard.planner import (
-        DEFAULT_SEARCH,
-        DreamShardPlanner,
-        search_options,
-    )
+    from embedlab.sharding.dreamshard.planner import DreamShardPlanner, default_search
 
-    opts = search_options(DEFAULT_SEARCH)
-    form = opts.pop("cost", "overall")
+    opts = default_search(analytic=True)
+    opts.pop("cost", None)  # set below, once the model shows whether it has a comm model
     planner = DreamShardPlanner(model, comm=CommModel.load(comm) if comm is not None else None, **opts)  # type: ignore[arg-type]
-    if planner.model.comm is not None:  # the composed cost needs analytic communication
-        planner.cost_form = str(form)
+    planner.cost_form = str(default_search(planner.model.comm is not None).get("cost", "overall"))
     return planner
 
 

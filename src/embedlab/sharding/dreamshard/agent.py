@@ -146,15 +146,7 @@ def all_to_all_total_ms(comm: CommModel, cols: torch.Tensor, batch_size: int,
 def input_total_ms(comm: CommModel, payload: torch.Tensor, batch_size: int) -> torch.Tensor:
     """:meth:`CommModel.input_ms` batched over plans: ``payload [..., D]`` (bytes per sample
     of each device's shards) → ``[...]`` ms; 0 with one device or no ``input`` line."""
-    d = payload.shape[-1]
-    if d <= 1 or not comm.has_input:
-        return torch.zeros(payload.shape[:-1])
-    a, b = comm.line("input")
-    p = payload.double()
-    local = batch_size / d
-    recv = local * (p.sum(-1, keepdim=True) - p)
-    most = torch.maximum(recv, local * (d - 1) * p).amax(-1)
-    return (a + b * most).float()
+    return torch.as_tensor(comm.input_ms_batched(payload.detach().double().numpy(), batch_size)).float()
 
 
 @dataclass

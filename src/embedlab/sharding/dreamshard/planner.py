@@ -163,4 +163,14 @@ def search_options(variant: str) -> dict[str, int | str]:
     return opts
 
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_SEARCH", "SEARCH_TOKENS", "DreamShardPlanner", "search_options"]
+def default_search(analytic: bool) -> dict[str, int | str]:
+    """:func:`search_options` of :data:`DEFAULT_SEARCH` for a model with (``analytic``) or
+    without a communication model; the composed cost needs one, so without it the search
+    predicts with the overall head."""
+    opts = search_options(DEFAULT_SEARCH)
+    if not analytic:
+        opts["cost"] = "overall"
+    return opts
+
+
+__all__ = ["DEFAULT_MODEL", "DEFAULT_SEARCH", "SEARCH_TOKENS", "DreamShardPlanner", "default_search", "search_options"]

@@ -167,12 +167,11 @@ def sample_columns(sample: CostSample) -> list[int]:
 def _search_kwargs(settings: TrainSettings, analytic: bool) -> dict[str, Any]:
     """``search_placement`` options of ``settings.search`` (see :class:`TrainSettings`) for a
     model with (``analytic``) or without a communication model."""
-    from embedlab.sharding.dreamshard.planner import DEFAULT_SEARCH, search_options
+    from embedlab.sharding.dreamshard.planner import default_search, search_options
 
-    spec = settings.search or (DEFAULT_SEARCH if analytic else DEFAULT_SEARCH.replace("composed-", ""))
-    opts = search_options(spec)
+    opts = search_options(settings.search) if settings.search else default_search(analytic)
     if opts.get("cost") == "composed" and not analytic:
-        raise UserError(f"search {spec!r}: the composed cost needs a communication model "
+        raise UserError(f"search {settings.search!r}: the composed cost needs a communication model "
                         "(comm_mode 'analytic' and a calibrated --comm)")  # fmt: skip
     form = opts.pop("cost", "overall")
     return {**opts, "form": form}

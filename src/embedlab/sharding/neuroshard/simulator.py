@@ -71,7 +71,7 @@ class Simulator:
         self.base_feats = np.stack([table_features(t) for t in task.tables])
         self._vec: dict[tuple[int, int], np.ndarray] = {}
         self.payload = np.array([input_payload(t.pooling_factor) for t in task.tables], dtype=np.float64)
-        self.input_line: tuple[float, float] | None = None
+        self.input_comm: CommModel | None = None
         self.batch = 0
         if input_comm:
             meta = model.meta
@@ -81,7 +81,7 @@ class Simulator:
                 raise UserError("this NeuroShard model records no input all-to-all (meta.comm_model with an "
                                 "'input' line and meta.meter.batch_size); pre-train it with a --comm "
                                 "calibrated by `embedlab shard calibrate-comm`")  # fmt: skip
-            self.input_line, self.batch = comm.line("input"), int(batch)
+            self.input_comm, self.batch = comm, int(batch)
 
     def piece_payloads(self, pieces: list[Piece]) -> np.ndarray:
         """Input all-to-all bytes per sample of each piece (its table's ids and lengths)."""
@@ -89,14 +89,10 @@ class Simulator:
 
     def input_ms(self, payload: np.ndarray) -> np.ndarray:
         """Input all-to-all ms ``[...]`` of plans whose devices hold ``payload [..., D]`` bytes
-        per sample (``CommModel.input_ms``, batched); 0 without ``input_comm``."""
-        payload = np.asarray(payload, dtype=np.float64)
-        if self.input_line is None or self.D <= 1:
-            return np.zeros(payload.shape[:-1])
-        a, b = self.input_line
-        local = self.batch / self.D
-        total = payload.sum(-1, keepdims=True)
-        return (a + b * np.maximum(local * (total - payload), local * (self.D - 1) * payload)).max(-1)
+        per sample (``CommModel.input_ms_batched``); 0 without ``input_comm``."""
+        if self.input_comm is None:
+            return np.zeros(np.shape(payload)[:-1])
+        return self.input_comm.input_ms_batched(payload, self.batch)
 
     def piece_vectors(self, pieces: list[Piece]) -> np.ndarray:
         """Encoded ``[P, 32]`` vectors of pieces (cached per (table, columns))."""
@@ -126,7 +122,7 @@ class Simulator:
             return np.maximum(self.fw(x) * s, 0.0)
 
         cost, totals = combine_costs(compute, bw, fw)
-        if payload is not None and self.input_line is not None:
+        if payload is not None and self.input_comm is not None:
             cost = cost + self.input_ms(payload)
         return cost, totals
 
