@@ -22,8 +22,9 @@ devices, where column-wise sharding can matter. Reported per family and planner:
 * ``ratio_to_estimate`` (the balanced estimate (not a bound)), planning time, the share of tasks on which the
   planner is best of all (ties count for each), and for a planner that predicts its plan's
   cost, ``cost_model_mape``: mean |predicted - measured| / measured, where *measured* is
-  what the prediction claims to be (plan total for DreamShard and NeuroShard; the largest
-  device's compute for AutoShard, whose cost head models compute only).
+  what the prediction claims to be (plan total for DreamShard and NeuroShard and for AutoShard
+  with its ``step`` search; the largest device's compute for AutoShard otherwise, whose cost
+  head models compute only).
 
 ``summary`` names the planner with the lowest geometric-mean ratio over all families (the
 candidate default) and each planner's worst family. ``--resume`` keeps the finished
@@ -52,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from embedlab.io import write_json  # noqa: E402
 from embedlab.machine import describe  # noqa: E402
+from embedlab.sharding.autoshard.planner import SEARCH_TOKENS as AUTOSHARD_TOKENS  # noqa: E402
 from embedlab.sharding.comm import CommModel, calibrate  # noqa: E402
 from embedlab.sharding.cost import CostMeter, MeterSettings, balanced_estimate_from  # noqa: E402
 from embedlab.sharding.dreamshard.planner import SEARCH_TOKENS  # noqa: E402
@@ -86,6 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dreamshard-variants", default="",
                     help=f"Comma-separated planning-time searches of the DreamShard model, each {SEARCH_TOKENS}: "
                          "planners dreamshard-VARIANT.")  # fmt: skip
+    ap.add_argument("--autoshard-variants", default="",
+                    help=f"Comma-separated AutoShard searches, each {AUTOSHARD_TOKENS}: planners autoshard-VARIANT.")
     ap.add_argument("--neuroshard-variants", default="",
                     help="Comma-separated NeuroShard searches, tokens joined with '-': refineK (K steps of descent on "
                          "the simulated cost after its beam search; refine0: none), input (the simulator adds the "
@@ -114,6 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     planners = {n: get_planner(n, models.get(n)) for n in names}
     planners.update(_candidates(args.candidate, ap))
     planners.update(_variants("dreamshard", args.dreamshard_variants, models.get("dreamshard")))
+    planners.update(_variants("autoshard", args.autoshard_variants, models.get("autoshard")))
     planners.update(_variants("neuroshard", args.neuroshard_variants, models.get("neuroshard")))
     results = list(old.get("results", []))
     done = {(r["family"], r["tables"], r["devices"]) for r in results}
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
             for name, c in costs.items():
                 est = plans[name].estimated_cost_ms
                 if est is not None and _learned(name):
-                    target = _predicted_quantity(name, c)
+                    target = _predicted_quantity(family_planners[name], c)
                     model_err.setdefault(name, []).append(abs(est - target) / target)
             for name, c in costs.items():
                 ratio.setdefault(name, []).append(c.total_ms / best_h)
@@ -221,13 +226,16 @@ def _learned(name: str) -> bool:
 
 
 def _searched(base: str, model: str | None, search: str, name: str) -> Any:
-    """The learned planner ``base`` (dreamshard or neuroshard) with ``model`` (None: the
-    shipped one) and the planning-time ``search`` named by its tokens, called ``name``."""
+    """The learned planner ``base`` with ``model`` (None: the shipped one) and the
+    planning-time ``search`` named by its tokens, called ``name``."""
+    from embedlab.sharding.autoshard import planner as autoshard
     from embedlab.sharding.dreamshard.planner import DreamShardPlanner, search_options
     from embedlab.sharding.neuroshard.planner import NeuroShardPlanner, search_settings
 
     if base == "dreamshard":
         return DreamShardPlanner(model, name=name, **search_options(search))
+    if base == "autoshard":
+        return autoshard.AutoShardPlanner(model, name=name, **autoshard.search_options(search))  # type: ignore[arg-type]
     return NeuroShardPlanner(model, search_settings(search), name=name)
 
 
@@ -240,9 +248,9 @@ def _candidates(specs: list[str], ap: argparse.ArgumentParser) -> dict[str, Any]
         name, _, where = spec.partition("=")
         folder, _, search = where.partition("@")
         base = name.split("-", 1)[0]
-        if base not in LEARNED or "-" not in name or not folder or (search and base == "autoshard"):
+        if base not in LEARNED or "-" not in name or not folder:
             ap.error(f"--candidate {spec!r}: expected NAME=DIR[@SEARCH] with NAME one of {', '.join(LEARNED)} "
-                     "plus a suffix (SEARCH for dreamshard and neuroshard), e.g. dreamshard-retrained=DIR")  # fmt: skip
+                     "plus a suffix, e.g. dreamshard-retrained=DIR")  # fmt: skip
         if search:
             out[name] = _searched(base, folder, search, name)
         else:
@@ -252,14 +260,14 @@ def _candidates(specs: list[str], ap: argparse.ArgumentParser) -> dict[str, Any]
 
 
 def _variants(base: str, spec: str, model: str | None) -> dict[str, Any]:
-    """``BASE-VARIANT`` planners of ``--dreamshard-variants`` / ``--neuroshard-variants``
-    (the same model, another search)."""
+    """``BASE-VARIANT`` planners of ``--dreamshard-variants``, ``--autoshard-variants`` and
+    ``--neuroshard-variants`` (the same model, another search)."""
     return {f"{base}-{v}": _searched(base, model, v, f"{base}-{v}") for v in filter(None, spec.split(","))}
 
 
-def _predicted_quantity(name: str, cost: Any) -> float:
+def _predicted_quantity(planner: Any, cost: Any) -> float:
     """The measured value a planner's ``estimated_cost_ms`` predicts (see the module doc)."""
-    if name.split("-", 1)[0] == "autoshard":
+    if getattr(planner, "predicts", "step") == "compute":
         return max(p.fwd_ms + p.bwd_ms for p in cost.devices)
     return cost.total_ms
 
@@ -321,8 +329,8 @@ def _resumable(args: argparse.Namespace) -> dict[str, Any]:
         return {}
     old = json.loads(path.read_text())
     keep = ("batch", "eval_count", "repeats", "torchrec", "model_dir", "candidate", "quick", "split", "dreamshard_variants",
-            "neuroshard_variants", "portfolio")
-    was = {"candidate": [], **old.get("settings", {})}  # files written before --candidate existed
+            "autoshard_variants", "neuroshard_variants", "portfolio")
+    was = {"candidate": [], "autoshard_variants": "", **old.get("settings", {})}  # files written before these existed
     if any(was.get(k) != getattr(args, k) for k in keep):
         sys.exit(f"error: {path} was written with other settings; drop --resume or change --out")
     return old

@@ -330,8 +330,26 @@ def test_composed_cost_is_the_dmp_step_over_the_device_heads(tmp_path):
     assert len(descents) == 9  # the greedy placement and 8 samples, each refined
     assert b.estimated_cost_ms == pytest.approx(min(descents) * model.scale_ms, rel=1e-6)
     assert a.estimated_cost_ms == pytest.approx(descents[0] * model.scale_ms, rel=1e-6)
+    from embedlab.sharding.moves import heuristic_placements
+
+    heur = heuristic_placements(t)
+    starts = []
+
+    def spy_starts(m, tt_, start, *args, **kw):
+        starts.append(start.tolist())
+        return real(m, tt_, start, *args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(agent, "refine_placement", spy_starts)
+        c = DreamShardPlanner(tmp_path / "m", refine_steps=30, cost="composed", heuristics=True).plan(t)
+    c.validate(t)
+    assert starts[1:] == [h.tolist() for h in heur]  # the greedy placement, then each heuristic's
+    for h in heur:  # descending from a heuristic's placement never ends above its prediction
+        assert c.estimated_cost_ms <= float(predicted_costs(model, tt, torch.as_tensor(h)[None], form="composed")[0]) * 4.0 + 1e-6
     with pytest.raises(UserError, match="refine"):
         DreamShardPlanner(tmp_path / "m", starts=8)
+    with pytest.raises(UserError, match="refine"):
+        DreamShardPlanner(tmp_path / "m", heuristics=True)
     with pytest.raises(UserError, match="cost form"):
         DreamShardPlanner(tmp_path / "m", cost="sum")
     DreamShardModel().save(tmp_path / "learned")

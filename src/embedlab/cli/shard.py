@@ -35,7 +35,7 @@ def plan_cmd(
     comm: Path | None = typer.Option(
         None,
         "--comm",
-        help="dreamshard, portfolio (default): communication model of the target devices "
+        help="dreamshard, autoshard, portfolio (default): communication model of the target devices "
         "(`shard calibrate-comm`).",
     ),
 ) -> None:

@@ -7,13 +7,22 @@ simulator (:func:`embedlab.sharding.neuroshard.search.refine`): every **move** o
 the straggler device with an item elsewhere, both devices keeping within memory. Items are
 enumerated in a fixed order -- moves by (item, device), swaps by (straggler item, other
 item) -- so a descent's choice among equal scores is deterministic.
+
+:func:`candidate_totals` turns per-device totals of any additive quantity (a cost network's
+summed table encodings, columns, input payload) into those of every candidate at once, so a
+descent scores all neighbours in one batched evaluation; :func:`heuristic_placements` gives
+the greedy heuristics' placements as extra starts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from embedlab.sharding.types import Task
 
 
 @dataclass(frozen=True)
@@ -49,4 +58,56 @@ def neighbours(place: np.ndarray, sizes: np.ndarray, memory: float, straggler: i
     return Neighbours(t[ok], d[ok], a[fits], b[fits], db[fits])
 
 
-__all__ = ["Neighbours", "neighbours"]
+def candidate_totals(total: Any, x: Any, place: Any, nb: Neighbours, straggler: int) -> Any:
+    """Per-device totals ``[C, D, ...]`` of every candidate of ``nb`` (moves first, then
+    swaps), from the current totals ``total [D, ...]`` and each item's amount ``x [N, ...]``
+    (torch tensors; ``place [N]`` the current device of each item)."""
+    import torch
+
+    mt, md, a, b, db = (torch.from_numpy(v) for v in (nb.move_item, nb.move_to, nb.swap_out, nb.swap_in, nb.swap_to))
+    moves, swaps = torch.arange(len(mt)), torch.arange(len(mt), len(nb))
+    c = total.expand(len(nb), *total.shape).clone()
+    c[moves, place[mt]] -= x[mt]
+    c[moves, md] += x[mt]
+    c[swaps, straggler] += x[b] - x[a]
+    c[swaps, db] += x[a] - x[b]
+    return c
+
+
+def apply_candidate(place: Any, nb: Neighbours, i: int, straggler: int) -> None:
+    """Carry out candidate ``i`` of ``nb`` on ``place [N]`` in place."""
+    n = len(nb.move_item)
+    if i < n:
+        place[int(nb.move_item[i])] = int(nb.move_to[i])
+    else:
+        j = i - n
+        place[int(nb.swap_out[j])], place[int(nb.swap_in[j])] = int(nb.swap_to[j]), straggler
+
+
+#: The heuristics whose placements :func:`heuristic_placements` offers as starts (the
+#: deterministic greedy ones; random and round-robin are left out).
+START_HEURISTICS = ("dim_greedy", "size_greedy", "lookup_greedy", "size_lookup_greedy")
+
+
+def heuristic_placements(task: Task) -> list[np.ndarray]:
+    """The device of each table ``[T]`` in the plans of :data:`START_HEURISTICS` that fit
+    the task (distinct, in that order); a heuristic that finds no plan is skipped."""
+    from embedlab.sharding.planners import Infeasible, get_planner
+
+    index = {t.name: i for i, t in enumerate(task.tables)}
+    out: list[np.ndarray] = []
+    for name in START_HEURISTICS:
+        try:
+            plan = get_planner(name).plan(task)
+        except Infeasible:
+            continue
+        place = np.zeros(len(task.tables), dtype=np.int64)
+        for s in plan.shards:
+            place[index[s.table]] = s.device
+        if not any(np.array_equal(place, p) for p in out):
+            out.append(place)
+    return out
+
+
+__all__ = ["START_HEURISTICS", "Neighbours", "apply_candidate", "candidate_totals", "heuristic_placements",
+           "neighbours"]

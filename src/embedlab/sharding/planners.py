@@ -300,9 +300,16 @@ COMM_PLANNERS = {"dreamshard"}
 
 
 # AutoShard and NeuroShard (learned; each ships a small default model).
-PLANNERS["autoshard"] = lambda model=None: __import__(
-    "embedlab.sharding.autoshard.planner", fromlist=["AutoShardPlanner"]
-).AutoShardPlanner(model)
+def _autoshard(model: str | None = None, comm: str | None = None) -> Planner:
+    from embedlab.sharding.autoshard.planner import DEFAULT_SEARCH, AutoShardPlanner, search_options
+    from embedlab.sharding.comm import CommModel
+
+    return AutoShardPlanner(model, comm=CommModel.load(comm) if comm is not None else None,
+                            **search_options(DEFAULT_SEARCH))  # type: ignore[arg-type]
+
+
+PLANNERS["autoshard"] = _autoshard
+COMM_PLANNERS.add("autoshard")
 
 
 def _neuroshard(model: str | None = None) -> Planner:

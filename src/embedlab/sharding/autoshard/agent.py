@@ -32,6 +32,7 @@ next to the entropy bonus.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ import torch
 
 from embedlab.errors import UserError
 from embedlab.sharding.autoshard.model import AutoShardNet, balance_reward
+from embedlab.sharding.comm import CommModel
 from embedlab.sharding.dreamshard.agent import TaskTensors, task_tensors  # the same task view
 from embedlab.sharding.nn import read_model_folder, save_model_folder
 
@@ -185,5 +187,119 @@ def actor_critic_loss(r: Rollout, entropy_cost: float = 1e-3, baseline_cost: flo
     }
 
 
-__all__ = ["MODEL_FORMAT", "AutoShardModel", "Rollout", "TaskTensors", "actor_critic_loss", "gae",
-           "placement_order", "rollout", "task_tensors"]  # fmt: skip
+
+
+# --- planning-time search (ours; the paper plans with the argmax rollout alone) --------------
+
+#: How :func:`search_placement` scores a placement: ``"compute"`` -- the cost head's largest
+#: per-device cost (what AutoShard models); ``"step"`` -- that plus the all-to-alls of a
+#: communication model (pooled forward and backward, and the input ids and lengths) at the
+#: model's timed batch, the step as DMP runs it.
+SCORES = ("compute", "step")
+
+
+def _model_batch(model: AutoShardModel) -> int:
+    """The batch the model's costs were measured at (its meter settings)."""
+    return int(model.meta.get("meter", {}).get("batch_size", 4096))
+
+
+def placement_score(model: AutoShardModel, dev_enc: torch.Tensor, count: torch.Tensor, cols: torch.Tensor,
+                    payload: torch.Tensor, comm: CommModel | None = None) -> torch.Tensor:  # fmt: skip
+    """Predicted cost ``[...]`` (scaled ms) of placements given, per device, the summed table
+    encodings ``dev_enc [..., D, 32]``, table counts, columns and input payloads ``[..., D]``:
+    the largest device's predicted compute, plus with ``comm`` the all-to-alls (see
+    :data:`SCORES`)."""
+    from embedlab.sharding.dreamshard.agent import all_to_all_total_ms, input_total_ms
+
+    compute = (model.net.shard_cost(dev_enc).clamp_min(0) * (count > 0)).amax(-1)
+    if comm is None:
+        return compute
+    b = _model_batch(model)
+    return compute + (all_to_all_total_ms(comm, cols, b) + input_total_ms(comm, payload, b)) / model.scale_ms
+
+
+def _totals(model: AutoShardModel, tt: TaskTensors, place: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    D = tt.devices
+    enc = model.net.t_fc(tt.feats)
+    return (enc, torch.zeros(D, enc.shape[1]).index_add_(0, place, enc),
+            torch.zeros(D).index_add_(0, place, torch.ones(len(place))),
+            torch.zeros(D).index_add_(0, place, tt.cols), torch.zeros(D).index_add_(0, place, tt.payload))  # fmt: skip
+
+
+def refine_placement(model: AutoShardModel, tt: TaskTensors, placement: torch.Tensor, steps: int,
+                     comm: CommModel | None = None) -> tuple[torch.Tensor, float]:  # fmt: skip
+    """Steepest descent on :func:`placement_score` by single-table moves and swaps with the
+    device of largest predicted compute (:func:`~embedlab.sharding.moves.neighbours`, memory
+    kept), at most ``steps`` steps, each scoring every neighbour in one batched evaluation;
+    stops when no neighbour lowers the score by more than ``1e-4`` relative. Returns the
+    placement ``[T]`` and its score."""
+    from embedlab.sharding.moves import apply_candidate, candidate_totals, neighbours
+
+    place = placement.clone()
+    ones = torch.ones(len(place))
+    with torch.no_grad():
+        enc, vec, count, cols, pay = _totals(model, tt, place)
+        best = float(placement_score(model, vec, count, cols, pay, comm))
+        for _ in range(steps):
+            dev = model.net.shard_cost(vec).clamp_min(0) * (count > 0)
+            straggler = int(dev.argmax())
+            nb = neighbours(place.numpy(), tt.sizes.numpy(), tt.memory, straggler, tt.devices)
+            if len(nb) == 0:
+                break
+            cand = [candidate_totals(total, x, place, nb, straggler)
+                    for total, x in ((vec, enc), (count, ones), (cols, tt.cols), (pay, tt.payload))]  # fmt: skip
+            scores = placement_score(model, *cand, comm)
+            i = int(scores.argmin())
+            if float(scores[i]) >= best - 1e-4 * abs(best):
+                break
+            apply_candidate(place, nb, i, straggler)
+            vec, count, cols, pay = (c[i] for c in cand)
+            best = float(scores[i])
+    return place, best
+
+
+def search_placement(model: AutoShardModel, tt: TaskTensors, *, samples: int = 0, refine_steps: int = 0,
+                     starts: int = 0, seed: int = 0, comm: CommModel | None = None,
+                     extra_starts: Sequence[Any] = ()) -> tuple[torch.Tensor, float, bool]:  # fmt: skip
+    """The planning-time search of :class:`~embedlab.sharding.autoshard.planner.AutoShardPlanner`:
+    the argmax rollout, or the best of it and ``samples`` sampled rollouts by
+    :func:`placement_score` (with ``comm``: the step cost); then ``refine_steps`` steps of
+    :func:`refine_placement` from it, from ``starts`` more sampled rollouts and from the
+    placements ``extra_starts`` (e.g. the heuristics'), the lowest score kept. Returns the
+    placement ``[T]``, its score (scaled ms) and whether it fits memory (when it does not,
+    the argmax placement, for the error message)."""
+
+    def score(p: torch.Tensor) -> float:
+        _, vec, count, cols, pay = _totals(model, tt, p)
+        return float(placement_score(model, vec, count, cols, pay, comm))
+
+    with torch.no_grad():
+        r = rollout(model, tt, episodes=1, greedy=True)
+        place, ok = r.placement[0], bool(r.feasible[0])
+        if not ok:
+            return place, float("inf"), False
+        pred = score(place)
+        g = torch.Generator().manual_seed(seed)
+        if samples:
+            s = rollout(model, tt, episodes=samples, generator=g)
+            for i in s.feasible.nonzero().flatten().tolist():
+                c = score(s.placement[i])
+                if c < pred:
+                    place, pred = s.placement[i], c
+        if not refine_steps:
+            return place, pred, True
+        place, pred = refine_placement(model, tt, place, refine_steps, comm)
+        more = []
+        if starts:
+            s = rollout(model, tt, episodes=starts, generator=torch.Generator().manual_seed(seed + 1))
+            more = [s.placement[i] for i in s.feasible.nonzero().flatten().tolist()]
+        more += [torch.as_tensor(p, dtype=torch.long) for p in extra_starts]
+        for start in more:
+            p, c = refine_placement(model, tt, start, refine_steps, comm)
+            if c < pred:
+                place, pred = p, c
+    return place, pred, True
+
+
+__all__ = ["MODEL_FORMAT", "AutoShardModel", "Rollout", "TaskTensors", "SCORES", "actor_critic_loss", "gae",
+           "placement_order", "placement_score", "refine_placement", "rollout", "search_placement", "task_tensors"]  # fmt: skip

@@ -1,13 +1,31 @@
-"""The ``autoshard`` planner: the trained LSTM policy's argmax placement (no measurement).
+"""The ``autoshard`` planner: the trained LSTM policy's argmax placement, optionally searched on
+the cost head (no measurement).
 
 ``AutoShardPlanner(model)`` loads a model folder written by
 :func:`~embedlab.sharding.autoshard.train.train_autoshard`; without one it uses the default
 model shipped in the package (:data:`DEFAULT_MODEL`), if present. Tables are placed in
 descending order of predicted single-table cost, each on the legal device (memory room:
-weights plus optimizer state, :meth:`Task.table_bytes`) with the highest logit. The plan's
-``estimated_cost_ms`` is the cost head's largest per-device prediction -- single-device
-compute only, as AutoShard measures, in the units (backend, timed batch) of the
-measurements it was trained on.
+weights plus optimizer state, :meth:`Task.table_bytes`) with the highest logit; that is the
+paper's planner (``search="greedy"``).
+
+Planning-time search (ours, as for DreamShard and NeuroShard; tokens of :func:`search_options`,
+the registered planner uses :data:`DEFAULT_SEARCH`):
+
+* ``bestN``: also roll out ``N`` sampled placements (seeded) and keep the lowest score;
+* ``refineK``: then up to ``K`` steps of steepest descent (single-table moves, and swaps with
+  the device of largest predicted compute, memory kept), every neighbour scored in one batch;
+* ``startsN`` / ``heur`` (with ``refineK``): also descend from ``N`` sampled rollouts / from
+  the greedy heuristics' placements, and keep the lowest score of all descents;
+* ``step``: score with the step cost -- the cost head's largest per-device compute plus the
+  pooled and input all-to-alls of a communication model (``comm``; without one the model
+  shipped with DreamShard's default model, as the portfolio does) -- instead of the compute
+  alone. AutoShard's cost head models fused forward+backward compute only (as the paper
+  measures); where the all-to-alls differ between plans (mixed dims, several devices) a
+  compute-only score cannot see them.
+
+The plan's ``estimated_cost_ms`` is the score of the kept placement: the cost head's largest
+per-device prediction (single-device compute only, as AutoShard measures) or, with ``step``,
+the step cost, in the units (backend, timed batch) of the measurements it was trained on.
 
 Planning runs the network on one thread (the per-step operations are tiny; with two
 threads on a loaded 2-core machine a 200-table plan took 4.8 s instead of 0.05 s).
@@ -22,28 +40,69 @@ import time
 from pathlib import Path
 
 from embedlab.errors import UserError
+from embedlab.sharding.comm import CommModel
 from embedlab.sharding.planners import placement_infeasible
 from embedlab.sharding.types import Plan, Shard, Task
 
 DEFAULT_MODEL = Path(__file__).parent / "default_model"
+#: The planning-time search of ``--planner autoshard`` (:func:`search_options`): the paper's
+#: argmax placement.
+DEFAULT_SEARCH = "greedy"
+#: What a search name may hold (for command-line help).
+SEARCH_TOKENS = ("tokens joined with '-': bestN (best of N sampled rollouts), refineK (K steps of descent), "
+                 "startsN (with refineK: also descend from N samples), heur (with refineK: also descend from the "
+                 "greedy heuristics' plans), step (score with the step cost: compute plus all-to-alls); or greedy; "
+                 "e.g. step-heur-refine20")  # fmt: skip
 
 
 class AutoShardPlanner:
     name = "autoshard"
 
-    def __init__(self, model: str | Path | None = None) -> None:
+    def __init__(self, model: str | Path | None = None, *, samples: int = 0, refine_steps: int = 0,
+                 starts: int = 0, heuristics: bool = False, step: bool = False, comm: CommModel | None = None,
+                 seed: int = 0, name: str | None = None) -> None:  # fmt: skip
         from embedlab.sharding.autoshard.agent import AutoShardModel
 
+        if min(samples, refine_steps, starts) < 0:
+            raise UserError("samples, refine_steps and starts must be >= 0")
+        if (starts or heuristics) and not refine_steps:
+            raise UserError("starts (startsN) and heuristics (heur) descend from more placements: they need "
+                            "refine_steps (refineK)")  # fmt: skip
         folder = Path(model) if model is not None else DEFAULT_MODEL
         if model is None and not (folder / "model.json").is_file():
             raise UserError("no default AutoShard model is shipped in this install; train one with "
                             "`embedlab shard train autoshard --tasks TASKS --out DIR` and pass --model DIR/model")  # fmt: skip
         self.model = AutoShardModel.load(folder)
+        self.samples, self.refine_steps, self.starts, self.heuristics = samples, refine_steps, starts, heuristics
+        self.step, self.seed = step, seed
+        self.comm = comm
+        if name is not None:
+            self.name = name
+
+    @property
+    def predicts(self) -> str:
+        """What ``estimated_cost_ms`` predicts: ``"step"`` (the plan's step cost) or
+        ``"compute"`` (the largest device's fused forward+backward compute)."""
+        return "step" if self.step else "compute"
+
+    def _comm(self) -> CommModel | None:
+        if not self.step:
+            return None
+        if self.comm is None:
+            from embedlab.sharding.portfolio import default_comm
+
+            self.comm = default_comm()
+        return self.comm
 
     def plan(self, task: Task) -> Plan:
         import torch
 
-        from embedlab.sharding.autoshard.agent import placement_order, rollout, task_tensors
+        from embedlab.sharding.autoshard.agent import (
+            placement_order,
+            search_placement,
+            task_tensors,
+        )
+        from embedlab.sharding.moves import heuristic_placements
 
         t0 = time.perf_counter()
         threads = torch.get_num_threads()
@@ -51,20 +110,44 @@ class AutoShardPlanner:
         try:
             with torch.inference_mode():
                 tt = task_tensors(task)
-                r = rollout(self.model, tt, episodes=1, greedy=True)
+                extra = heuristic_placements(task) if self.heuristics else []
+                place, score, ok = search_placement(self.model, tt, samples=self.samples,
+                                                    refine_steps=self.refine_steps, starts=self.starts,
+                                                    seed=self.seed, comm=self._comm(), extra_starts=extra)  # fmt: skip
+                if not ok:
+                    order = placement_order(self.model.net, tt).tolist()
         finally:
             torch.set_num_threads(threads)
-        if not bool(r.feasible[0]):
-            order = placement_order(self.model.net, tt).tolist()
-            raise placement_infeasible(task, order, r.placement[0].tolist(), "AutoShard")
-        shards = tuple(
-            Shard(t.name, int(d), 0, t.dim) for t, d in zip(task.tables, r.placement[0].tolist())
-        )
-        est = float(r.device_cost[0].max()) * self.model.scale_ms
+        if not ok:
+            raise placement_infeasible(task, order, place.tolist(), "AutoShard")
+        shards = tuple(Shard(t.name, int(d), 0, t.dim) for t, d in zip(task.tables, place.tolist()))
         plan = Plan(task.name, self.name, shards, planning_seconds=time.perf_counter() - t0,
-                    estimated_cost_ms=est)  # fmt: skip
+                    estimated_cost_ms=score * self.model.scale_ms)  # fmt: skip
         plan.validate(task)
         return plan
 
 
-__all__ = ["DEFAULT_MODEL", "AutoShardPlanner"]
+def search_options(variant: str) -> dict[str, int | bool]:
+    """``AutoShardPlanner`` options of a search named by :data:`SEARCH_TOKENS`: ``bestN``,
+    ``refineK``, ``startsN``, ``heur``, ``step``, or ``greedy`` alone (the paper's argmax
+    placement); e.g. ``step-heur-refine20``."""
+    opts: dict[str, int | bool] = {"samples": 0, "refine_steps": 0}
+    if variant == "greedy":
+        return opts
+    for tok in variant.split("-"):
+        if tok in ("heur", "step"):
+            opts["heuristics" if tok == "heur" else "step"] = True
+            continue
+        for prefix, key in (("best", "samples"), ("refine", "refine_steps"), ("starts", "starts")):
+            num = tok.removeprefix(prefix)
+            if tok.startswith(prefix) and num.isdigit():
+                opts[key] = int(num)
+                break
+        else:
+            raise UserError(f"unknown AutoShard search {tok!r} in {variant!r} (bestN, refineK, startsN, heur, step)")
+    if (opts.get("starts") or opts.get("heuristics")) and not opts["refine_steps"]:
+        raise UserError(f"AutoShard search {variant!r}: startsN and heur need refineK")
+    return opts
+
+
+__all__ = ["DEFAULT_MODEL", "DEFAULT_SEARCH", "SEARCH_TOKENS", "AutoShardPlanner", "search_options"]

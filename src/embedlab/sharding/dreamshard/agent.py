@@ -35,6 +35,7 @@ with ``c = 0.001``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from embedlab.errors import UserError
 from embedlab.sharding.comm import ACTIVATION_BYTES, CommModel, input_payload
 from embedlab.sharding.dreamshard.features import task_features
 from embedlab.sharding.dreamshard.model import CostNet, Policy
-from embedlab.sharding.moves import neighbours
+from embedlab.sharding.moves import apply_candidate, candidate_totals, neighbours
 from embedlab.sharding.nn import read_model_folder, save_model_folder
 from embedlab.sharding.types import Task
 
@@ -269,37 +270,26 @@ def refine_placement(model: DreamShardModel, tt: TaskTensors, placement: torch.T
             nb = neighbours(place.numpy(), tt.sizes.numpy(), tt.memory, straggler, D)
             if len(nb) == 0:
                 break
-            mt, md, a, b, db = (torch.from_numpy(x) for x in (nb.move_item, nb.move_to, nb.swap_out, nb.swap_in,
-                                                               nb.swap_to))  # fmt: skip
-            moves, swaps = torch.arange(len(mt)), torch.arange(len(mt), len(nb))
-            cand = []  # per candidate: each device's encoding sum, columns, input payload
-            for total, x in ((vec, enc), (dcols, tt.cols), (dpay, tt.payload)):
-                c = total.expand(len(nb), *total.shape).clone()
-                c[moves, place[mt]] -= x[mt]
-                c[moves, md] += x[mt]
-                c[swaps, straggler] += x[b] - x[a]
-                c[swaps, db] += x[a] - x[b]
-                cand.append(c)
+            cand = [candidate_totals(total, x, place, nb, straggler)  # per candidate and device
+                    for total, x in ((vec, enc), (dcols, tt.cols), (dpay, tt.payload))]  # fmt: skip
             preds = model.plan_cost(cand[0], cand[1], comm, cand[2], form)
             i = int(preds.argmin())
             if float(preds[i]) >= best - 1e-4 * abs(best):
                 break
-            if i < len(mt):
-                place[mt[i]] = md[i]
-            else:
-                j = i - len(mt)
-                place[a[j]], place[b[j]] = db[j], straggler
+            apply_candidate(place, nb, i, straggler)
             best = float(preds[i])
     return place, best
 
 
 def search_placement(model: DreamShardModel, tt: TaskTensors, *, samples: int = 0, refine_steps: int = 0,
                      starts: int = 0, seed: int = 0, comm: CommModel | None = None,
-                     form: str = "overall") -> tuple[torch.Tensor, float, bool]:  # fmt: skip
+                     form: str = "overall",
+                     extra_starts: Sequence[np.ndarray] = ()) -> tuple[torch.Tensor, float, bool]:  # fmt: skip
     """The planning-time search (options as ``DreamShardPlanner``'s, see ``planner.py``): the
     policy's greedy placement, or the best of it and ``samples`` sampled ones by predicted
-    cost; then ``refine_steps`` steps of descent from it and from ``starts`` more sampled
-    placements, the lowest prediction kept. Returns the placement ``[T]``, its predicted cost
+    cost; then ``refine_steps`` steps of descent from it, from ``starts`` more sampled
+    placements and from the feasible placements ``extra_starts`` (e.g. the heuristics'),
+    the lowest prediction kept. Returns the placement ``[T]``, its predicted cost
     (scaled units) and whether it fits memory (when it does not, the placement is the
     greedy one, for the error message)."""
     with torch.no_grad():
@@ -323,6 +313,10 @@ def search_placement(model: DreamShardModel, tt: TaskTensors, *, samples: int = 
             p, c = refine_placement(model, tt, s.placement[i], refine_steps, comm, form)
             if c < pred:
                 place, pred = p, c
+    for start in extra_starts:
+        p, c = refine_placement(model, tt, torch.as_tensor(start, dtype=torch.long), refine_steps, comm, form)
+        if c < pred:
+            place, pred = p, c
     return place, pred, True
 
 

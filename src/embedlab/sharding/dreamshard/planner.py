@@ -13,6 +13,9 @@ without measuring; the registered planner uses :data:`DEFAULT_SEARCH`):
   more than ``1e-4`` relative.
 * ``starts = N`` (with ``refine_steps``): also descend from ``N`` sampled placements and keep
   the lowest prediction of all descents.
+* ``heuristics = True`` (with ``refine_steps``; token ``heur``): also descend from the
+  placements of the greedy heuristics (:data:`~embedlab.sharding.moves.START_HEURISTICS`)
+  and keep the lowest prediction of all descents.
 * ``cost``: how a plan's cost is predicted. ``"overall"`` is the reference's overall head
   (over max-pooled shard vectors). ``"composed"`` builds the step as DMP runs it from the
   per-device heads: slowest forward + slowest backward + the communication model's pooled
@@ -73,17 +76,18 @@ class DreamShardPlanner:
 
     def __init__(self, model: str | Path | None = None, samples: int = 0, refine_steps: int = 0,
                  seed: int = 0, name: str | None = None, comm: CommModel | None = None,
-                 cost: str = "overall", starts: int = 0) -> None:  # fmt: skip
+                 cost: str = "overall", starts: int = 0, heuristics: bool = False) -> None:  # fmt: skip
         from embedlab.sharding.dreamshard.agent import COST_FORMS, DreamShardModel
 
         if samples < 0 or refine_steps < 0 or starts < 0:
             raise UserError("samples, refine_steps and starts must be >= 0")
-        if starts and not refine_steps:
-            raise UserError("starts (startsN) descends from sampled placements: it needs refine_steps (refineK)")
+        if (starts or heuristics) and not refine_steps:
+            raise UserError("starts (startsN) and heuristics (heur) descend from more placements: they need "
+                            "refine_steps (refineK)")  # fmt: skip
         if cost not in COST_FORMS:
             raise UserError(f"unknown DreamShard cost form {cost!r} ({', '.join(COST_FORMS)})")
         self.samples, self.refine_steps, self.seed, self.cost_form = samples, refine_steps, seed, cost
-        self.starts = starts
+        self.starts, self.heuristics = starts, heuristics
         if name is not None:
             self.name = name
 
@@ -114,12 +118,14 @@ class DreamShardPlanner:
             search_placement,
             task_tensors,
         )
+        from embedlab.sharding.moves import heuristic_placements
 
         t0 = time.perf_counter()
         tt = task_tensors(task)
+        extra = heuristic_placements(task) if self.heuristics else []
         place, pred, ok = search_placement(self.model, tt, samples=self.samples, refine_steps=self.refine_steps,
                                            starts=self.starts, seed=self.seed, comm=self.comm,
-                                           form=self.cost_form)  # fmt: skip
+                                           form=self.cost_form, extra_starts=extra)  # fmt: skip
         if not ok:
             order = placement_order(self.model.cost, tt).tolist()
             raise placement_infeasible(task, order, place.tolist(), "DreamShard")
@@ -133,22 +139,27 @@ class DreamShardPlanner:
 #: What a search name may hold (for command-line help).
 SEARCH_TOKENS = ("tokens joined with '-': bestN (best of N policy samples by predicted cost), refineK (K steps "
                  "of descent on the predicted cost), startsN (with refineK: also descend from N samples), "
+                 "heur (with refineK: also descend from the greedy heuristics' plans), "
                  "composed (the composed cost); or greedy; e.g. composed-starts8-refine20")  # fmt: skip
 
 
-def search_options(variant: str) -> dict[str, int | str]:
+def search_options(variant: str) -> dict[str, int | str | bool]:
     """``DreamShardPlanner`` options of a planning-time search named by tokens joined with
     ``-``: ``bestN`` (best of N policy samples by predicted cost), ``refineK`` (K steps of
     descent on the predicted cost), ``startsN`` (with refineK: also descend from N sampled
-    placements and keep the lowest prediction), ``composed`` (predict plan costs with the composed form,
+    placements and keep the lowest prediction), ``heur`` (with refineK: also descend from the
+    greedy heuristics' placements), ``composed`` (predict plan costs with the composed form,
     :meth:`~embedlab.sharding.dreamshard.agent.DreamShardModel.plan_cost`), or ``greedy``
     alone (the policy's greedy placement, no search); e.g. ``composed-refine20``."""
-    opts: dict[str, int | str] = {"samples": 0, "refine_steps": 0}
+    opts: dict[str, int | str | bool] = {"samples": 0, "refine_steps": 0}
     if variant == "greedy":
         return opts
     for tok in variant.split("-"):
         if tok == "composed":
             opts["cost"] = "composed"
+            continue
+        if tok == "heur":
+            opts["heuristics"] = True
             continue
         if tok.startswith("starts") and tok.removeprefix("starts").isdigit():
             opts["starts"] = int(tok.removeprefix("starts"))
@@ -156,14 +167,14 @@ def search_options(variant: str) -> dict[str, int | str]:
         key = "samples" if tok.startswith("best") else "refine_steps" if tok.startswith("refine") else None
         num = tok.removeprefix("best").removeprefix("refine")
         if key is None or not num.isdigit():
-            raise UserError(f"unknown DreamShard search {tok!r} in {variant!r} (bestN, refineK, startsN, composed)")
+            raise UserError(f"unknown DreamShard search {tok!r} in {variant!r} (bestN, refineK, startsN, heur, composed)")
         opts[key] = int(num)
-    if opts.get("starts") and not opts["refine_steps"]:
-        raise UserError(f"DreamShard search {variant!r}: startsN needs refineK")
+    if (opts.get("starts") or opts.get("heuristics")) and not opts["refine_steps"]:
+        raise UserError(f"DreamShard search {variant!r}: startsN and heur need refineK")
     return opts
 
 
-def default_search(analytic: bool) -> dict[str, int | str]:
+def default_search(analytic: bool) -> dict[str, int | str | bool]:
     """:func:`search_options` of :data:`DEFAULT_SEARCH` for a model with (``analytic``) or
     without a communication model; the composed cost needs one, so without it the search
     predicts with the overall head."""

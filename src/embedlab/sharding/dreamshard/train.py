@@ -59,6 +59,7 @@ from embedlab.sharding.dreamshard.agent import (
 )
 from embedlab.sharding.dreamshard.features import table_features
 from embedlab.sharding.dreamshard.model import cost_loss
+from embedlab.sharding.moves import heuristic_placements
 from embedlab.sharding.types import Plan, Shard, Task
 from embedlab.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -257,7 +258,9 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
             r = rollout(model, tts[i], episodes=1, generator=gen)
             placements = [r.placement[0]] if bool(r.feasible[0]) else []
             if k < settings.search_plans and st.iteration > 0:  # networks trained at least once
-                p, _, ok = search_placement(model, tts[i], seed=settings.seed * 1000 + st.iteration, **search)
+                heur = heuristic_placements(tasks[i]) if search.get("heuristics") else []
+                p, _, ok = search_placement(model, tts[i], seed=settings.seed * 1000 + st.iteration,
+                                            extra_starts=heur, **{k: v for k, v in search.items() if k != "heuristics"})  # fmt: skip
                 placements += [p] if ok else []
             for p in placements:
                 plan = plan_from_placement(tasks[i], p.tolist())
