@@ -129,3 +129,22 @@ def test_search_options_parse_and_refuse():
         search_options("heur")
     with pytest.raises(UserError, match="need refine_steps"):
         AutoShardPlanner(None, starts=2)
+
+
+@pytest.mark.parametrize("comm", [None, COMM])
+def test_batched_candidate_scores_equal_the_score_of_each_changed_placement(comm):
+    from embedlab.sharding.autoshard.agent import candidate_scores
+    from embedlab.sharding.moves import apply_candidate
+
+    model = _model(4)
+    task = gen_tasks("neuroshard", 14, 4, 1, seed=8, split="train")[0]
+    tt = task_tensors(task)
+    place = torch.tensor([(3 * i) % 4 if i % 5 else 0 for i in range(14)])
+    with torch.no_grad():
+        for straggler in range(4):
+            nb = neighbours(place.numpy(), tt.sizes.numpy(), tt.memory, straggler, 4)
+            got = candidate_scores(model, tt, place, nb, straggler, comm)
+            for i in range(len(nb)):
+                p = place.clone()
+                apply_candidate(p, nb, i, straggler)
+                assert float(got[i]) == pytest.approx(_score(model, tt, p, comm), rel=1e-5, abs=1e-6)

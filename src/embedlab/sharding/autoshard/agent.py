@@ -226,19 +226,47 @@ def _totals(model: AutoShardModel, tt: TaskTensors, place: torch.Tensor) -> tupl
             torch.zeros(D).index_add_(0, place, tt.cols), torch.zeros(D).index_add_(0, place, tt.payload))  # fmt: skip
 
 
+def candidate_scores(model: AutoShardModel, tt: TaskTensors, place: torch.Tensor, nb: Any, straggler: int,
+                     comm: CommModel | None = None) -> torch.Tensor:  # fmt: skip
+    """:func:`placement_score` ``[C]`` of every candidate of ``nb``
+    (:class:`~embedlab.sharding.moves.Neighbours` of ``place``), in one batch. A move or swap
+    changes two devices, so only their two new shard encodings go through the cost head; the
+    other devices keep their present cost."""
+    from embedlab.sharding.moves import candidate_totals
+
+    enc, vec, count, cols, pay = _totals(model, tt, place)
+    mt, md, a, b, db = (torch.from_numpy(x) for x in (nb.move_item, nb.move_to, nb.swap_out, nb.swap_in, nb.swap_to))
+    s = torch.full((len(a),), straggler)
+    first, second = torch.cat([place[mt], s]), torch.cat([md, db])  # the two changed devices
+    new1 = torch.cat([vec[place[mt]] - enc[mt], vec[s] + (enc[b] - enc[a])])
+    new2 = torch.cat([vec[md] + enc[mt], vec[db] + (enc[a] - enc[b])])
+    cnt = candidate_totals(count, torch.ones(len(place)), place, nb, straggler)
+    ar = torch.arange(len(nb))
+    dev = (model.net.shard_cost(vec).clamp_min(0) * (count > 0)).expand(len(nb), -1).clone()
+    dev[ar, first] = model.net.shard_cost(new1).clamp_min(0) * (cnt[ar, first] > 0)
+    dev[ar, second] = model.net.shard_cost(new2).clamp_min(0) * (cnt[ar, second] > 0)
+    score = dev.amax(-1)
+    if comm is None:
+        return score
+    from embedlab.sharding.dreamshard.agent import all_to_all_total_ms, input_total_ms
+
+    bsz = _model_batch(model)
+    c, p = (candidate_totals(t, x, place, nb, straggler) for t, x in ((cols, tt.cols), (pay, tt.payload)))
+    return score + (all_to_all_total_ms(comm, c, bsz) + input_total_ms(comm, p, bsz)) / model.scale_ms
+
+
 def refine_placement(model: AutoShardModel, tt: TaskTensors, placement: torch.Tensor, steps: int,
                      comm: CommModel | None = None) -> tuple[torch.Tensor, float]:  # fmt: skip
     """Steepest descent on :func:`placement_score` by single-table moves and swaps with the
     device of largest predicted compute (:func:`~embedlab.sharding.moves.neighbours`, memory
-    kept), at most ``steps`` steps, each scoring every neighbour in one batched evaluation;
-    stops when no neighbour lowers the score by more than ``1e-4`` relative. Returns the
-    placement ``[T]`` and its score."""
-    from embedlab.sharding.moves import apply_candidate, candidate_totals, neighbours
+    kept), at most ``steps`` steps, each scoring every neighbour in one batch
+    (:func:`candidate_scores`); stops when no neighbour lowers the score by more than
+    ``1e-4`` relative. Returns the placement ``[T]`` and its score."""
+    from embedlab.sharding.moves import apply_candidate, neighbours
 
     place = placement.clone()
-    ones = torch.ones(len(place))
     with torch.no_grad():
-        enc, vec, count, cols, pay = _totals(model, tt, place)
+        _, vec, count, cols, pay = _totals(model, tt, place)
         best = float(placement_score(model, vec, count, cols, pay, comm))
         for _ in range(steps):
             dev = model.net.shard_cost(vec).clamp_min(0) * (count > 0)
@@ -246,14 +274,12 @@ def refine_placement(model: AutoShardModel, tt: TaskTensors, placement: torch.Te
             nb = neighbours(place.numpy(), tt.sizes.numpy(), tt.memory, straggler, tt.devices)
             if len(nb) == 0:
                 break
-            cand = [candidate_totals(total, x, place, nb, straggler)
-                    for total, x in ((vec, enc), (count, ones), (cols, tt.cols), (pay, tt.payload))]  # fmt: skip
-            scores = placement_score(model, *cand, comm)
+            scores = candidate_scores(model, tt, place, nb, straggler, comm)
             i = int(scores.argmin())
             if float(scores[i]) >= best - 1e-4 * abs(best):
                 break
             apply_candidate(place, nb, i, straggler)
-            vec, count, cols, pay = (c[i] for c in cand)
+            _, vec, count, cols, pay = _totals(model, tt, place)
             best = float(scores[i])
     return place, best
 
@@ -302,4 +328,4 @@ def search_placement(model: AutoShardModel, tt: TaskTensors, *, samples: int = 0
 
 
 __all__ = ["MODEL_FORMAT", "AutoShardModel", "Rollout", "TaskTensors", "SCORES", "actor_critic_loss", "gae",
-           "placement_order", "placement_score", "refine_placement", "rollout", "search_placement", "task_tensors"]  # fmt: skip
+           "candidate_scores", "placement_order", "placement_score", "refine_placement", "rollout", "search_placement", "task_tensors"]  # fmt: skip

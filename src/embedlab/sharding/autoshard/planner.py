@@ -47,7 +47,7 @@ from embedlab.sharding.types import Plan, Shard, Task
 DEFAULT_MODEL = Path(__file__).parent / "default_model"
 #: The planning-time search of ``--planner autoshard`` (:func:`search_options`): the paper's
 #: argmax placement.
-DEFAULT_SEARCH = "greedy"
+DEFAULT_SEARCH = "step-heur-refine20"
 #: What a search name may hold (for command-line help).
 SEARCH_TOKENS = ("tokens joined with '-': bestN (best of N sampled rollouts), refineK (K steps of descent), "
                  "startsN (with refineK: also descend from N samples), heur (with refineK: also descend from the "
