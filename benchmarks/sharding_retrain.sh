@@ -2,11 +2,9 @@
 # Retrain DreamShard, AutoShard and NeuroShard on the step-cost meter at batch 4096, choose on
 # validation tasks, report on test tasks. Tables: train / valid / test splits of the pool are
 # disjoint (embedlab.sharding.generator.split_pool). Resumable step by step: a step whose output
-# exists is skipped. Usage: bash benchmarks/sharding_retrain.sh  (about 110 min on this 2-core
-# machine: training 23, validation 39, test about 45). The models that ship were made by this
-# pipeline; previous models for the test's side-by-side rows:
-#   mkdir -p benchmarks/.work/previous && git archive 49419b0 src/embedlab/sharding/dreamshard/default_model \
-#     src/embedlab/sharding/neuroshard/default_model | tar -x -C benchmarks/.work/previous
+# exists is skipped. Usage: bash benchmarks/sharding_retrain.sh  (about 140 min on this 2-core
+# machine: training 23, validation 39, AutoShard's search 35, test about 42). The models that
+# ship were made by this pipeline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${W:-benchmarks/.work/retrain}
@@ -58,12 +56,17 @@ $PY benchmarks/sharding_learned.py --split valid --eval-count 10 --families "$FA
   --candidate "neuroshard-more=$W/ns/model" --candidate "neuroshard-more-input=$W/ns/model@input-refine20" \
   --neuroshard-variants input-refine20 --resume --out "$W/learned_valid.json"
 cp "$W/learned_valid.json" benchmarks/results/sharding_retrained_valid.json
-# (after copying the chosen models into src/embedlab/sharding/*/default_model; V: the ones they replace)
+# (after copying the chosen models into src/embedlab/sharding/*/default_model)
+# AutoShard's planning-time search with the shipped models (the same rule; AutoShard must also
+# plan 200 tables in under 2 s); the registered `autoshard` is the search in force.
+step autoshard search
+$PY benchmarks/sharding_learned.py --split valid --eval-count 10 --families "$FAMILIES" \
+  --autoshard-variants greedy,refine20,step-refine20 \
+  --dreamshard-variants composed-starts8-refine20-heur --resume --out "$W/search_valid.json"
+cp "$W/search_valid.json" benchmarks/results/sharding_autoshard_search_valid.json
 step test
-V=${V:-benchmarks/.work/previous/src/embedlab/sharding}
 $PY benchmarks/sharding_learned.py --split test --eval-count 10 --torchrec --portfolio \
-  --candidate "dreamshard-previous=$V/dreamshard/default_model" --candidate "neuroshard-previous=$V/neuroshard/default_model@refine20" \
-  --neuroshard-variants refine20 --families "$FAMILIES" --resume --out "$W/learned_test.json"
+  --autoshard-variants greedy --neuroshard-variants refine20 --families "$FAMILIES" --resume --out "$W/learned_test.json"
 cp "$W/learned_test.json" benchmarks/results/sharding_learned.json
 
 # 5. planning time on 200 tables (alone on the machine)
