@@ -30,8 +30,9 @@ def _model(seed=0):
 
 
 def _score(model, tt, place, comm):
-    _, vec, count, cols, pay = _totals(model, tt, torch.as_tensor(place))
-    return float(placement_score(model, vec, count, cols, pay, comm))
+    with torch.no_grad():
+        _, vec, count, cols, pay = _totals(model, tt, torch.as_tensor(place))
+        return float(placement_score(model, vec, count, cols, pay, comm))
 
 
 def test_step_score_is_the_largest_compute_plus_the_comm_models_all_to_alls():
@@ -116,6 +117,12 @@ def test_planner_options_estimate_and_registry(tmp_path):
     path = tmp_path / "comm.json"
     COMM.save(path)
     assert get_planner("autoshard", str(tmp_path / "m"), str(path)).comm == COMM
+    fallback = AutoShardPlanner(tmp_path / "m", **search_options("step-refine2"))
+    with pytest.warns(UserWarning, match="no --comm given"):
+        fallback.plan(task)
+    from embedlab.sharding.portfolio import default_comm
+
+    assert fallback.comm == default_comm()
 
 
 def test_search_options_parse_and_refuse():

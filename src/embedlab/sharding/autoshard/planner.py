@@ -18,7 +18,7 @@ the registered planner uses :data:`DEFAULT_SEARCH`):
   the greedy heuristics' placements, and keep the lowest score of all descents;
 * ``step``: score with the step cost -- the cost head's largest per-device compute plus the
   pooled and input all-to-alls of a communication model (``comm``; without one the model
-  shipped with DreamShard's default model, as the portfolio does) -- instead of the compute
+  shipped with DreamShard's default model, with a warning, as the portfolio does) -- instead of the compute
   alone. AutoShard's cost head models fused forward+backward compute only (as the paper
   measures); where the all-to-alls differ between plans (mixed dims, several devices) a
   compute-only score cannot see them.
@@ -99,8 +99,13 @@ class AutoShardPlanner:
         if not self.step:
             return None
         if self.comm is None:
+            import warnings
+
             from embedlab.sharding.portfolio import default_comm
 
+            warnings.warn("autoshard planner: no --comm given; its step score uses the communication model shipped "
+                          "with DreamShard's default model (gloo, 4 processes): calibrate yours with "
+                          "'embedlab shard calibrate-comm'", stacklevel=3)  # fmt: skip
             self.comm = default_comm()
         return self.comm
 
