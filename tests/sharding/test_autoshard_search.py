@@ -31,8 +31,8 @@ def _model(seed=0):
 
 def _score(model, tt, place, comm):
     with torch.no_grad():
-        _, vec, count, cols, pay = _totals(model, tt, torch.as_tensor(place))
-        return float(placement_score(model, vec, count, cols, pay, comm))
+        totals = _totals(model.net.t_fc(tt.feats), tt, torch.as_tensor(place))
+        return float(placement_score(model, *totals, comm))
 
 
 def test_step_score_is_the_largest_compute_plus_the_comm_models_all_to_alls():
@@ -67,7 +67,7 @@ def test_descent_ends_in_a_local_minimum_within_memory(comm):
     assert used.max() <= tt.memory
     # no single move or swap with the final straggler lowers the score further
     with torch.no_grad():
-        _, vec, count, _, _ = _totals(model, tt, place)
+        vec, count, _, _ = _totals(model.net.t_fc(tt.feats), tt, place)
         straggler = int((model.net.shard_cost(vec).clamp_min(0) * (count > 0)).argmax())
     nb = neighbours(place.numpy(), tt.sizes.numpy(), tt.memory, straggler, 3)
     for i in range(len(nb)):
@@ -150,7 +150,7 @@ def test_batched_candidate_scores_equal_the_score_of_each_changed_placement(comm
     with torch.no_grad():
         for straggler in range(4):
             nb = neighbours(place.numpy(), tt.sizes.numpy(), tt.memory, straggler, 4)
-            got = candidate_scores(model, tt, place, nb, straggler, comm)
+            got = candidate_scores(model, tt, model.net.t_fc(tt.feats), place, nb, straggler, comm)
             for i in range(len(nb)):
                 p = place.clone()
                 apply_candidate(p, nb, i, straggler)

@@ -72,3 +72,18 @@ def test_heuristic_placements_are_the_greedy_heuristics_plans():
         if p not in want:
             want.append(p)
     assert [g.tolist() for g in got] == want and len(got) >= 2
+
+
+def test_parse_search_reads_flags_and_counts_and_names_the_planner_on_errors():
+    import pytest
+
+    from embedlab.errors import UserError
+    from embedlab.sharding.moves import parse_search
+
+    flags, counts = {"step": ("step", True)}, {"refine": "refine_steps", "best": "samples"}
+    assert parse_search("step-refine20-best4", "X", flags, counts) == {"step": True, "refine_steps": 20, "samples": 4}
+    assert parse_search("greedy", "X", flags, counts) == {}
+    with pytest.raises(UserError, match="unknown Y search 'greedy'"):
+        parse_search("greedy", "Y", flags, counts, greedy=False)
+    with pytest.raises(UserError, match=r"unknown X search 'refinex' in 'step-refinex' \(refineK, bestK, step"):
+        parse_search("step-refinex", "X", flags, counts)

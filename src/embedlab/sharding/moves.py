@@ -11,7 +11,8 @@ item) -- so a descent's choice among equal scores is deterministic.
 :func:`candidate_totals` turns per-device totals of any additive quantity (a cost network's
 summed table encodings, columns, input payload) into those of every candidate at once, so a
 descent scores all neighbours in one batched evaluation; :func:`heuristic_placements` gives
-the greedy heuristics' placements as extra starts.
+the greedy heuristics' placements as extra starts; :func:`parse_search` reads the searches'
+names.
 """
 
 from __future__ import annotations
@@ -56,6 +57,34 @@ def neighbours(place: np.ndarray, sizes: np.ndarray, memory: float, straggler: i
     delta = sizes[b] - sizes[a]
     fits = (used[straggler] + delta <= memory) & (used[db] - delta <= memory)
     return Neighbours(t[ok], d[ok], a[fits], b[fits], db[fits])
+
+
+def parse_search(variant: str, planner: str, flags: dict[str, tuple[str, Any]], counts: dict[str, str],
+                 greedy: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Options of a planning-time search named by tokens joined with ``-`` (the learned
+    planners' ``--*-variants`` and default searches): a token of ``flags`` sets its key to its
+    value; ``PREFIXn`` with ``PREFIX`` in ``counts`` sets that key to the integer ``n``; with
+    ``greedy``, the name ``greedy`` alone sets nothing. Anything else is one clear error
+    naming ``planner``."""
+    from embedlab.errors import UserError
+
+    opts: dict[str, Any] = {}
+    if greedy and variant == "greedy":
+        return opts
+    for tok in variant.split("-"):
+        if tok in flags:
+            key, value = flags[tok]
+            opts[key] = value
+            continue
+        for prefix, key in counts.items():
+            num = tok.removeprefix(prefix)
+            if tok.startswith(prefix) and num.isdigit():
+                opts[key] = int(num)
+                break
+        else:
+            known = [*(f"{p}K" for p in counts), *flags, *(["greedy"] if greedy else [])]
+            raise UserError(f"unknown {planner} search {tok!r} in {variant!r} ({', '.join(known)})")
+    return opts
 
 
 def candidate_totals(total: Any, x: Any, place: Any, nb: Neighbours, straggler: int) -> Any:
@@ -110,4 +139,4 @@ def heuristic_placements(task: Task) -> list[np.ndarray]:
 
 
 __all__ = ["START_HEURISTICS", "Neighbours", "apply_candidate", "candidate_totals", "heuristic_placements",
-           "neighbours"]
+           "neighbours", "parse_search"]

@@ -187,15 +187,7 @@ def actor_critic_loss(r: Rollout, entropy_cost: float = 1e-3, baseline_cost: flo
     }
 
 
-
-
 # --- planning-time search (ours; the paper plans with the argmax rollout alone) --------------
-
-#: How :func:`search_placement` scores a placement: ``"compute"`` -- the cost head's largest
-#: per-device cost (what AutoShard models); ``"step"`` -- that plus the all-to-alls of a
-#: communication model (pooled forward and backward, and the input ids and lengths) at the
-#: model's timed batch, the step as DMP runs it.
-SCORES = ("compute", "step")
 
 
 def _model_batch(model: AutoShardModel) -> int:
@@ -203,38 +195,48 @@ def _model_batch(model: AutoShardModel) -> int:
     return int(model.meta.get("meter", {}).get("batch_size", 4096))
 
 
+def _comm_scaled(model: AutoShardModel, comm: CommModel, cols: torch.Tensor, payload: torch.Tensor) -> torch.Tensor:
+    """Pooled and input all-to-all time ``[...]`` (scaled ms) of devices holding ``cols`` and
+    ``payload [..., D]``, at the model's timed batch."""
+    from embedlab.sharding.dreamshard.agent import all_to_all_total_ms, input_total_ms
+
+    b = _model_batch(model)
+    return (all_to_all_total_ms(comm, cols, b) + input_total_ms(comm, payload, b)) / model.scale_ms
+
+
+def _device_costs(model: AutoShardModel, dev_enc: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """The cost head's prediction per device ``[..., D]``; an empty device costs 0."""
+    return model.net.shard_cost(dev_enc).clamp_min(0) * (count > 0)
+
+
 def placement_score(model: AutoShardModel, dev_enc: torch.Tensor, count: torch.Tensor, cols: torch.Tensor,
                     payload: torch.Tensor, comm: CommModel | None = None) -> torch.Tensor:  # fmt: skip
     """Predicted cost ``[...]`` (scaled ms) of placements given, per device, the summed table
     encodings ``dev_enc [..., D, 32]``, table counts, columns and input payloads ``[..., D]``:
-    the largest device's predicted compute, plus with ``comm`` the all-to-alls (see
-    :data:`SCORES`)."""
-    from embedlab.sharding.dreamshard.agent import all_to_all_total_ms, input_total_ms
-
-    compute = (model.net.shard_cost(dev_enc).clamp_min(0) * (count > 0)).amax(-1)
-    if comm is None:
-        return compute
-    b = _model_batch(model)
-    return compute + (all_to_all_total_ms(comm, cols, b) + input_total_ms(comm, payload, b)) / model.scale_ms
+    the largest device's predicted compute (what AutoShard models) plus, with ``comm``, the
+    pooled and input all-to-alls at the model's timed batch (the step as DMP runs it)."""
+    compute = _device_costs(model, dev_enc, count).amax(-1)
+    return compute if comm is None else compute + _comm_scaled(model, comm, cols, payload)
 
 
-def _totals(model: AutoShardModel, tt: TaskTensors, place: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _totals(enc: torch.Tensor, tt: TaskTensors, place: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per-device sums of the table encodings ``enc [T, 32]``, table counts, columns and input
+    payloads of ``place``."""
     D = tt.devices
-    enc = model.net.t_fc(tt.feats)
-    return (enc, torch.zeros(D, enc.shape[1]).index_add_(0, place, enc),
+    return (torch.zeros(D, enc.shape[1]).index_add_(0, place, enc),
             torch.zeros(D).index_add_(0, place, torch.ones(len(place))),
             torch.zeros(D).index_add_(0, place, tt.cols), torch.zeros(D).index_add_(0, place, tt.payload))  # fmt: skip
 
 
-def candidate_scores(model: AutoShardModel, tt: TaskTensors, place: torch.Tensor, nb: Any, straggler: int,
-                     comm: CommModel | None = None) -> torch.Tensor:  # fmt: skip
+def candidate_scores(model: AutoShardModel, tt: TaskTensors, enc: torch.Tensor, place: torch.Tensor, nb: Any,
+                     straggler: int, comm: CommModel | None = None) -> torch.Tensor:  # fmt: skip
     """:func:`placement_score` ``[C]`` of every candidate of ``nb``
-    (:class:`~embedlab.sharding.moves.Neighbours` of ``place``), in one batch. A move or swap
-    changes two devices, so only their two new shard encodings go through the cost head; the
-    other devices keep their present cost."""
+    (:class:`~embedlab.sharding.moves.Neighbours` of ``place``; ``enc [T, 32]`` the tables'
+    encodings), in one batch. A move or swap changes two devices, so only their two new shard
+    encodings go through the cost head; the other devices keep their present cost."""
     from embedlab.sharding.moves import candidate_totals
 
-    enc, vec, count, cols, pay = _totals(model, tt, place)
+    vec, count, cols, pay = _totals(enc, tt, place)
     mt, md, a, b, db = (torch.from_numpy(x) for x in (nb.move_item, nb.move_to, nb.swap_out, nb.swap_in, nb.swap_to))
     s = torch.full((len(a),), straggler)
     first, second = torch.cat([place[mt], s]), torch.cat([md, db])  # the two changed devices
@@ -242,17 +244,14 @@ def candidate_scores(model: AutoShardModel, tt: TaskTensors, place: torch.Tensor
     new2 = torch.cat([vec[md] + enc[mt], vec[db] + (enc[a] - enc[b])])
     cnt = candidate_totals(count, torch.ones(len(place)), place, nb, straggler)
     ar = torch.arange(len(nb))
-    dev = (model.net.shard_cost(vec).clamp_min(0) * (count > 0)).expand(len(nb), -1).clone()
-    dev[ar, first] = model.net.shard_cost(new1).clamp_min(0) * (cnt[ar, first] > 0)
-    dev[ar, second] = model.net.shard_cost(new2).clamp_min(0) * (cnt[ar, second] > 0)
+    dev = _device_costs(model, vec, count).expand(len(nb), -1).clone()
+    dev[ar, first] = _device_costs(model, new1, cnt[ar, first])
+    dev[ar, second] = _device_costs(model, new2, cnt[ar, second])
     score = dev.amax(-1)
     if comm is None:
         return score
-    from embedlab.sharding.dreamshard.agent import all_to_all_total_ms, input_total_ms
-
-    bsz = _model_batch(model)
     c, p = (candidate_totals(t, x, place, nb, straggler) for t, x in ((cols, tt.cols), (pay, tt.payload)))
-    return score + (all_to_all_total_ms(comm, c, bsz) + input_total_ms(comm, p, bsz)) / model.scale_ms
+    return score + _comm_scaled(model, comm, c, p)
 
 
 def refine_placement(model: AutoShardModel, tt: TaskTensors, placement: torch.Tensor, steps: int,
@@ -266,20 +265,20 @@ def refine_placement(model: AutoShardModel, tt: TaskTensors, placement: torch.Te
 
     place = placement.clone()
     with torch.no_grad():
-        _, vec, count, cols, pay = _totals(model, tt, place)
+        enc = model.net.t_fc(tt.feats)
+        vec, count, cols, pay = _totals(enc, tt, place)
         best = float(placement_score(model, vec, count, cols, pay, comm))
         for _ in range(steps):
-            dev = model.net.shard_cost(vec).clamp_min(0) * (count > 0)
-            straggler = int(dev.argmax())
+            straggler = int(_device_costs(model, vec, count).argmax())
             nb = neighbours(place.numpy(), tt.sizes.numpy(), tt.memory, straggler, tt.devices)
             if len(nb) == 0:
                 break
-            scores = candidate_scores(model, tt, place, nb, straggler, comm)
+            scores = candidate_scores(model, tt, enc, place, nb, straggler, comm)
             i = int(scores.argmin())
             if float(scores[i]) >= best - 1e-4 * abs(best):
                 break
             apply_candidate(place, nb, i, straggler)
-            _, vec, count, cols, pay = _totals(model, tt, place)
+            vec, count, cols, pay = _totals(enc, tt, place)
             best = float(scores[i])
     return place, best
 
@@ -294,20 +293,19 @@ def search_placement(model: AutoShardModel, tt: TaskTensors, *, samples: int = 0
     placements ``extra_starts`` (e.g. the heuristics'), the lowest score kept. Returns the
     placement ``[T]``, its score (scaled ms) and whether it fits memory (when it does not,
     the argmax placement, for the error message)."""
-
-    def score(p: torch.Tensor) -> float:
-        _, vec, count, cols, pay = _totals(model, tt, p)
-        return float(placement_score(model, vec, count, cols, pay, comm))
-
     with torch.no_grad():
+        enc = model.net.t_fc(tt.feats)
+
+        def score(p: torch.Tensor) -> float:
+            return float(placement_score(model, *_totals(enc, tt, p), comm))
+
         r = rollout(model, tt, episodes=1, greedy=True)
         place, ok = r.placement[0], bool(r.feasible[0])
         if not ok:
             return place, float("inf"), False
         pred = score(place)
-        g = torch.Generator().manual_seed(seed)
         if samples:
-            s = rollout(model, tt, episodes=samples, generator=g)
+            s = rollout(model, tt, episodes=samples, generator=torch.Generator().manual_seed(seed))
             for i in s.feasible.nonzero().flatten().tolist():
                 c = score(s.placement[i])
                 if c < pred:
@@ -327,5 +325,5 @@ def search_placement(model: AutoShardModel, tt: TaskTensors, *, samples: int = 0
     return place, pred, True
 
 
-__all__ = ["MODEL_FORMAT", "AutoShardModel", "Rollout", "TaskTensors", "SCORES", "actor_critic_loss", "gae",
+__all__ = ["MODEL_FORMAT", "AutoShardModel", "Rollout", "TaskTensors", "actor_critic_loss", "gae",
            "candidate_scores", "placement_order", "placement_score", "refine_placement", "rollout", "search_placement", "task_tensors"]  # fmt: skip

@@ -28,7 +28,7 @@ per-device prediction (single-device compute only, as AutoShard measures) or, wi
 the step cost, in the units (backend, timed batch) of the measurements it was trained on.
 
 Planning time with the default search: 0.35-0.39 s per 200-table task on an idle 2-core
-machine, after a first call that also draws the new tables' features (1.4-2.1 s in 5 runs,
+machine, after a first call that also draws the new tables' features (1.4-2.1 s in 6 runs,
 ``benchmarks/results/sharding_planning_time.json`` and ``..._repeats.json``).
 
 Planning runs the network on one thread (the per-step operations are tiny; with two
@@ -146,20 +146,11 @@ def search_options(variant: str) -> dict[str, int | bool]:
     """``AutoShardPlanner`` options of a search named by :data:`SEARCH_TOKENS`: ``bestN``,
     ``refineK``, ``startsN``, ``heur``, ``step``, or ``greedy`` alone (the paper's argmax
     placement); e.g. ``step-heur-refine20``."""
-    opts: dict[str, int | bool] = {"samples": 0, "refine_steps": 0}
-    if variant == "greedy":
-        return opts
-    for tok in variant.split("-"):
-        if tok in ("heur", "step"):
-            opts["heuristics" if tok == "heur" else "step"] = True
-            continue
-        for prefix, key in (("best", "samples"), ("refine", "refine_steps"), ("starts", "starts")):
-            num = tok.removeprefix(prefix)
-            if tok.startswith(prefix) and num.isdigit():
-                opts[key] = int(num)
-                break
-        else:
-            raise UserError(f"unknown AutoShard search {tok!r} in {variant!r} (bestN, refineK, startsN, heur, step)")
+    from embedlab.sharding.moves import parse_search
+
+    opts = {"samples": 0, "refine_steps": 0, **parse_search(
+        variant, "AutoShard", {"heur": ("heuristics", True), "step": ("step", True)},
+        {"best": "samples", "refine": "refine_steps", "starts": "starts"})}  # fmt: skip
     if (opts.get("starts") or opts.get("heuristics")) and not opts["refine_steps"]:
         raise UserError(f"AutoShard search {variant!r}: startsN and heur need refineK")
     return opts

@@ -151,24 +151,11 @@ def search_options(variant: str) -> dict[str, int | str | bool]:
     greedy heuristics' placements), ``composed`` (predict plan costs with the composed form,
     :meth:`~embedlab.sharding.dreamshard.agent.DreamShardModel.plan_cost`), or ``greedy``
     alone (the policy's greedy placement, no search); e.g. ``composed-refine20``."""
-    opts: dict[str, int | str | bool] = {"samples": 0, "refine_steps": 0}
-    if variant == "greedy":
-        return opts
-    for tok in variant.split("-"):
-        if tok == "composed":
-            opts["cost"] = "composed"
-            continue
-        if tok == "heur":
-            opts["heuristics"] = True
-            continue
-        if tok.startswith("starts") and tok.removeprefix("starts").isdigit():
-            opts["starts"] = int(tok.removeprefix("starts"))
-            continue
-        key = "samples" if tok.startswith("best") else "refine_steps" if tok.startswith("refine") else None
-        num = tok.removeprefix("best").removeprefix("refine")
-        if key is None or not num.isdigit():
-            raise UserError(f"unknown DreamShard search {tok!r} in {variant!r} (bestN, refineK, startsN, heur, composed)")
-        opts[key] = int(num)
+    from embedlab.sharding.moves import parse_search
+
+    opts: dict[str, int | str | bool] = {"samples": 0, "refine_steps": 0, **parse_search(
+        variant, "DreamShard", {"composed": ("cost", "composed"), "heur": ("heuristics", True)},
+        {"best": "samples", "refine": "refine_steps", "starts": "starts"})}  # fmt: skip
     if (opts.get("starts") or opts.get("heuristics")) and not opts["refine_steps"]:
         raise UserError(f"DreamShard search {variant!r}: startsN and heur need refineK")
     return opts

@@ -165,9 +165,10 @@ def sample_columns(sample: CostSample) -> list[int]:
     return [int(round(float(f[:, 0].sum()) * 128)) if len(f) else 0 for f in sample.device_feats]
 
 
-def _search_kwargs(settings: TrainSettings, analytic: bool) -> dict[str, Any]:
+def _search_kwargs(settings: TrainSettings, analytic: bool) -> tuple[dict[str, Any], bool]:
     """``search_placement`` options of ``settings.search`` (see :class:`TrainSettings`) for a
-    model with (``analytic``) or without a communication model."""
+    model with (``analytic``) or without a communication model, and whether it also descends
+    from the heuristics' placements (``heur``)."""
     from embedlab.sharding.dreamshard.planner import default_search, search_options
 
     opts = search_options(settings.search) if settings.search else default_search(analytic)
@@ -175,7 +176,8 @@ def _search_kwargs(settings: TrainSettings, analytic: bool) -> dict[str, Any]:
         raise UserError(f"search {settings.search!r}: the composed cost needs a communication model "
                         "(comm_mode 'analytic' and a calibrated --comm)")  # fmt: skip
     form = opts.pop("cost", "overall")
-    return {**opts, "form": form}
+    heuristics = bool(opts.pop("heuristics", False))
+    return {**opts, "form": form}, heuristics
 
 
 def cost_mape(
@@ -220,7 +222,7 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
     model = DreamShardModel(meta=dict(meta or {}))
     if settings.comm_mode == "analytic" and meter.comm is not None:
         model.comm, model.comm_batch = meter.comm, meter.settings.batch_size
-    search = _search_kwargs(settings, model.comm is not None)
+    search, search_heuristics = _search_kwargs(settings, model.comm is not None)
     params = [*model.cost.parameters(), *model.policy.parameters()]
     opt = torch.optim.Adam(params, lr=settings.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -258,9 +260,9 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
             r = rollout(model, tts[i], episodes=1, generator=gen)
             placements = [r.placement[0]] if bool(r.feasible[0]) else []
             if k < settings.search_plans and st.iteration > 0:  # networks trained at least once
-                heur = heuristic_placements(tasks[i]) if search.get("heuristics") else []
+                heur = heuristic_placements(tasks[i]) if search_heuristics else []
                 p, _, ok = search_placement(model, tts[i], seed=settings.seed * 1000 + st.iteration,
-                                            extra_starts=heur, **{k: v for k, v in search.items() if k != "heuristics"})  # fmt: skip
+                                            extra_starts=heur, **search)  # fmt: skip
                 placements += [p] if ok else []
             for p in placements:
                 plan = plan_from_placement(tasks[i], p.tolist())

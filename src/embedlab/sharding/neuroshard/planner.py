@@ -96,16 +96,10 @@ def search_settings(variant: str) -> SearchSettings:
     :func:`~embedlab.sharding.neuroshard.search.refine`; ``refine0``: none) and ``input``
     (the simulator adds the input all-to-all, :class:`~embedlab.sharding.neuroshard.simulator.Simulator`);
     e.g. ``input-refine20``."""
-    steps, input_comm = 0, False
-    for tok in variant.split("-"):
-        num = tok.removeprefix("refine")
-        if tok == "input":
-            input_comm = True
-        elif tok.startswith("refine") and num.isdigit():
-            steps = int(num)
-        else:
-            raise UserError(f"unknown NeuroShard search {tok!r} in {variant!r} (refineK, input; e.g. input-refine20)")
-    return SearchSettings(refine_steps=steps, input_comm=input_comm)
+    from embedlab.sharding.moves import parse_search
+
+    opts = parse_search(variant, "NeuroShard", {"input": ("input_comm", True)}, {"refine": "refine_steps"}, greedy=False)
+    return SearchSettings(refine_steps=opts.get("refine_steps", 0), input_comm=opts.get("input_comm", False))
 
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_SEARCH", "NeuroShardPlanner", "search_settings"]
