@@ -357,6 +357,35 @@ def test_composed_cost_is_the_dmp_step_over_the_device_heads(tmp_path):
         DreamShardPlanner(tmp_path / "learned", cost="composed")
 
 
+def test_composed_candidates_equal_the_cost_of_each_changed_placement():
+    from embedlab.sharding.dreamshard.agent import composed_candidates, predicted_costs
+    from embedlab.sharding.moves import apply_candidate, neighbours
+
+    torch.manual_seed(5)
+    comm = CommModel(0.3, 2e-6, kinds={"input": [0.5, 3e-6]})
+    model = DreamShardModel(scale_ms=4.0, comm=comm, comm_batch=256)
+    for d, n, seed in ((2, 7, 0), (4, 12, 1), (5, 9, 2)):
+        t = _task(n=n, d=d, seed=seed)
+        tt = task_tensors(t)
+        place = torch.as_tensor(np.random.default_rng(seed).integers(0, d - 1, size=n))  # device d-1 empty
+        with torch.no_grad():
+            enc = model.cost.table_fc(tt.feats)
+            vec = torch.zeros(d, enc.shape[1]).index_add_(0, place, enc)
+            cols = torch.zeros(d).index_add_(0, place, tt.cols)
+            pay = torch.zeros(d).index_add_(0, place, tt.payload)
+            straggler = int(place[0])
+            nb = neighbours(place.numpy(), tt.sizes.numpy(), tt.memory, straggler, d)
+            got = composed_candidates(model, enc, tt, place, nb, straggler, (vec, cols, pay, model.cost.parts(vec)))
+            placements = []
+            for i in range(len(nb)):
+                p = place.clone()
+                apply_candidate(p, nb, i, straggler)
+                placements.append(p)
+            want = predicted_costs(model, tt, torch.stack(placements), form="composed")
+        assert got.shape == (len(nb),)
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_analytic_comm_training_targets_model_round_trip_and_override(tmp_path):
     from embedlab.sharding.dreamshard.agent import predicted_costs
     from embedlab.sharding.dreamshard.planner import DreamShardPlanner

@@ -58,6 +58,32 @@ def test_candidate_totals_equal_the_totals_of_each_changed_placement():
             assert torch.allclose(cand[i], torch.zeros(D, 3, dtype=x.dtype).index_add_(0, p, x))
 
 
+def test_changed_totals_are_the_candidate_totals_at_the_two_changed_devices():
+    import torch
+
+    from embedlab.sharding.moves import apply_candidate, candidate_totals, changed_totals
+
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        D, N = int(rng.integers(2, 6)), int(rng.integers(2, 12))
+        place = torch.as_tensor(rng.integers(0, D, size=N))
+        x = torch.as_tensor(rng.normal(size=(N, 4)))
+        s = int(place[int(rng.integers(N))])
+        nb = neighbours(place.numpy(), rng.integers(1, 10, size=N).astype(float), 1e9, s, D)
+        total = torch.zeros(D, 4, dtype=x.dtype).index_add_(0, place, x)
+        first, second, new1, new2 = changed_totals(total, x, place, nb, s)
+        cand = candidate_totals(total, x, place, nb, s)
+        ar = torch.arange(len(nb))
+        assert torch.equal(new1, cand[ar, first]) and torch.equal(new2, cand[ar, second])
+        for i in range(len(nb)):
+            p = place.clone()
+            apply_candidate(p, nb, i, s)
+            changed = set(torch.nonzero(p != place).flatten().tolist())
+            assert {int(place[j]) for j in changed} | {int(p[j]) for j in changed} == {int(first[i]), int(second[i])}
+            others = [d for d in range(D) if d not in (int(first[i]), int(second[i]))]
+            assert torch.equal(cand[i, others], total[others])
+
+
 def test_heuristic_placements_are_the_greedy_heuristics_plans():
     from embedlab.sharding.generator import gen_tasks
     from embedlab.sharding.moves import START_HEURISTICS, heuristic_placements

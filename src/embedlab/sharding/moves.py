@@ -10,7 +10,8 @@ item) -- so a descent's choice among equal scores is deterministic.
 
 :func:`candidate_totals` turns per-device totals of any additive quantity (a cost network's
 summed table encodings, columns, input payload) into those of every candidate at once, so a
-descent scores all neighbours in one batched evaluation; :func:`heuristic_placements` gives
+descent scores all neighbours in one batched evaluation (:func:`changed_totals`: only the two
+devices a candidate changes); :func:`heuristic_placements` gives
 the greedy heuristics' placements as extra starts; :func:`parse_search` reads the searches'
 names.
 """
@@ -101,6 +102,22 @@ def candidate_totals(total: Any, x: Any, place: Any, nb: Neighbours, straggler: 
     c[swaps, straggler] += x[b] - x[a]
     c[swaps, db] += x[a] - x[b]
     return c
+
+
+def changed_totals(total: Any, x: Any, place: Any, nb: Neighbours, straggler: int) -> tuple[Any, Any, Any, Any]:
+    """The two devices every candidate of ``nb`` changes and their new totals: ``(first [C],
+    second [C], new_first [C, ...], new_second [C, ...])`` -- a move's source and target, a
+    swap's straggler and the other device. The totals are those of :func:`candidate_totals`
+    at those devices (the same sums), so a descent can send only the changed devices through
+    a network; the other devices keep their present values."""
+    import torch
+
+    mt, md, a, b, db = (torch.from_numpy(v) for v in (nb.move_item, nb.move_to, nb.swap_out, nb.swap_in, nb.swap_to))
+    s = torch.full((len(a),), straggler)
+    first, second = torch.cat([place[mt], s]), torch.cat([md, db])
+    new_first = torch.cat([total[place[mt]] - x[mt], total[s] + (x[b] - x[a])])
+    new_second = torch.cat([total[md] + x[mt], total[db] + (x[a] - x[b])])
+    return first, second, new_first, new_second
 
 
 def apply_candidate(place: Any, nb: Neighbours, i: int, straggler: int) -> None:

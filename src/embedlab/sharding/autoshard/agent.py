@@ -234,14 +234,10 @@ def candidate_scores(model: AutoShardModel, tt: TaskTensors, enc: torch.Tensor, 
     (:class:`~embedlab.sharding.moves.Neighbours` of ``place``; ``enc [T, 32]`` the tables'
     encodings), in one batch. A move or swap changes two devices, so only their two new shard
     encodings go through the cost head; the other devices keep their present cost."""
-    from embedlab.sharding.moves import candidate_totals
+    from embedlab.sharding.moves import candidate_totals, changed_totals
 
     vec, count, cols, pay = _totals(enc, tt, place)
-    mt, md, a, b, db = (torch.from_numpy(x) for x in (nb.move_item, nb.move_to, nb.swap_out, nb.swap_in, nb.swap_to))
-    s = torch.full((len(a),), straggler)
-    first, second = torch.cat([place[mt], s]), torch.cat([md, db])  # the two changed devices
-    new1 = torch.cat([vec[place[mt]] - enc[mt], vec[s] + (enc[b] - enc[a])])
-    new2 = torch.cat([vec[md] + enc[mt], vec[db] + (enc[a] - enc[b])])
+    first, second, new1, new2 = changed_totals(vec, enc, place, nb, straggler)
     cnt = candidate_totals(count, torch.ones(len(place)), place, nb, straggler)
     ar = torch.arange(len(nb))
     dev = _device_costs(model, vec, count).expand(len(nb), -1).clone()

@@ -47,7 +47,7 @@ from embedlab.errors import UserError
 from embedlab.sharding.comm import ACTIVATION_BYTES, CommModel, input_payload
 from embedlab.sharding.dreamshard.features import task_features
 from embedlab.sharding.dreamshard.model import CostNet, Policy
-from embedlab.sharding.moves import apply_candidate, candidate_totals, neighbours
+from embedlab.sharding.moves import apply_candidate, candidate_totals, changed_totals, neighbours
 from embedlab.sharding.nn import read_model_folder, save_model_folder
 from embedlab.sharding.types import Task
 
@@ -122,7 +122,13 @@ class DreamShardModel:
             raise UserError("the composed cost needs a DreamShard model trained with comm_mode 'analytic'")
         if payload is None:
             raise ValueError("the composed cost needs the devices' input payloads")
-        parts = self.cost.parts(vec) * (cols > 0).unsqueeze(-1)  # an empty device computes nothing
+        return self.composed_cost(self.cost.parts(vec), cols, payload, comm)
+
+    def composed_cost(self, parts: torch.Tensor, cols: torch.Tensor, payload: torch.Tensor,
+                      comm: CommModel | None = None) -> torch.Tensor:  # fmt: skip
+        """The ``"composed"`` cost ``[...]`` of :meth:`plan_cost` from the per-device heads'
+        outputs ``parts [..., D, 3]`` (see there)."""
+        parts = parts * (cols > 0).unsqueeze(-1)  # an empty device computes nothing
         compute = parts[..., 0].amax(-1) + parts[..., 1].amax(-1)
         c = comm or self.comm
         return compute + self.comm_scaled(cols, c) + input_total_ms(c, payload, self.comm_batch) / self.scale_ms
@@ -245,6 +251,26 @@ def predicted_costs(model: DreamShardModel, tt: TaskTensors, placements: torch.T
                                mask @ tt.payload, form)
 
 
+def composed_candidates(model: DreamShardModel, enc: torch.Tensor, tt: TaskTensors, place: torch.Tensor,
+                        nb: Any, straggler: int, current: tuple[torch.Tensor, ...],
+                        comm: CommModel | None = None) -> torch.Tensor:  # fmt: skip
+    """The composed cost ``[C]`` of every candidate of ``nb`` (moves and swaps of ``place``;
+    ``enc [T, 32]`` the tables' encodings; ``current``: the present per-device encodings,
+    columns, payloads and head outputs). A candidate changes two devices, so only their two
+    new shard vectors go through the per-device heads (:func:`~embedlab.sharding.moves.changed_totals`);
+    the other devices keep their present outputs. Equal to :meth:`DreamShardModel.plan_cost`
+    of each candidate's full placement (``tests/sharding/test_dreamshard.py``), with a
+    ``D / 2`` times smaller batch through the heads."""
+    vec, dcols, dpay, parts = current
+    first, second, new1, new2 = changed_totals(vec, enc, place, nb, straggler)
+    ar = torch.arange(len(nb))
+    cand = parts.expand(len(nb), -1, -1).clone()
+    cand[ar, first] = model.cost.parts(new1)
+    cand[ar, second] = model.cost.parts(new2)
+    cols, pay = (candidate_totals(t, x, place, nb, straggler) for t, x in ((dcols, tt.cols), (dpay, tt.payload)))
+    return model.composed_cost(cand, cols, pay, comm)
+
+
 def refine_placement(model: DreamShardModel, tt: TaskTensors, placement: torch.Tensor,
                      steps: int, comm: CommModel | None = None,
                      form: str = "overall") -> tuple[torch.Tensor, float]:  # fmt: skip
@@ -254,7 +280,9 @@ def refine_placement(model: DreamShardModel, tt: TaskTensors, placement: torch.T
 
     The cost network sees a plan only through its per-device sums of table encodings, so
     every candidate is scored from the current sums plus or minus the tables it moves
-    (one batched head evaluation per step, no per-candidate plan masks)."""
+    (one batched head evaluation per step, no per-candidate plan masks); with the composed
+    cost only the two devices a candidate changes go through the heads
+    (:func:`composed_candidates`)."""
     place = placement.clone()
     D = tt.devices
     cost = model.cost
@@ -270,9 +298,12 @@ def refine_placement(model: DreamShardModel, tt: TaskTensors, placement: torch.T
             nb = neighbours(place.numpy(), tt.sizes.numpy(), tt.memory, straggler, D)
             if len(nb) == 0:
                 break
-            cand = [candidate_totals(total, x, place, nb, straggler)  # per candidate and device
-                    for total, x in ((vec, enc), (dcols, tt.cols), (dpay, tt.payload))]  # fmt: skip
-            preds = model.plan_cost(cand[0], cand[1], comm, cand[2], form)
+            if form == "composed":
+                preds = composed_candidates(model, enc, tt, place, nb, straggler, (vec, dcols, dpay, p), comm)
+            else:
+                cand = [candidate_totals(total, x, place, nb, straggler)  # per candidate and device
+                        for total, x in ((vec, enc), (dcols, tt.cols), (dpay, tt.payload))]  # fmt: skip
+                preds = model.plan_cost(cand[0], cand[1], comm, cand[2], form)
             i = int(preds.argmin())
             if float(preds[i]) >= best - 1e-4 * abs(best):
                 break
@@ -372,6 +403,6 @@ class EstimatedMDP:
         return self.mask.numpy().copy(), reward, done, False, info
 
 
-__all__ = ["COST_FORMS", "DreamShardModel", "EstimatedMDP", "Rollout", "TaskTensors", "all_to_all_total_ms", "input_total_ms", "placement_order",
+__all__ = ["COST_FORMS", "DreamShardModel", "EstimatedMDP", "Rollout", "TaskTensors", "all_to_all_total_ms", "composed_candidates", "input_total_ms", "placement_order",
            "predicted_costs",
            "refine_placement", "reinforce_loss", "rollout", "search_placement", "task_tensors"]  # fmt: skip
