@@ -2,9 +2,9 @@
 # Retrain DreamShard, AutoShard and NeuroShard on the step-cost meter at batch 4096, choose on
 # validation tasks, report on test tasks. Tables: train / valid / test splits of the pool are
 # disjoint (embedlab.sharding.generator.split_pool). Resumable step by step: a step whose output
-# exists is skipped. Usage: bash benchmarks/sharding_retrain.sh  (about 140 min on this 2-core
-# machine: training 23, validation 39, AutoShard's search 35, test about 42). The models that
-# ship were made by this pipeline.
+# exists is skipped. Usage: bash benchmarks/sharding_retrain.sh  (about 210 min on this 2-core
+# machine: training 23 and 35, validations 39 and 33, AutoShard's search 35, test about 42). The
+# models that ship were made by this pipeline's steps (each model.json names its machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${W:-benchmarks/.work/retrain}
@@ -41,10 +41,15 @@ EOF
 # 2. DreamShard (measuring its search's plans too) beside AutoShard, then beside NeuroShard
 #    (one thread each). The shipped AutoShard was trained on as_train.json alone (same command).
 step train dreamshard, autoshard, neuroshard
-[ -f "$W/ds/model/model.json" ] || $E shard train dreamshard --tasks "$W/ds_train.json" --comm "$W/comm4.json" --batch-size $B --search-plans 10 --seed 0 --out "$W/ds" > "$W/ds.log" 2>&1 &
+[ -f "$W/ds/model/model.json" ] || $E shard train dreamshard --tasks "$W/ds_train.json" --comm "$W/comm4.json" --batch-size $B --search-plans 10 --search composed-starts8-refine20 --seed 0 --out "$W/ds" > "$W/ds.log" 2>&1 &
 { [ -f "$W/as_mixed/model/model.json" ] || $E shard train autoshard --tasks "$W/as_train_mixed.json" --iterations 30 --rollout-tasks 3 --batch-size $B --budget-s 420 --reward measured --seed 0 --out "$W/as_mixed" > "$W/as_mixed.log" 2>&1
   [ -f "$W/ns/model/model.json" ] || $E shard pretrain neuroshard --out "$W/ns" --budget-s 1300 --samples 4000 --shard-memory-gib 1 --device-counts 2,4,8 --batch-size $B --comm "$W/comm4.json" --seed 0 > "$W/ns.log" 2>&1; } &
 wait
+
+# DreamShard's communication mode: the reference's learned communication, same settings (it
+# trained beside the analytic model for the shipped one, one core each)
+[ -f "$W/ds_learned/model/model.json" ] || { step train dreamshard, learned communication
+  $E shard train dreamshard --tasks "$W/ds_train.json" --comm "$W/comm4.json" --batch-size $B --search-plans 10 --search composed-starts8-refine20 --seed 0 --comm-mode learned --out "$W/ds_learned" > "$W/ds_learned.log" 2>&1; }
 
 # 3. choose on validation tasks, 4. report on test tasks (nothing chosen there)
 step validation
@@ -56,6 +61,12 @@ $PY benchmarks/sharding_learned.py --split valid --eval-count 10 --families "$FA
   --candidate "neuroshard-more=$W/ns/model" --candidate "neuroshard-more-input=$W/ns/model@input-refine20" \
   --neuroshard-variants input-refine20 --resume --out "$W/learned_valid.json"
 cp "$W/learned_valid.json" benchmarks/results/sharding_retrained_valid.json
+# DreamShard: analytic against learned communication, and a longer search, beside the shipped
+# model (rule in benchmarks/results/sharding_dreamshard_valid.json, fixed before that run)
+$PY benchmarks/sharding_learned.py --split valid --eval-count 10 --families "$FAMILIES" \
+  --candidate "dreamshard-analytic=$W/ds/model" --candidate "dreamshard-learned=$W/ds_learned/model" \
+  --dreamshard-variants composed-starts32-refine40 --resume --out "$W/ds_valid.json"
+cp "$W/ds_valid.json" benchmarks/results/sharding_dreamshard_valid.json
 # (after copying the chosen models into src/embedlab/sharding/*/default_model)
 # AutoShard's planning-time search with the shipped models (the same rule; AutoShard must also
 # plan 200 tables in under 2 s); the registered `autoshard` is the search in force.

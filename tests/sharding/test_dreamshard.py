@@ -464,7 +464,10 @@ def test_training_measures_the_searched_plans(tmp_path, monkeypatch, comm):
     train_dreamshard(tasks, tmp_path / "run", meter, st, show_progress=False)
     # iteration 0 has untrained networks: no search; then one searched plan per iteration
     assert len(calls) == 2
-    assert all(kw["form"] == ("composed" if comm else "overall") and kw["starts"] == 8 for kw, _ in calls)
+    from embedlab.sharding.dreamshard.planner import DEFAULT_SEARCH, search_options
+
+    starts = search_options(DEFAULT_SEARCH)["starts"]
+    assert all(kw["form"] == ("composed" if comm else "overall") and kw["starts"] == starts for kw, _ in calls)
     assert [kw["seed"] for kw, _ in calls] == [1, 2]
     ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert len(ck["samples"]) == 3 * 2 + 2  # two rollout plans and one searched plan per iteration

@@ -31,10 +31,10 @@ the registered planner (``--planner dreamshard``) applies :data:`DEFAULT_SEARCH`
 
 They search the cost network, so they gain only where its ranking of nearby plans is right.
 The default was chosen on validation tasks at batch 4096 (see :data:`DEFAULT_SEARCH`).
-Planning time with the default (9 descents of up to 20 steps, each step one batched
-evaluation, one torch thread): 1.9-2.1 s at 200 tables on an idle 2-core machine
-(``benchmarks/results/sharding_planning_time.json``); 0.06-0.32 s mean per task at 20-50
-tables while the meter ran beside it (``benchmarks/results/sharding_learned.json``).
+Planning time with the default (33 descents of up to 40 steps, each step one batched
+evaluation of the two devices each candidate changes): 4.5-7.0 s at 200 tables on an idle
+2-core machine, each run a fresh process (``benchmarks/results/sharding_planning_time.json``);
+per task at 20-50 tables see ``benchmarks/results/sharding_learned.json``.
 
 A model trained with analytic communication (the default ``comm_mode``) adds the
 all-to-all time of a calibrated :class:`~embedlab.sharding.comm.CommModel` to its predicted
@@ -61,14 +61,16 @@ from embedlab.sharding.types import Plan, Shard, Task
 
 DEFAULT_MODEL = Path(__file__).parent / "default_model"
 #: The planning-time search of ``--planner dreamshard`` (:func:`search_options`): the policy's
-#: greedy placement and 8 sampled ones, each refined by up to 20 descent steps on the composed
-#: cost, the lowest prediction kept. Chosen on validation tasks at batch 4096
-#: (``benchmarks/results/sharding_search_valid.json``: 5 tasks in each of 3 families, every
-#: plan measured interleaved by the step-cost meter): geometric mean relative to each family's
-#: best heuristic 0.950, against 0.953 with the greedy start alone, 0.953 with 32 starts,
-#: 0.955 for 8 starts on the overall head's cost, and 0.969 for the earlier default (20 steps
-#: on the overall head's cost, ``refine20``).
-DEFAULT_SEARCH = "composed-starts8-refine20"
+#: greedy placement and 32 sampled ones, each refined by up to 40 descent steps on the composed
+#: cost, the lowest prediction kept. Chosen on 10 validation tasks in each of 3 families at
+#: batch 4096 by a rule fixed before the run (switch from ``composed-starts8-refine20`` if the
+#: geometric mean relative to each family's best heuristic is more than 0.005 lower;
+#: ``benchmarks/results/sharding_dreamshard_valid.json``, every plan measured interleaved by
+#: the step-cost meter): 0.9285 against 0.9347, with the model shipped before. An earlier run on
+#: 5 tasks per family (``sharding_search_valid.json``) had found 32 starts (20 steps) at 0.953
+#: against 0.950 for 8; the difference is near the noise of such runs. The search costs about
+#: 4 times the planning time of the earlier one (``sharding_planning_time.json``).
+DEFAULT_SEARCH = "composed-starts32-refine40"
 
 
 class DreamShardPlanner:

@@ -1,0 +1,187 @@
+"""How far a search that *measures* gets beyond DreamShard's plan: is a goal reachable at all?
+
+Not a planner: a check of what plans exist near DreamShard's on a family (default DLRM-50 on 4
+devices, valid-split tasks, task seed 1 as in ``sharding_learned.py``), with the cost network's
+errors taken out of the search. For each task:
+
+1. plans of the four greedy heuristics and of DreamShard (the registered default);
+2. a **measured descent** from DreamShard's plan with a *search meter* (its own seed): at each
+   step the neighbours of the placement (moves, and swaps with the measured straggler, memory
+   kept; :func:`embedlab.sharding.moves.neighbours`) are ranked by DreamShard's composed cost
+   and the ``--top`` best are measured beside the present plan (interleaved; with ``--rank
+   dreamshard+proxy`` also the ``--top`` best by an additive proxy, the largest device sum of
+   the tables' measured single-table costs); the lowest is
+   taken if it is at least ``--min-gain`` below the present plan's measured cost; at most
+   ``--steps`` steps;
+3. a **fresh meter** (seed ``k``, as the benchmark's) measures the heuristics', DreamShard's and
+   the searched plan interleaved. Every ratio comes from that measurement only, so the search's
+   pick of low noisy costs in step 2 does not count in its favour.
+
+Reported per task and as means: cost relative to the family's best heuristic and to the best
+heuristic of each task (the goal's oracle), for DreamShard and the searched plan. ``--resume``
+keeps finished tasks.
+
+Usage::
+
+    python benchmarks/sharding_measured_search.py --count 10 --out benchmarks/results/sharding_measured_search.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from embedlab.io import read_json, write_json  # noqa: E402
+from embedlab.machine import describe  # noqa: E402
+from embedlab.sharding.comm import CommModel  # noqa: E402
+from embedlab.sharding.cost import CostMeter, MeterSettings  # noqa: E402
+from embedlab.sharding.dreamshard.agent import composed_candidates, task_tensors  # noqa: E402
+from embedlab.sharding.dreamshard.train import plan_from_placement  # noqa: E402
+from embedlab.sharding.generator import gen_tasks  # noqa: E402
+from embedlab.sharding.moves import START_HEURISTICS, apply_candidate, candidate_totals, neighbours  # noqa: E402
+from embedlab.sharding.planners import get_planner  # noqa: E402
+from embedlab.sharding.types import Plan, Task  # noqa: E402
+
+
+def placement_of(task: Task, plan: Plan) -> torch.Tensor:
+    index = {t.name: i for i, t in enumerate(task.tables)}
+    place = torch.zeros(len(task.tables), dtype=torch.int64)
+    for s in plan.shards:
+        place[index[s.table]] = s.device
+    return place
+
+
+def measured_descent(task: Task, start: Plan, planner: Any, meter: CostMeter, top: int, steps: int,
+                     min_gain: float, rank: str = "dreamshard") -> tuple[Plan, list[dict[str, float]]]:  # fmt: skip
+    """Step 2 of the module doc: the plan found and a log of each step's measured costs.
+    ``rank="dreamshard+proxy"`` also measures the ``top`` neighbours with the lowest largest
+    device total of the tables' measured single-table costs (an additive proxy)."""
+    model = planner.model
+    tt = task_tensors(task)
+    place = placement_of(task, start)
+    log: list[dict[str, float]] = []
+    with torch.no_grad():
+        enc = model.cost.table_fc(tt.feats)
+    single = None
+    if "proxy" in rank:
+        costs1 = meter.single_table_costs(task)
+        single = torch.tensor([costs1[t.name].total_ms for t in task.tables], dtype=torch.float64)
+    for _ in range(steps):
+        cur = plan_from_placement(task, place.tolist(), "measured")
+        cur_cost = meter.measure_plan(task, cur)  # the meter runs backward passes: outside no_grad
+        straggler = int(np.argmax([p.fwd_ms + p.bwd_ms for p in cur_cost.devices]))
+        nb = neighbours(place.numpy(), tt.sizes.numpy(), tt.memory, straggler, tt.devices)
+        if len(nb) == 0:
+            break
+        with torch.no_grad():
+            vec = torch.zeros(tt.devices, enc.shape[1]).index_add_(0, place, enc)
+            cols = torch.zeros(tt.devices).index_add_(0, place, tt.cols)
+            pay = torch.zeros(tt.devices).index_add_(0, place, tt.payload)
+            current = (vec, cols, pay, model.cost.parts(vec))
+            pred = composed_candidates(model, enc, tt, place, nb, straggler, current, planner.comm)
+        picks = torch.argsort(pred)[:top].tolist()
+        if single is not None:
+            load = torch.zeros(tt.devices, dtype=torch.float64).index_add_(0, place, single)
+            proxy = candidate_totals(load, single, place, nb, straggler).amax(-1)
+            picks += [i for i in torch.argsort(proxy).tolist() if i not in picks][:top]
+        cands = []
+        for i in picks:
+            p = place.clone()
+            apply_candidate(p, nb, i, straggler)
+            cands.append(p)
+        costs = meter.measure_plans(task, [cur] + [plan_from_placement(task, p.tolist(), "measured") for p in cands])
+        now = costs[0].total_ms
+        j = int(np.argmin([c.total_ms for c in costs[1:]]))
+        log.append({"present_ms": now, "best_candidate_ms": costs[1 + j].total_ms, "candidates": len(cands)})
+        if costs[1 + j].total_ms > now * (1.0 - min_gain):
+            break
+        place = cands[j]
+    return plan_from_placement(task, place.tolist(), "measured"), log
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--family", default="dreamshard")
+    ap.add_argument("--tables", type=int, default=50)
+    ap.add_argument("--devices", type=int, default=4)
+    ap.add_argument("--count", type=int, default=10)
+    ap.add_argument("--split", default="valid")
+    ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--top", type=int, default=4, help="candidates measured per step")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--min-gain", type=float, default=0.005)
+    ap.add_argument("--rank", default="dreamshard", choices=["dreamshard", "dreamshard+proxy"],
+                    help="which neighbours are measured: DreamShard's top, or also the additive proxy's top")
+    ap.add_argument("--comm", default=None, help="communication model (default: the one DreamShard's model ships with)")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--out", default="benchmarks/results/sharding_measured_search.json")
+    args = ap.parse_args(argv)
+    planner = get_planner("dreamshard")
+    comm = CommModel.load(args.comm) if args.comm else planner.model.comm
+    heuristics = {name: get_planner(name) for name in START_HEURISTICS}
+    tasks = gen_tasks(args.family, args.tables, args.devices, args.count, seed=1, split=args.split)
+    old = read_json(args.out) if args.resume and Path(args.out).is_file() else {}
+    rows: list[dict[str, Any]] = list(old.get("tasks", []))
+    t_start = time.perf_counter()
+    for k, task in enumerate(tasks):
+        if any(r["task"] == task.name for r in rows):
+            continue
+        plans = {name: h.plan(task) for name, h in heuristics.items()}
+        plans["dreamshard"] = planner.plan(task)
+        t0 = time.perf_counter()
+        search_meter = CostMeter(MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=1000 + k), comm=comm)
+        plans["measured"], log = measured_descent(task, plans["dreamshard"], planner, search_meter, args.top,
+                                                  args.steps, args.min_gain, args.rank)  # fmt: skip
+        search_s = time.perf_counter() - t0
+        fresh = CostMeter(MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=k), comm=comm)
+        costs = dict(zip(plans, (c.total_ms for c in fresh.measure_plans(task, list(plans.values())))))
+        rows.append({"task": task.name, "cost_ms": costs, "steps": log, "search_s": search_s,
+                     "search_measurements": search_meter.measurements})  # fmt: skip
+        best = min(costs[h] for h in heuristics)
+        print(f"{task.name}: DreamShard {costs['dreamshard'] / best:.3f}, measured search {costs['measured'] / best:.3f} "
+              f"of the task's best heuristic ({len(log)} steps, {search_s:.0f} s)", flush=True)  # fmt: skip
+        write_json(args.out, _doc(args, rows, comm, t_start, False))
+    doc = _doc(args, rows, comm, t_start, True)
+    write_json(args.out, doc)
+    for name, s in doc["summary"].items():
+        print(f"{name}: {s['ratio_to_family_best_heuristic']:.3f} of {doc['family_best_heuristic']}, "
+              f"{s['ratio_to_best_heuristic']:.3f} of each task's best heuristic", flush=True)  # fmt: skip
+    return doc
+
+
+def _doc(args: argparse.Namespace, rows: list[dict[str, Any]], comm: CommModel, t0: float, complete: bool) -> dict:
+    names = list(rows[0]["cost_ms"]) if rows else []
+    heur = [n for n in names if n in START_HEURISTICS]
+    fam_best = min(heur, key=lambda h: statistics.fmean(r["cost_ms"][h] for r in rows)) if rows else None
+    summary = {}
+    for name in ("dreamshard", "measured"):
+        if not rows:
+            break
+        per_task = [r["cost_ms"][name] / min(r["cost_ms"][h] for h in heur) for r in rows]
+        fam = [r["cost_ms"][name] / r["cost_ms"][fam_best] for r in rows]
+        summary[name] = {"ratio_to_best_heuristic": statistics.fmean(per_task),
+                         "ratio_to_best_heuristic_sd": statistics.stdev(per_task) if len(rows) > 1 else 0.0,
+                         "ratio_to_family_best_heuristic": statistics.fmean(fam),
+                         "tasks_at_most_0.92": sum(v <= 0.92 for v in per_task)}  # fmt: skip
+    return {"benchmark": "measured descent from DreamShard's plan, re-measured by a fresh meter",
+            "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": describe(),
+            "settings": vars(args), "comm": comm.to_json() if hasattr(comm, "to_json") else None,
+            "complete": complete, "wall_s": time.perf_counter() - t0, "family_best_heuristic": fam_best,
+            "summary": summary, "tasks": rows}  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
