@@ -69,7 +69,7 @@ DEFAULT_MODEL = Path(__file__).parent / "default_model"
 #: the step-cost meter): 0.9285 against 0.9347, with the model shipped before. An earlier run on
 #: 5 tasks per family (``sharding_search_valid.json``) had found 32 starts (20 steps) at 0.953
 #: against 0.950 for 8; the difference is near the noise of such runs. The search costs about
-#: 4 times the planning time of the earlier one (``sharding_planning_time.json``).
+#: 3 times the planning time of the earlier one (``sharding_planning_time.json``).
 DEFAULT_SEARCH = "composed-starts32-refine40"
 
 
