@@ -8,7 +8,8 @@ errors taken out of the search. For each task:
 2. a **measured descent** from DreamShard's plan with a *search meter* (its own seed): at each
    step the neighbours of the placement (moves, and swaps with the measured straggler, memory
    kept; :func:`embedlab.sharding.moves.neighbours`) are ranked by DreamShard's composed cost
-   and the ``--top`` best are measured beside the present plan (interleaved; with ``--rank
+   and the ``--top`` best are measured, interleaved with each other (the present plan's cost
+   is the same meter's, kept from when it was measured; with ``--rank
    dreamshard+proxy`` also the ``--top`` best by an additive proxy, the largest device sum of
    the tables' measured single-table costs); the lowest is
    taken if it is at least ``--min-gain`` below the present plan's measured cost; at most
@@ -49,17 +50,15 @@ from embedlab.sharding.cost import CostMeter, MeterSettings  # noqa: E402
 from embedlab.sharding.dreamshard.agent import composed_candidates, task_tensors  # noqa: E402
 from embedlab.sharding.dreamshard.train import plan_from_placement  # noqa: E402
 from embedlab.sharding.generator import gen_tasks  # noqa: E402
-from embedlab.sharding.moves import START_HEURISTICS, apply_candidate, candidate_totals, neighbours  # noqa: E402
+from embedlab.sharding.moves import (  # noqa: E402
+    START_HEURISTICS,
+    apply_candidate,
+    candidate_totals,
+    neighbours,
+    placement_of,
+)
 from embedlab.sharding.planners import get_planner  # noqa: E402
 from embedlab.sharding.types import Plan, Task  # noqa: E402
-
-
-def placement_of(task: Task, plan: Plan) -> torch.Tensor:
-    index = {t.name: i for i, t in enumerate(task.tables)}
-    place = torch.zeros(len(task.tables), dtype=torch.int64)
-    for s in plan.shards:
-        place[index[s.table]] = s.device
-    return place
 
 
 def measured_descent(task: Task, start: Plan, planner: Any, meter: CostMeter, top: int, steps: int,
@@ -69,7 +68,7 @@ def measured_descent(task: Task, start: Plan, planner: Any, meter: CostMeter, to
     device total of the tables' measured single-table costs (an additive proxy)."""
     model = planner.model
     tt = task_tensors(task)
-    place = placement_of(task, start)
+    place = torch.from_numpy(placement_of(task, start))
     log: list[dict[str, float]] = []
     with torch.no_grad():
         enc = model.cost.table_fc(tt.feats)
@@ -178,7 +177,7 @@ def _doc(args: argparse.Namespace, rows: list[dict[str, Any]], comm: CommModel, 
     return {"benchmark": "measured descent from DreamShard's plan, re-measured by a fresh meter",
             "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": describe(),
-            "settings": vars(args), "comm": comm.to_json() if hasattr(comm, "to_json") else None,
+            "settings": vars(args), "comm": comm.to_json(),
             "complete": complete, "wall_s": time.perf_counter() - t0, "family_best_heuristic": fam_best,
             "summary": summary, "tasks": rows}  # fmt: skip
 

@@ -11,9 +11,9 @@ item) -- so a descent's choice among equal scores is deterministic.
 :func:`candidate_totals` turns per-device totals of any additive quantity (a cost network's
 summed table encodings, columns, input payload) into those of every candidate at once, so a
 descent scores all neighbours in one batched evaluation (:func:`changed_totals`: only the two
-devices a candidate changes); :func:`heuristic_placements` gives
-the greedy heuristics' placements as extra starts; :func:`parse_search` reads the searches'
-names.
+devices a candidate changes); :func:`heuristic_placements` gives the greedy heuristics'
+placements (:func:`placement_of` a plan) as extra starts; :func:`parse_search` reads the
+searches' names.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from embedlab.sharding.types import Task
+    from embedlab.sharding.types import Plan, Task
 
 
 @dataclass(frozen=True)
@@ -135,21 +135,26 @@ def apply_candidate(place: Any, nb: Neighbours, i: int, straggler: int) -> None:
 START_HEURISTICS = ("dim_greedy", "size_greedy", "lookup_greedy", "size_lookup_greedy")
 
 
+def placement_of(task: Task, plan: Plan) -> np.ndarray:
+    """The device of each table ``[T]`` (task order) in a table-wise ``plan``."""
+    index = {t.name: i for i, t in enumerate(task.tables)}
+    place = np.zeros(len(task.tables), dtype=np.int64)
+    for s in plan.shards:
+        place[index[s.table]] = s.device
+    return place
+
+
 def heuristic_placements(task: Task) -> list[np.ndarray]:
     """The device of each table ``[T]`` in the plans of :data:`START_HEURISTICS` that fit
     the task (distinct, in that order); a heuristic that finds no plan is skipped."""
     from embedlab.sharding.planners import Infeasible, get_planner
 
-    index = {t.name: i for i, t in enumerate(task.tables)}
     out: list[np.ndarray] = []
     for name in START_HEURISTICS:
         try:
-            plan = get_planner(name).plan(task)
+            place = placement_of(task, get_planner(name).plan(task))
         except Infeasible:
             continue
-        place = np.zeros(len(task.tables), dtype=np.int64)
-        for s in plan.shards:
-            place[index[s.table]] = s.device
         if not any(np.array_equal(place, p) for p in out):
             out.append(place)
     return out

@@ -238,11 +238,11 @@ def candidate_scores(model: AutoShardModel, tt: TaskTensors, enc: torch.Tensor, 
 
     vec, count, cols, pay = _totals(enc, tt, place)
     first, second, new1, new2 = changed_totals(vec, enc, place, nb, straggler)
-    cnt = candidate_totals(count, torch.ones(len(place)), place, nb, straggler)
+    _, _, cnt1, cnt2 = changed_totals(count, torch.ones(len(place)), place, nb, straggler)
     ar = torch.arange(len(nb))
     dev = _device_costs(model, vec, count).expand(len(nb), -1).clone()
-    dev[ar, first] = _device_costs(model, new1, cnt[ar, first])
-    dev[ar, second] = _device_costs(model, new2, cnt[ar, second])
+    dev[ar, first] = _device_costs(model, new1, cnt1)
+    dev[ar, second] = _device_costs(model, new2, cnt2)
     score = dev.amax(-1)
     if comm is None:
         return score

@@ -27,9 +27,9 @@ The plan's ``estimated_cost_ms`` is the score of the kept placement: the cost he
 per-device prediction (single-device compute only, as AutoShard measures) or, with ``step``,
 the step cost, in the units (backend, timed batch) of the measurements it was trained on.
 
-Planning time with the default search: 0.35-0.39 s per 200-table task on an idle 2-core
-machine, after a first call that also draws the new tables' features (1.4-2.1 s in 6 runs,
-``benchmarks/results/sharding_planning_time.json`` and ``..._repeats.json``).
+Planning time with the default search: 0.36-0.46 s per 200-table task on an idle 2-core
+machine, after a cold first call that also loads the model and draws the new tables'
+features (0.95-0.99 s in 5 fresh processes, ``benchmarks/results/sharding_planning_time.json``).
 
 Planning runs the network on one thread (the per-step operations are tiny; with two
 threads on a loaded 2-core machine a 200-table plan took 4.8 s instead of 0.05 s).
