@@ -179,6 +179,12 @@ def test_shard_train_dreamshard_and_plan_with_model(tmp_path, capsys):
     code, out, _ = run(["shard", "plan", "--tasks", str(tmp_path / "tasks.json"), "--planner", "dreamshard", "--model",
                         str(tmp_path / "ds" / "model"), "--out", str(tmp_path / "p.json")], capsys)  # fmt: skip
     assert code in (0, None) and "2 plans by dreamshard" in out
+    code, out, err = run(["shard", "train", "dreamshard", "--tasks", str(tmp_path / "tasks.json"), "--out", str(tmp_path / "ds"),
+                          "--iterations", "1", "--rollout-tasks", "2", "--batch-size", "32", "--repeats", "2",
+                          "--final-cost-steps", "5", "--resume"], capsys)  # fmt: skip
+    assert code in (0, None), err
+    fit = json.loads((tmp_path / "ds" / "model" / "model.json").read_text())["meta"]["final_cost_fit"]
+    assert fit["steps"] == 5 and fit["command"].startswith("embedlab ")  # the command line that ran it
     code, _, err = run(
         [
             "shard",

@@ -437,7 +437,7 @@ def test_learned_mode_checkpoints_keep_their_settings_key():
 
     from embedlab.sharding.dreamshard.train import _settings_key
 
-    new = ("comm_mode", "search_plans", "search")  # options added after such checkpoints
+    new = ("comm_mode", "search_plans", "search", "final_cost_steps")  # options added after such checkpoints
     old = {k: v for k, v in asdict(TrainSettings(comm_mode="learned")).items() if k not in new}
     assert _settings_key(TrainSettings(comm_mode="learned")) == json.dumps(old, sort_keys=True)
     assert _settings_key(TrainSettings()) != _settings_key(TrainSettings(comm_mode="learned"))
@@ -506,3 +506,36 @@ def test_registered_dreamshard_uses_the_chosen_search():
     p = get_planner("dreamshard")
     opts = {"samples": 0, "refine_steps": 0, "cost": "overall", "starts": 0} | search_options(DEFAULT_SEARCH)
     assert {"samples": p.samples, "refine_steps": p.refine_steps, "cost": p.cost_form, "starts": p.starts} == opts
+
+
+def test_final_cost_fit_on_a_finished_run_fits_the_cost_network_only(tmp_path):
+    from embedlab.sharding.dreamshard.train import _settings_key, batch_tensors
+
+    tasks = [_task(n=6, d=2, seed=s, name=f"f{s}") for s in range(3)]
+    meter = CostMeter(MeterSettings(batch_size=64, warmup=0, repeats=2, rounds=1))
+    st = TrainSettings(iterations=2, rollout_tasks=2, cost_steps=3, cost_batch=4, rl_batches=1, rl_episodes=2)
+    model = train_dreamshard(tasks, tmp_path / "run", meter, st, show_progress=False)
+    assert "final_cost_fit" not in model.meta
+    samples = [CostSample.from_state(s) for s in torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["samples"]]
+
+    def loss(m):
+        with torch.no_grad():
+            return float(cost_loss(m.cost, *batch_tensors(samples, m.scale_ms)))
+
+    fin = TrainSettings(**{**st.__dict__, "final_cost_steps": 60})
+    assert _settings_key(fin) == _settings_key(st)  # a finished run may add the final fit on resume
+    fitted = train_dreamshard(tasks, tmp_path / "run", meter, fin, resume=True, show_progress=False,
+                              meta={"command": "embedlab shard train dreamshard --final-cost-steps 60 --resume"})  # fmt: skip
+    assert loss(fitted) < 0.5 * loss(model)
+    for a, b in zip(fitted.policy.state_dict().values(), model.policy.state_dict().values()):
+        assert torch.equal(a, b)  # the policy is left as it is
+    info = fitted.meta["final_cost_fit"]
+    assert info["steps"] == 60 and info["samples"] == len(samples) and "--final-cost-steps" in info["command"]
+    assert info["train_mape_after"] < info["train_mape_before"]
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert ck["final_steps"] == 60 and len(ck["samples"]) == len(samples)  # nothing new was measured
+    again = train_dreamshard(tasks, tmp_path / "run", meter, fin, resume=True, show_progress=False)
+    for a, b in zip(again.cost.state_dict().values(), fitted.cost.state_dict().values()):
+        assert torch.equal(a, b)  # done once: a second resume loads the fitted network
+    with pytest.raises(UserError, match="final_cost_steps must be >= 0"):
+        train_dreamshard(tasks, tmp_path / "x", meter, TrainSettings(final_cost_steps=-1), show_progress=False)

@@ -386,6 +386,11 @@ def train_cmd(
     search: str = typer.Option(
         "", "--search", help="dreamshard: that search (default: the registered planner's)."
     ),
+    final_cost_steps: int = typer.Option(
+        0, "--final-cost-steps",
+        help="dreamshard: end with this many steps fitting the cost network to all measured plans "
+             "(0: the reference); with --resume, a finished run gets them.",
+    ),
     reward: str = typer.Option(
         "measured",
         "--reward",
@@ -423,7 +428,7 @@ def train_cmd(
                       comm=CommModel.load(comm) if comm else None, budget_s=budget_s)  # fmt: skip
     settings = TrainSettings(
         iterations=iterations, rollout_tasks=rollout_tasks, seed=seed, comm_mode=comm_mode,
-        search_plans=search_plans, search=search,
+        search_plans=search_plans, search=search, final_cost_steps=final_cost_steps,
     )
     model = train_dreamshard(ts, out, meter, settings, resume=resume, meta=meta)
     typer.echo(f"DreamShard trained ({model.meta.get('iterations')} iterations, {model.meta.get('samples')} measured plans, "
