@@ -411,6 +411,12 @@ def train_cmd(
         raise unknown_name("learned planner", algorithm, ("dreamshard", "autoshard"))
     if iterations < 1 or rollout_tasks < 1:
         raise UserError("--iterations and --rollout-tasks must be >= 1")
+    other = {"dreamshard": [("--reward", reward != "measured")],
+             "autoshard": [("--comm-mode", comm_mode != "analytic"), ("--search-plans", search_plans != 0),
+                           ("--search", bool(search)), ("--final-cost-steps", final_cost_steps != 0)]}[algorithm]  # fmt: skip
+    given = [flag for flag, used in other if used]
+    if given:
+        raise UserError(f"{', '.join(given)}: not an option of {algorithm} training")
     ts = load_tasks(tasks)
     meta = {"command": " ".join(["embedlab", *map(shlex.quote, sys.argv[1:])]), "seed": seed, "tasks": str(tasks),
             "comm": None if comm is None else CommModel.load(comm).to_json()}  # fmt: skip
