@@ -537,5 +537,8 @@ def test_final_cost_fit_on_a_finished_run_fits_the_cost_network_only(tmp_path):
     again = train_dreamshard(tasks, tmp_path / "run", meter, fin, resume=True, show_progress=False)
     for a, b in zip(again.cost.state_dict().values(), fitted.cost.state_dict().values()):
         assert torch.equal(a, b)  # done once: a second resume loads the fitted network
+    with pytest.warns(UserWarning, match="already had a final fit of 60 steps"):
+        train_dreamshard(tasks, tmp_path / "run", meter, TrainSettings(**{**st.__dict__, "final_cost_steps": 90}),
+                         resume=True, show_progress=False)  # fmt: skip
     with pytest.raises(UserError, match="final_cost_steps must be >= 0"):
         train_dreamshard(tasks, tmp_path / "x", meter, TrainSettings(final_cost_steps=-1), show_progress=False)

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -335,6 +336,9 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
                            "meter": asdict(meter.settings)})  # fmt: skip
         _save(run, model, opt, sched, st, settings)
     bar.close()
+    if settings.final_cost_steps and st.final_steps not in (0, settings.final_cost_steps):
+        warnings.warn(f"{run} already had a final fit of {st.final_steps} steps; it is kept, "
+                      f"not redone with {settings.final_cost_steps}", stacklevel=2)  # fmt: skip
     if settings.final_cost_steps and st.final_steps == 0:
         before = cost_mape(model, st.samples)
         final_cost_fit(model, st.samples, settings)
