@@ -30,9 +30,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import shlex
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -43,15 +40,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.sharding_reach import (  # noqa: E402
+    best_heuristic_ms,
+    fresh_costs,
+    print_summary,
+    reach_doc,
+    reference_plans,
+)
 from embedlab.io import read_json, write_json  # noqa: E402
-from embedlab.machine import describe  # noqa: E402
 from embedlab.sharding.comm import CommModel  # noqa: E402
 from embedlab.sharding.cost import CostMeter, MeterSettings  # noqa: E402
 from embedlab.sharding.dreamshard.agent import composed_candidates, task_tensors  # noqa: E402
 from embedlab.sharding.dreamshard.train import plan_from_placement  # noqa: E402
 from embedlab.sharding.generator import gen_tasks  # noqa: E402
 from embedlab.sharding.moves import (  # noqa: E402
-    START_HEURISTICS,
     apply_candidate,
     candidate_totals,
     neighbours,
@@ -59,6 +61,9 @@ from embedlab.sharding.moves import (  # noqa: E402
 )
 from embedlab.sharding.planners import get_planner  # noqa: E402
 from embedlab.sharding.types import Plan, Task  # noqa: E402
+
+BENCHMARK = "measured descent from DreamShard's plan, re-measured by a fresh meter"
+NAMES = ("dreamshard", "measured")
 
 
 def measured_descent(task: Task, start: Plan, planner: Any, meter: CostMeter, top: int, steps: int,
@@ -129,7 +134,6 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     planner = get_planner("dreamshard")
     comm = CommModel.load(args.comm) if args.comm else planner.model.comm
-    heuristics = {name: get_planner(name) for name in START_HEURISTICS}
     tasks = gen_tasks(args.family, args.tables, args.devices, args.count, seed=1, split=args.split)
     old = read_json(args.out) if args.resume and Path(args.out).is_file() else {}
     rows: list[dict[str, Any]] = list(old.get("tasks", []))
@@ -137,49 +141,23 @@ def main(argv: list[str] | None = None) -> dict:
     for k, task in enumerate(tasks):
         if any(r["task"] == task.name for r in rows):
             continue
-        plans = {name: h.plan(task) for name, h in heuristics.items()}
-        plans["dreamshard"] = planner.plan(task)
+        plans = reference_plans(task, planner)
         t0 = time.perf_counter()
         search_meter = CostMeter(MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=1000 + k), comm=comm)
         plans["measured"], log = measured_descent(task, plans["dreamshard"], planner, search_meter, args.top,
                                                   args.steps, args.min_gain, args.rank)  # fmt: skip
         search_s = time.perf_counter() - t0
-        fresh = CostMeter(MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=k), comm=comm)
-        costs = dict(zip(plans, (c.total_ms for c in fresh.measure_plans(task, list(plans.values())))))
+        costs = fresh_costs(task, plans, comm, args, seed=k)
         rows.append({"task": task.name, "cost_ms": costs, "steps": log, "search_s": search_s,
                      "search_measurements": search_meter.measurements})  # fmt: skip
-        best = min(costs[h] for h in heuristics)
+        best = best_heuristic_ms(costs)
         print(f"{task.name}: DreamShard {costs['dreamshard'] / best:.3f}, measured search {costs['measured'] / best:.3f} "
               f"of the task's best heuristic ({len(log)} steps, {search_s:.0f} s)", flush=True)  # fmt: skip
-        write_json(args.out, _doc(args, rows, comm, t_start, False))
-    doc = _doc(args, rows, comm, t_start, True)
+        write_json(args.out, reach_doc(BENCHMARK, args, rows, comm, t_start, False, NAMES))
+    doc = reach_doc(BENCHMARK, args, rows, comm, t_start, True, NAMES)
     write_json(args.out, doc)
-    for name, s in doc["summary"].items():
-        print(f"{name}: {s['ratio_to_family_best_heuristic']:.3f} of {doc['family_best_heuristic']}, "
-              f"{s['ratio_to_best_heuristic']:.3f} of each task's best heuristic", flush=True)  # fmt: skip
+    print_summary(doc)
     return doc
-
-
-def _doc(args: argparse.Namespace, rows: list[dict[str, Any]], comm: CommModel, t0: float, complete: bool) -> dict:
-    names = list(rows[0]["cost_ms"]) if rows else []
-    heur = [n for n in names if n in START_HEURISTICS]
-    fam_best = min(heur, key=lambda h: statistics.fmean(r["cost_ms"][h] for r in rows)) if rows else None
-    summary = {}
-    for name in ("dreamshard", "measured"):
-        if not rows:
-            break
-        per_task = [r["cost_ms"][name] / min(r["cost_ms"][h] for h in heur) for r in rows]
-        fam = [r["cost_ms"][name] / r["cost_ms"][fam_best] for r in rows]
-        summary[name] = {"ratio_to_best_heuristic": statistics.fmean(per_task),
-                         "ratio_to_best_heuristic_sd": statistics.stdev(per_task) if len(rows) > 1 else 0.0,
-                         "ratio_to_family_best_heuristic": statistics.fmean(fam),
-                         "tasks_at_most_0.92": sum(v <= 0.92 for v in per_task)}  # fmt: skip
-    return {"benchmark": "measured descent from DreamShard's plan, re-measured by a fresh meter",
-            "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": describe(),
-            "settings": vars(args), "comm": comm.to_json(),
-            "complete": complete, "wall_s": time.perf_counter() - t0, "family_best_heuristic": fam_best,
-            "summary": summary, "tasks": rows}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -296,19 +296,7 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
         if model.scale_ms == 1.0 and st.iteration == 0:
             model.scale_ms = float(np.median([s.overall for s in st.samples]))
         # 2. cost network
-        c_losses = []
-        for _ in range(settings.cost_steps):
-            idx = rng.choice(
-                len(st.samples), size=min(settings.cost_batch, len(st.samples)), replace=False
-            )
-            batch = batch_tensors(
-                [st.samples[j] for j in idx], model.scale_ms, model.comm is not None
-            )
-            loss = cost_loss(model.cost, *batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            c_losses.append(float(loss.detach()))
+        c_losses = cost_steps(model, st.samples, opt, rng, settings.cost_steps, settings.cost_batch)
         # 3. policy on the estimated MDP
         r_losses, preds = [], []
         for _ in range(settings.rl_batches):
@@ -353,21 +341,31 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
     return model
 
 
-def final_cost_fit(model: DreamShardModel, samples: list[CostSample], settings: TrainSettings) -> None:
-    """The final fit of the cost network (module doc): ``settings.final_cost_steps`` Adam steps
-    at ``settings.lr`` decayed linearly to 0, minibatches of ``settings.cost_batch`` of
-    ``samples``, drawn from a generator seeded by ``settings.seed``."""
-    steps = settings.final_cost_steps
-    opt = torch.optim.Adam(model.cost.parameters(), lr=settings.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1.0 - i / steps))
-    rng = np.random.default_rng([settings.seed, 1_000_003])
+def cost_steps(model: DreamShardModel, samples: list[CostSample], opt: Any, rng: np.random.Generator, steps: int,
+               batch: int, sched: Any = None) -> list[float]:  # fmt: skip
+    """``steps`` optimizer steps of the cost network on random minibatches of ``batch`` of
+    ``samples`` (drawn from ``rng``; ``sched`` stepped after each when given); the losses."""
+    losses = []
     for _ in range(steps):
-        idx = rng.choice(len(samples), size=min(settings.cost_batch, len(samples)), replace=False)
+        idx = rng.choice(len(samples), size=min(batch, len(samples)), replace=False)
         loss = cost_loss(model.cost, *batch_tensors([samples[j] for j in idx], model.scale_ms, model.comm is not None))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sched.step()
+        if sched is not None:
+            sched.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def final_cost_fit(model: DreamShardModel, samples: list[CostSample], settings: TrainSettings) -> None:
+    """The final fit of the cost network (module doc): :func:`cost_steps` with
+    ``settings.final_cost_steps`` steps of a fresh Adam at ``settings.lr`` decayed linearly to
+    0, minibatches of ``settings.cost_batch``, drawn from a generator seeded by ``settings.seed``."""
+    steps = settings.final_cost_steps
+    opt = torch.optim.Adam(model.cost.parameters(), lr=settings.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1.0 - i / steps))
+    cost_steps(model, samples, opt, np.random.default_rng([settings.seed, 1_000_003]), steps, settings.cost_batch, sched)
 
 
 def _save(run: Path, model: DreamShardModel, opt: Any, sched: Any, st: TrainState, settings: TrainSettings) -> None:
@@ -382,6 +380,6 @@ def _save(run: Path, model: DreamShardModel, opt: Any, sched: Any, st: TrainStat
     write_json(run / "log.json", st.log)
 
 
-__all__ = ["COMM_MODES", "CostSample", "TrainSettings", "batch_tensors", "cost_mape", "final_cost_fit", "plan_from_placement",
+__all__ = ["COMM_MODES", "CostSample", "TrainSettings", "batch_tensors", "cost_mape", "cost_steps", "final_cost_fit", "plan_from_placement",
            "sample_columns", "sample_from_cost",
            "train_dreamshard"]  # fmt: skip

@@ -1,0 +1,64 @@
+"""What the reachability checks share (``sharding_measured_search.py``,
+``sharding_single_cost_balance.py``): the reference plans of a task, their re-measurement on a
+fresh meter, and the results document with its ratios to each task's best heuristic."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shlex
+import statistics
+import sys
+import time
+from typing import Any
+
+from embedlab.machine import describe
+from embedlab.sharding.comm import CommModel
+from embedlab.sharding.cost import CostMeter, MeterSettings
+from embedlab.sharding.moves import START_HEURISTICS
+from embedlab.sharding.planners import get_planner
+from embedlab.sharding.types import Plan, Task
+
+
+def reference_plans(task: Task, dreamshard: Any) -> dict[str, Plan]:
+    """The plans of :data:`START_HEURISTICS` and of ``dreamshard`` (the registered planner)."""
+    plans = {name: get_planner(name).plan(task) for name in START_HEURISTICS}
+    plans["dreamshard"] = dreamshard.plan(task)
+    return plans
+
+
+def fresh_costs(task: Task, plans: dict[str, Plan], comm: CommModel, args: argparse.Namespace, seed: int) -> dict[str, float]:
+    """Every plan's step cost (ms) measured interleaved by a new meter (``args.batch``,
+    ``args.repeats``, ``seed``), so a search's pick of low noisy costs does not count for it."""
+    meter = CostMeter(MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=seed), comm=comm)
+    return dict(zip(plans, (c.total_ms for c in meter.measure_plans(task, list(plans.values())))))
+
+
+def best_heuristic_ms(costs: dict[str, float]) -> float:
+    return min(costs[h] for h in START_HEURISTICS)
+
+
+def reach_doc(benchmark: str, args: argparse.Namespace, rows: list[dict[str, Any]], comm: CommModel, t0: float,
+              complete: bool, names: tuple[str, ...]) -> dict:  # fmt: skip
+    """The results document: per-task ``rows`` (each with ``cost_ms``) and, for ``names``, the
+    mean ratio to each task's best heuristic (sd, tasks at or under 0.92) and to the family's."""
+    fam_best = min(START_HEURISTICS, key=lambda h: statistics.fmean(r["cost_ms"][h] for r in rows)) if rows else None
+    summary = {}
+    for name in names if rows else ():
+        per_task = [r["cost_ms"][name] / best_heuristic_ms(r["cost_ms"]) for r in rows]
+        fam = [r["cost_ms"][name] / r["cost_ms"][fam_best] for r in rows]
+        summary[name] = {"ratio_to_best_heuristic": statistics.fmean(per_task),
+                         "ratio_to_best_heuristic_sd": statistics.stdev(per_task) if len(rows) > 1 else 0.0,
+                         "ratio_to_family_best_heuristic": statistics.fmean(fam),
+                         "tasks_at_most_0.92": sum(v <= 0.92 for v in per_task)}  # fmt: skip
+    return {"benchmark": benchmark, "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": describe(),
+            "settings": vars(args), "comm": comm.to_json(),
+            "complete": complete, "wall_s": time.perf_counter() - t0, "family_best_heuristic": fam_best,
+            "summary": summary, "tasks": rows}  # fmt: skip
+
+
+def print_summary(doc: dict) -> None:
+    for name, s in doc["summary"].items():
+        print(f"{name}: {s['ratio_to_best_heuristic']:.3f} (sd {s['ratio_to_best_heuristic_sd']:.3f}) of each task's "
+              f"best heuristic, {s['ratio_to_family_best_heuristic']:.3f} of {doc['family_best_heuristic']}", flush=True)  # fmt: skip
