@@ -199,8 +199,8 @@ def test_shard_train_dreamshard_and_plan_with_model(tmp_path, capsys):
     )
     assert code == 2 and "unknown learned planner" in err
     code, _, err = run(["shard", "train", "autoshard", "--tasks", str(tmp_path / "tasks.json"), "--out", str(tmp_path / "a"),
-                        "--final-cost-steps", "5", "--search-plans", "2"], capsys)  # fmt: skip
-    assert code == 2 and "--search-plans, --final-cost-steps: not an option of autoshard training" in err
+                        "--final-cost-steps", "5", "--search-plans", "2", "--final-plans", "4"], capsys)  # fmt: skip
+    assert code == 2 and "--search-plans, --final-cost-steps, --final-plans: not an option of autoshard training" in err
     code, _, err = run(["shard", "train", "dreamshard", "--tasks", str(tmp_path / "tasks.json"), "--out", str(tmp_path / "b"),
                         "--reward", "cost_head"], capsys)  # fmt: skip
     assert code == 2 and "--reward: not an option of dreamshard training" in err

@@ -437,7 +437,7 @@ def test_learned_mode_checkpoints_keep_their_settings_key():
 
     from embedlab.sharding.dreamshard.train import _settings_key
 
-    new = ("comm_mode", "search_plans", "search", "final_cost_steps")  # options added after such checkpoints
+    new = ("comm_mode", "search_plans", "search", "final_cost_steps", "final_plans")  # options added after such checkpoints
     old = {k: v for k, v in asdict(TrainSettings(comm_mode="learned")).items() if k not in new}
     assert _settings_key(TrainSettings(comm_mode="learned")) == json.dumps(old, sort_keys=True)
     assert _settings_key(TrainSettings()) != _settings_key(TrainSettings(comm_mode="learned"))
@@ -540,5 +540,68 @@ def test_final_cost_fit_on_a_finished_run_fits_the_cost_network_only(tmp_path):
     with pytest.warns(UserWarning, match="already had a final fit of 60 steps"):
         train_dreamshard(tasks, tmp_path / "run", meter, TrainSettings(**{**st.__dict__, "final_cost_steps": 90}),
                          resume=True, show_progress=False)  # fmt: skip
-    with pytest.raises(UserError, match="final_cost_steps must be >= 0"):
+    with pytest.raises(UserError, match="final_cost_steps and final_plans must be >= 0"):
         train_dreamshard(tasks, tmp_path / "x", meter, TrainSettings(final_cost_steps=-1), show_progress=False)
+    with pytest.raises(UserError, match="set final_cost_steps too"):
+        train_dreamshard(tasks, tmp_path / "x", meter, TrainSettings(final_plans=4), show_progress=False)
+
+
+def test_perturbed_placements_start_at_heuristics_and_keep_memory():
+    from embedlab.sharding.dreamshard.train import perturbed_placements
+    from embedlab.sharding.moves import heuristic_placements
+
+    t = _task(n=12, d=3, seed=3, name="pp")
+    starts = heuristic_placements(t)
+    got = perturbed_placements(t, 9, np.random.default_rng(0))
+    assert len(got) == 9 and all(p.shape == (12,) for p in got)
+    assert any(not np.array_equal(p, starts[k % len(starts)]) for k, p in enumerate(got))
+    assert all(np.array_equal(a, b) for a, b in zip(got, perturbed_placements(t, 9, np.random.default_rng(0))))
+    # tight memory: room for 5 tables' weights and optimizer state per device, never exceeded
+    same = tuple(Table(f"e{i}", 1000, 8, 2.0 + i % 3, 2) for i in range(12))  # equal sizes
+    tight = Task("tight", 3, 5 * Task("x", 1, 10**9, 1, same).table_bytes(same[0]), 256, same)
+    for p in perturbed_placements(tight, 20, np.random.default_rng(1)):
+        used = np.bincount(p, weights=[tight.table_bytes(x) for x in tight.tables], minlength=3)
+        assert (used <= tight.device_memory_bytes).all()
+        assert np.bincount(p, minlength=3).max() <= 5
+    big = Task("big", 2, 1, 256, t.tables)  # nothing fits: no start, no plan
+    assert perturbed_placements(big, 3, np.random.default_rng(0)) == []
+
+
+def test_final_plans_are_measured_once_fitted_on_and_resume_where_killed(tmp_path, monkeypatch):
+    import embedlab.sharding.dreamshard.train as tr
+
+    tasks = [_task(n=6, d=2, seed=s, name=f"g{s}") for s in range(3)]
+    meter = CostMeter(MeterSettings(batch_size=64, warmup=0, repeats=2, rounds=1))
+    st = TrainSettings(iterations=1, rollout_tasks=2, cost_steps=3, cost_batch=4, rl_batches=1, rl_episodes=2)
+    train_dreamshard(tasks, tmp_path / "run", meter, st, show_progress=False)
+    import shutil
+
+    shutil.copytree(tmp_path / "run", tmp_path / "killed")
+    fin = TrainSettings(**{**st.__dict__, "final_cost_steps": 20, "final_plans": 10})
+    fitted = train_dreamshard(tasks, tmp_path / "run", meter, fin, resume=True, show_progress=False)
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert len(ck["final_samples"]) == 10 and len(ck["samples"]) == 2  # the loop's plans stay apart
+    info = fitted.meta["final_cost_fit"]
+    assert info["plans"] == 10 and info["samples"] == 2 and info["plans_mape_after"] < info["plans_mape_before"]
+    # a run killed after its first visit measures the same plans on resume
+    real, calls = tr._save, []
+
+    def dying(*a):
+        real(*a)
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "_save", dying)
+    with pytest.raises(KeyboardInterrupt):
+        train_dreamshard(tasks, tmp_path / "killed", meter, fin, resume=True, show_progress=False)
+    monkeypatch.setattr(tr, "_save", real)
+    assert len(torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["final_samples"]) == tr.FINAL_PLANS_PER_TASK
+    train_dreamshard(tasks, tmp_path / "killed", meter, fin, resume=True, show_progress=False)
+    ck2 = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)
+    assert [[f.shape[0] for f in s["feats"]] for s in ck2["final_samples"]] == \
+        [[f.shape[0] for f in s["feats"]] for s in ck["final_samples"]]
+    assert all(torch.equal(a["feats"][0], b["feats"][0]) for a, b in zip(ck2["final_samples"], ck["final_samples"]))
+    with pytest.warns(UserWarning, match="10 perturbed plans; it is kept"):
+        train_dreamshard(tasks, tmp_path / "run", meter, TrainSettings(**{**fin.__dict__, "final_plans": 12}),
+                         resume=True, show_progress=False)  # fmt: skip

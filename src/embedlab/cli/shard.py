@@ -391,6 +391,11 @@ def train_cmd(
         help="dreamshard: end with this many steps fitting the cost network to all measured plans "
              "(0: the reference); with --resume, a finished run gets them.",
     ),
+    final_plans: int = typer.Option(
+        0, "--final-plans",
+        help="dreamshard: before that final fit, measure this many heuristic plans of the training "
+             "tasks perturbed by random moves and fit on them too (0: none).",
+    ),
     reward: str = typer.Option(
         "measured",
         "--reward",
@@ -413,7 +418,8 @@ def train_cmd(
         raise UserError("--iterations and --rollout-tasks must be >= 1")
     other = {"dreamshard": [("--reward", reward != "measured")],
              "autoshard": [("--comm-mode", comm_mode != "analytic"), ("--search-plans", search_plans != 0),
-                           ("--search", bool(search)), ("--final-cost-steps", final_cost_steps != 0)]}[algorithm]  # fmt: skip
+                           ("--search", bool(search)), ("--final-cost-steps", final_cost_steps != 0),
+                           ("--final-plans", final_plans != 0)]}[algorithm]  # fmt: skip
     given = [flag for flag, used in other if used]
     if given:
         raise UserError(f"{', '.join(given)}: not an option of {algorithm} training")
@@ -435,6 +441,7 @@ def train_cmd(
     settings = TrainSettings(
         iterations=iterations, rollout_tasks=rollout_tasks, seed=seed, comm_mode=comm_mode,
         search_plans=search_plans, search=search, final_cost_steps=final_cost_steps,
+        final_plans=final_plans,
     )
     model = train_dreamshard(ts, out, meter, settings, resume=resume, meta=meta)
     typer.echo(f"DreamShard trained ({model.meta.get('iterations')} iterations, {model.meta.get('samples')} measured plans, "

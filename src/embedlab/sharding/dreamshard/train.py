@@ -36,6 +36,16 @@ against 0.938, memory-limited DLRM-40 (4) 0.914 against 0.910; geometric mean 0.
 replaced and the default stays 0. Adding the training tables' measured single-table costs to
 the fit did not change DLRM-50 (4) plans' quality in an exploratory run, so they are not used.
 
+With ``final_plans = N`` (ours; 0: none; needs ``final_cost_steps``) the final fit also gets
+``N`` newly measured plans of the training tasks (:func:`measure_final_plans`): heuristic
+plans perturbed by random moves (:func:`perturbed_placements`), :data:`FINAL_PLANS_PER_TASK`
+of a task at a time. Why: the search ranks plans by the per-device heads (the composed cost),
+and a device's measured cost is not the sum of its tables' (``benchmarks/results/sharding_additivity.json``:
+the backward pass 1.29 times the single-table sum, sd 0.13, growing with the table count),
+so the heads must learn how tables share one fused kernel from many devices of many sizes;
+the loop's plans are the policy's samples and the search's picks, about 190 of them. The
+perturbed plans are kept apart from the loop's in the checkpoint (``final_samples``).
+
 Communication (``comm_mode``, ours): ``"analytic"`` (default) trains the overall head on the
 measured plan cost minus the pooled all-to-alls the meter added (forward and backward
 transfer; the input all-to-all and the devices' wait for the slowest forward stay in the
@@ -97,6 +107,7 @@ class TrainSettings:
     search_plans: int = 0  # searched plans measured per iteration (ours; 0: the reference)
     search: str = ""  # their search (planner.search_options); "": the registered planner's
     final_cost_steps: int = 0  # final fit of the cost network on all measured plans (ours; 0: the reference)
+    final_plans: int = 0  # perturbed heuristic plans measured for the final fit (ours; 0: none)
 
 
 COMM_MODES = ("analytic", "learned")
@@ -107,7 +118,7 @@ def _settings_key(settings: TrainSettings) -> str:
     searched plans are left out: checkpoints written before those options trained that way;
     ``final_cost_steps`` is left out: it runs after the loop)."""
     d = asdict(settings)
-    del d["final_cost_steps"]  # after the loop: a finished run may add it on resume
+    del d["final_cost_steps"], d["final_plans"]  # after the loop: a finished run may add them on resume
     if d["comm_mode"] == "learned":
         del d["comm_mode"]
     if not d["search_plans"]:
@@ -224,6 +235,7 @@ class TrainState:
     wall_s: float = 0.0
     log: list[dict[str, Any]] = field(default_factory=list)
     final_steps: int = 0  # final cost-network steps done (see the module doc)
+    final_samples: list[CostSample] = field(default_factory=list)  # measured perturbed plans (module doc)
 
 
 def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, settings: TrainSettings = TrainSettings(),
@@ -235,8 +247,10 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
         raise UserError(
             f"comm_mode must be one of {', '.join(COMM_MODES)}, got {settings.comm_mode!r}"
         )
-    if settings.search_plans < 0 or settings.final_cost_steps < 0:
-        raise UserError("search_plans and final_cost_steps must be >= 0")
+    if settings.search_plans < 0 or settings.final_cost_steps < 0 or settings.final_plans < 0:
+        raise UserError("search_plans, final_cost_steps and final_plans must be >= 0")
+    if settings.final_plans and not settings.final_cost_steps:
+        raise UserError("final_plans are measured for the final fit: set final_cost_steps too")
     run = ensure_dir(out)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -264,7 +278,8 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
         if (run / "model" / "model.json").is_file():
             model.meta.update(DreamShardModel.load(run / "model").meta)
         st = TrainState(int(c["iteration"]), [CostSample.from_state(s) for s in c["samples"]], float(c["measure_s"]),
-                        float(c["wall_s"]), json.loads(c["log"]), int(c.get("final_steps", 0)))  # fmt: skip
+                        float(c["wall_s"]), json.loads(c["log"]), int(c.get("final_steps", 0)),
+                        [CostSample.from_state(s) for s in c.get("final_samples", [])])  # fmt: skip
         rng = np.random.default_rng([settings.seed, st.iteration])
         gen.manual_seed(settings.seed * 1000 + st.iteration)
     tts = [task_tensors(t) for t in tasks]
@@ -324,15 +339,28 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
                            "meter": asdict(meter.settings)})  # fmt: skip
         _save(run, model, opt, sched, st, settings)
     bar.close()
-    if settings.final_cost_steps and st.final_steps not in (0, settings.final_cost_steps):
-        warnings.warn(f"{run} already had a final fit of {st.final_steps} steps; it is kept, "
-                      f"not redone with {settings.final_cost_steps}", stacklevel=2)  # fmt: skip
+    done = model.meta.get("final_cost_fit") or {}
+    if settings.final_cost_steps and st.final_steps and (
+            st.final_steps != settings.final_cost_steps or done.get("plans", 0) != settings.final_plans):  # fmt: skip
+        warnings.warn(f"{run} already had a final fit of {st.final_steps} steps and {done.get('plans', 0)} "
+                      f"perturbed plans; it is kept, not redone with {settings.final_cost_steps} and "
+                      f"{settings.final_plans}", stacklevel=2)  # fmt: skip
     if settings.final_cost_steps and st.final_steps == 0:
+        if len(st.final_samples) < settings.final_plans:
+            t0 = time.perf_counter()
+            measure_final_plans(tasks, meter, settings, st, lambda: _save(run, model, opt, sched, st, settings),
+                                show_progress)  # fmt: skip
+            st.measure_s += time.perf_counter() - t0
+        data = st.samples + st.final_samples
         before = cost_mape(model, st.samples)
-        final_cost_fit(model, st.samples, settings)
+        before_new = cost_mape(model, st.final_samples)
+        final_cost_fit(model, data, settings)
         st.final_steps = settings.final_cost_steps
         fit = {"steps": st.final_steps, "train_mape_before": before, "train_mape_after": cost_mape(model, st.samples),
                "samples": len(st.samples)}  # fmt: skip
+        if settings.final_plans:
+            fit.update({"plans": len(st.final_samples), "plans_mape_before": before_new,
+                        "plans_mape_after": cost_mape(model, st.final_samples)})  # fmt: skip
         if meta and "command" in meta:
             fit["command"] = meta["command"]
         st.log.append({"final_cost_fit": fit})
@@ -358,6 +386,66 @@ def cost_steps(model: DreamShardModel, samples: list[CostSample], opt: Any, rng:
     return losses
 
 
+def perturbed_placements(task: Task, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``count`` placements ``[T]`` of ``task``: start ``k`` is the ``k``-th (cyclically) of the
+    heuristics' placements (:func:`~embedlab.sharding.moves.heuristic_placements`), then
+    ``m ~ U{1, ..., T // 2}`` random moves, each of a uniformly drawn table to a uniformly drawn
+    other device with memory room (weights plus optimizer state; a table with no such device stays).
+    Few moves give plans near balanced ones, where the searches work; many give nearly random
+    plans, whose devices hold any number of tables. Empty if no heuristic plan fits."""
+    starts = heuristic_placements(task)
+    if not starts:
+        return []
+    sizes = np.array([float(task.table_bytes(t)) for t in task.tables])
+    T, D, mem = len(task.tables), task.num_devices, float(task.device_memory_bytes)
+    out = []
+    for k in range(count):
+        place = starts[k % len(starts)].copy()
+        used = np.bincount(place, weights=sizes, minlength=D)
+        for _ in range(int(rng.integers(1, max(1, T // 2) + 1))):
+            i = int(rng.integers(T))
+            room = [d for d in range(D) if d != place[i] and used[d] + sizes[i] <= mem]
+            if room:
+                d = room[int(rng.integers(len(room)))]
+                used[place[i]] -= sizes[i]
+                used[d] += sizes[i]
+                place[i] = d
+        out.append(place)
+    return out
+
+
+#: Perturbed plans of one training task measured together (interleaved) for the final fit.
+FINAL_PLANS_PER_TASK = 4
+
+
+def measure_final_plans(tasks: list[Task], meter: CostMeter, settings: TrainSettings, st: TrainState,
+                        save: Any, show_progress: bool = True) -> None:  # fmt: skip
+    """Measure ``settings.final_plans`` perturbed plans (:func:`perturbed_placements`) into
+    ``st.final_samples``: :data:`FINAL_PLANS_PER_TASK` of one task at a time (interleaved),
+    the tasks that some heuristic can place visited in a random order (seeded by
+    ``settings.seed``), ``save()`` after each visit so that a killed run resumes there. Visit
+    ``j`` draws from its own seed, so a resumed run measures the plans an uninterrupted one would."""
+    from tqdm.auto import tqdm
+
+    usable = [t for t in tasks if heuristic_placements(t)]
+    if not usable:
+        raise UserError("no heuristic plan fits the training tasks: no perturbed plans to measure")
+    order = np.random.default_rng([settings.seed, 2_000_003]).permutation(len(usable))
+    bar = tqdm(total=settings.final_plans, initial=len(st.final_samples), disable=not show_progress, unit="plan",
+               desc="final-fit plans")  # fmt: skip
+    while len(st.final_samples) < settings.final_plans:
+        visit = len(st.final_samples) // FINAL_PLANS_PER_TASK
+        task = usable[int(order[visit % len(usable)])]
+        n = min(FINAL_PLANS_PER_TASK, settings.final_plans - len(st.final_samples))
+        places = perturbed_placements(task, n, np.random.default_rng([settings.seed, 2_000_003, visit]))
+        plans = [plan_from_placement(task, p.tolist()) for p in places]
+        for plan, pc in zip(plans, meter.measure_plans(task, plans)):
+            st.final_samples.append(sample_from_cost(task, plan, pc))
+        bar.update(len(plans))
+        save()
+    bar.close()
+
+
 def final_cost_fit(model: DreamShardModel, samples: list[CostSample], settings: TrainSettings) -> None:
     """The final fit of the cost network (module doc): :func:`cost_steps` with
     ``settings.final_cost_steps`` steps of a fresh Adam at ``settings.lr`` decayed linearly to
@@ -376,10 +464,12 @@ def _save(run: Path, model: DreamShardModel, opt: Any, sched: Any, st: TrainStat
         "sched": sched.state_dict(), "scale_ms": model.scale_ms, "iteration": st.iteration,
         "samples": [s.to_state() for s in st.samples], "measure_s": st.measure_s, "wall_s": st.wall_s,
         "log": json.dumps(st.log), "settings": _settings_key(settings), "final_steps": st.final_steps,
+        "final_samples": [s.to_state() for s in st.final_samples],
     })  # fmt: skip
     write_json(run / "log.json", st.log)
 
 
-__all__ = ["COMM_MODES", "CostSample", "TrainSettings", "batch_tensors", "cost_mape", "cost_steps", "final_cost_fit", "plan_from_placement",
+__all__ = ["COMM_MODES", "FINAL_PLANS_PER_TASK", "CostSample", "TrainSettings", "batch_tensors", "cost_mape", "cost_steps",
+           "final_cost_fit", "measure_final_plans", "perturbed_placements", "plan_from_placement",
            "sample_columns", "sample_from_cost",
            "train_dreamshard"]  # fmt: skip
