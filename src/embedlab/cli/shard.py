@@ -444,8 +444,10 @@ def train_cmd(
         final_plans=final_plans,
     )
     model = train_dreamshard(ts, out, meter, settings, resume=resume, meta=meta)
-    typer.echo(f"DreamShard trained ({model.meta.get('iterations')} iterations, {model.meta.get('samples')} measured plans, "
-               f"{model.meta.get('measure_s', 0):.0f}s measuring) -> {out}/model")  # fmt: skip
+    extra = (model.meta.get("final_cost_fit") or {}).get("plans", 0)
+    typer.echo(f"DreamShard trained ({model.meta.get('iterations')} iterations, {model.meta.get('samples')} measured plans"
+               f"{f' and {extra} for the final fit' if extra else ''}, {model.meta.get('measure_s', 0):.0f}s measuring)"
+               f" -> {out}/model")  # fmt: skip
 
 
 @app.command("pretrain")

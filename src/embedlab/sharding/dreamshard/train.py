@@ -351,6 +351,7 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
             measure_final_plans(tasks, meter, settings, st, lambda: _save(run, model, opt, sched, st, settings),
                                 show_progress)  # fmt: skip
             st.measure_s += time.perf_counter() - t0
+            model.meta["measure_s"] = st.measure_s
         data = st.samples + st.final_samples
         before = cost_mape(model, st.samples)
         before_new = cost_mape(model, st.final_samples)
