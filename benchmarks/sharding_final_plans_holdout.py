@@ -5,8 +5,9 @@ loop's (checkpoint ``final_samples``). This script holds out the last ``--holdou
 and compares, on those plans' devices, the per-device forward and backward predictions of:
 
 - the model the run was resumed from (``--base``: the loop's networks, no final fit);
-- that model after the final fit (:func:`~embedlab.sharding.dreamshard.train.final_cost_fit`,
-  the run's settings) on the loop's plans alone;
+- that model after the final fit (:func:`~embedlab.sharding.dreamshard.train.final_cost_fit`
+  with the run's step count and the default rate, batch and seed, as the shipped run used)
+  on the loop's plans alone;
 - the same fit on the loop's plans plus the other perturbed plans.
 
 Reported: MAPE of the per-device forward and backward compute over the held-out devices that

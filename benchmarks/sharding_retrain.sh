@@ -3,7 +3,7 @@
 # validation tasks, report on test tasks. Tables: train / valid / test splits of the pool are
 # disjoint (embedlab.sharding.generator.split_pool). Resumable step by step: a step whose output
 # exists is skipped. Usage: bash benchmarks/sharding_retrain.sh  (about 290 min on this 2-core
-# machine: training 23 and 35, validations 39, 33 and 28, the final fit's plans 22, AutoShard's search 35, test about 42). The
+# machine: training 23 and 35, validations 39, 33 and 26, the final fit's plans 22, AutoShard's search 35, test about 42). The
 # models that ship were made by this pipeline's steps (each model.json names its machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -181,10 +181,11 @@ def test_shard_train_dreamshard_and_plan_with_model(tmp_path, capsys):
     assert code in (0, None) and "2 plans by dreamshard" in out
     code, out, err = run(["shard", "train", "dreamshard", "--tasks", str(tmp_path / "tasks.json"), "--out", str(tmp_path / "ds"),
                           "--iterations", "1", "--rollout-tasks", "2", "--batch-size", "32", "--repeats", "2",
-                          "--final-cost-steps", "5", "--resume"], capsys)  # fmt: skip
+                          "--final-cost-steps", "5", "--final-plans", "2", "--resume"], capsys)  # fmt: skip
     assert code in (0, None), err
+    assert "and 2 for the final fit" in out
     fit = json.loads((tmp_path / "ds" / "model" / "model.json").read_text())["meta"]["final_cost_fit"]
-    assert fit["steps"] == 5 and fit["command"].startswith("embedlab ")  # the command line that ran it
+    assert fit["steps"] == 5 and fit["plans"] == 2 and fit["command"].startswith("embedlab ")  # the command line that ran it
     code, _, err = run(
         [
             "shard",

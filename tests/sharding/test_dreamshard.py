@@ -558,7 +558,10 @@ def test_perturbed_placements_start_at_heuristics_and_keep_memory():
     assert all(np.array_equal(a, b) for a, b in zip(got, perturbed_placements(t, 9, np.random.default_rng(0))))
     # tight memory: room for 5 tables' weights and optimizer state per device, never exceeded
     same = tuple(Table(f"e{i}", 1000, 8, 2.0 + i % 3, 2) for i in range(12))  # equal sizes
-    tight = Task("tight", 3, 5 * Task("x", 1, 10**9, 1, same).table_bytes(same[0]), 256, same)
+    # memory for 5 tables with Adam's state (table_bytes counts it); on weights alone 25 would fit
+    adam = Task("x", 1, 10**9, 1, same, optimizer="adam")
+    assert adam.table_bytes(same[0]) > Task("x", 1, 10**9, 1, same).table_bytes(same[0])
+    tight = Task("tight", 3, 5 * adam.table_bytes(same[0]), 256, same, optimizer="adam")
     for p in perturbed_placements(tight, 20, np.random.default_rng(1)):
         used = np.bincount(p, weights=[tight.table_bytes(x) for x in tight.tables], minlength=3)
         assert (used <= tight.device_memory_bytes).all()
@@ -597,7 +600,18 @@ def test_final_plans_are_measured_once_fitted_on_and_resume_where_killed(tmp_pat
         train_dreamshard(tasks, tmp_path / "killed", meter, fin, resume=True, show_progress=False)
     monkeypatch.setattr(tr, "_save", real)
     assert len(torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["final_samples"]) == tr.FINAL_PLANS_PER_TASK
+    import shutil as sh
+
+    sh.copytree(tmp_path / "killed", tmp_path / "leftover")
+    measured = []
+    orig = CostMeter.measure_plans
+    monkeypatch.setattr(CostMeter, "measure_plans", lambda self, task, plans: measured.extend(plans) or orig(self, task, plans))
     train_dreamshard(tasks, tmp_path / "killed", meter, fin, resume=True, show_progress=False)
+    assert len(measured) == 10 - tr.FINAL_PLANS_PER_TASK  # the saved plans are not measured again
+    # resumed without --final-plans: the saved plans are not fitted on, and none is recorded
+    fit0 = train_dreamshard(tasks, tmp_path / "leftover", meter, TrainSettings(**{**st.__dict__, "final_cost_steps": 20}),
+                            resume=True, show_progress=False).meta["final_cost_fit"]  # fmt: skip
+    assert "plans" not in fit0 and len(measured) == 10 - tr.FINAL_PLANS_PER_TASK
     ck2 = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)
     assert [[f.shape[0] for f in s["feats"]] for s in ck2["final_samples"]] == \
         [[f.shape[0] for f in s["feats"]] for s in ck["final_samples"]]

@@ -350,21 +350,22 @@ def train_dreamshard(tasks: list[Task], out: str | Path, meter: CostMeter, setti
                       f"{settings.final_plans}", stacklevel=2)  # fmt: skip
     if settings.final_cost_steps and st.final_steps == 0:
         if len(st.final_samples) < settings.final_plans:
-            t0 = time.perf_counter()
-            measure_final_plans(tasks, meter, settings, st, lambda: _save(run, model, opt, sched, st, settings),
-                                show_progress)  # fmt: skip
-            st.measure_s += time.perf_counter() - t0
-            model.meta["measure_s"] = st.measure_s
-        data = st.samples + st.final_samples
+
+            def save() -> None:
+                model.meta["measure_s"] = st.measure_s
+                _save(run, model, opt, sched, st, settings)
+
+            measure_final_plans(tasks, meter, settings, st, save, show_progress)
+        extra = st.final_samples[: settings.final_plans]  # a checkpoint may hold more (another N before)
         before = cost_mape(model, st.samples)
-        before_new = cost_mape(model, st.final_samples)
-        final_cost_fit(model, data, settings)
+        before_new = cost_mape(model, extra)
+        final_cost_fit(model, st.samples + extra, settings)
         st.final_steps = settings.final_cost_steps
         fit = {"steps": st.final_steps, "train_mape_before": before, "train_mape_after": cost_mape(model, st.samples),
                "samples": len(st.samples)}  # fmt: skip
         if settings.final_plans:
-            fit.update({"plans": len(st.final_samples), "plans_mape_before": before_new,
-                        "plans_mape_after": cost_mape(model, st.final_samples)})  # fmt: skip
+            fit.update({"plans": len(extra), "plans_mape_before": before_new,
+                        "plans_mape_after": cost_mape(model, extra)})  # fmt: skip
         if meta and "command" in meta:
             fit["command"] = meta["command"]
         st.log.append({"final_cost_fit": fit})
@@ -427,8 +428,10 @@ def measure_final_plans(tasks: list[Task], meter: CostMeter, settings: TrainSett
     """Measure ``settings.final_plans`` perturbed plans (:func:`perturbed_placements`) into
     ``st.final_samples``: :data:`FINAL_PLANS_PER_TASK` of one task at a time (interleaved),
     the tasks that some heuristic can place visited in a random order (seeded by
-    ``settings.seed``), ``save()`` after each visit so that a killed run resumes there. Visit
-    ``j`` draws from its own seed, so a resumed run measures the plans an uninterrupted one would."""
+    ``settings.seed``), ``save()`` after each visit (``st.measure_s`` counts its seconds) so that a
+    killed run resumes there. Visit ``j`` draws from its own seed, so a resumed run measures the
+    plans an uninterrupted one would; a short last visit (``N`` not a multiple of
+    :data:`FINAL_PLANS_PER_TASK`) is not drawn again if ``N`` is raised later."""
     from tqdm.auto import tqdm
 
     usable = [t for t in tasks if heuristic_placements(t)]
@@ -438,13 +441,15 @@ def measure_final_plans(tasks: list[Task], meter: CostMeter, settings: TrainSett
     bar = tqdm(total=settings.final_plans, initial=len(st.final_samples), disable=not show_progress, unit="plan",
                desc="final-fit plans")  # fmt: skip
     while len(st.final_samples) < settings.final_plans:
-        visit = len(st.final_samples) // FINAL_PLANS_PER_TASK
+        visit = -(-len(st.final_samples) // FINAL_PLANS_PER_TASK)  # the next visit not yet drawn
         task = usable[int(order[visit % len(usable)])]
         n = min(FINAL_PLANS_PER_TASK, settings.final_plans - len(st.final_samples))
         places = perturbed_placements(task, n, np.random.default_rng([settings.seed, 2_000_003, visit]))
         plans = [plan_from_placement(task, p.tolist()) for p in places]
+        t0 = time.perf_counter()
         for plan, pc in zip(plans, meter.measure_plans(task, plans)):
             st.final_samples.append(sample_from_cost(task, plan, pc))
+        st.measure_s += time.perf_counter() - t0
         bar.update(len(plans))
         save()
     bar.close()
