@@ -70,6 +70,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -391,14 +392,16 @@ def cost_steps(model: DreamShardModel, samples: list[CostSample], opt: Any, rng:
     return losses
 
 
-def perturbed_placements(task: Task, count: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """``count`` placements ``[T]`` of ``task``: start ``k`` is the ``k``-th (cyclically) of the
-    heuristics' placements (:func:`~embedlab.sharding.moves.heuristic_placements`), then
+def perturbed_placements(task: Task, count: int, rng: np.random.Generator,
+                         starts: list[np.ndarray] | None = None) -> list[np.ndarray]:  # fmt: skip
+    """``count`` placements ``[T]`` of ``task``: start ``k`` is the ``k``-th (cyclically) of
+    ``starts``, by default the heuristics' placements
+    (:func:`~embedlab.sharding.moves.heuristic_placements`), then
     ``m ~ U{1, ..., T // 2}`` random moves, each of a uniformly drawn table to a uniformly drawn
     other device with memory room (weights plus optimizer state; a table with no such device stays).
     Few moves give plans near balanced ones, where the searches work; many give nearly random
     plans, whose devices hold any number of tables. Empty if no heuristic plan fits."""
-    starts = heuristic_placements(task)
+    starts = heuristic_placements(task) if starts is None else starts
     if not starts:
         return []
     sizes = np.array([float(task.table_bytes(t)) for t in task.tables])
@@ -424,7 +427,7 @@ FINAL_PLANS_PER_TASK = 4
 
 
 def measure_final_plans(tasks: list[Task], meter: CostMeter, settings: TrainSettings, st: TrainState,
-                        save: Any, show_progress: bool = True) -> None:  # fmt: skip
+                        save: Callable[[], None], show_progress: bool = True) -> None:  # fmt: skip
     """Measure ``settings.final_plans`` perturbed plans (:func:`perturbed_placements`) into
     ``st.final_samples``: :data:`FINAL_PLANS_PER_TASK` of one task at a time (interleaved),
     the tasks that some heuristic can place visited in a random order (seeded by
@@ -434,7 +437,7 @@ def measure_final_plans(tasks: list[Task], meter: CostMeter, settings: TrainSett
     :data:`FINAL_PLANS_PER_TASK`) is not drawn again if ``N`` is raised later."""
     from tqdm.auto import tqdm
 
-    usable = [t for t in tasks if heuristic_placements(t)]
+    usable = [(t, starts) for t in tasks if (starts := heuristic_placements(t))]  # planned once per task
     if not usable:
         raise UserError("no heuristic plan fits the training tasks: no perturbed plans to measure")
     order = np.random.default_rng([settings.seed, 2_000_003]).permutation(len(usable))
@@ -442,9 +445,9 @@ def measure_final_plans(tasks: list[Task], meter: CostMeter, settings: TrainSett
                desc="final-fit plans")  # fmt: skip
     while len(st.final_samples) < settings.final_plans:
         visit = -(-len(st.final_samples) // FINAL_PLANS_PER_TASK)  # the next visit not yet drawn
-        task = usable[int(order[visit % len(usable)])]
+        task, starts = usable[int(order[visit % len(usable)])]
         n = min(FINAL_PLANS_PER_TASK, settings.final_plans - len(st.final_samples))
-        places = perturbed_placements(task, n, np.random.default_rng([settings.seed, 2_000_003, visit]))
+        places = perturbed_placements(task, n, np.random.default_rng([settings.seed, 2_000_003, visit]), starts)
         plans = [plan_from_placement(task, p.tolist()) for p in places]
         t0 = time.perf_counter()
         for plan, pc in zip(plans, meter.measure_plans(task, plans)):
