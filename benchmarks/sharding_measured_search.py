@@ -44,22 +44,21 @@ from benchmarks.sharding_reach import (  # noqa: E402
     best_heuristic_ms,
     fresh_costs,
     print_summary,
+    reach_arguments,
     reach_doc,
+    reach_setup,
     reference_plans,
 )
-from embedlab.io import read_json, write_json  # noqa: E402
-from embedlab.sharding.comm import CommModel  # noqa: E402
+from embedlab.io import write_json  # noqa: E402
 from embedlab.sharding.cost import CostMeter, MeterSettings  # noqa: E402
 from embedlab.sharding.dreamshard.agent import composed_candidates, task_tensors  # noqa: E402
 from embedlab.sharding.dreamshard.train import plan_from_placement  # noqa: E402
-from embedlab.sharding.generator import gen_tasks  # noqa: E402
 from embedlab.sharding.moves import (  # noqa: E402
     apply_candidate,
     candidate_totals,
     neighbours,
     placement_of,
 )
-from embedlab.sharding.planners import get_planner  # noqa: E402
 from embedlab.sharding.types import Plan, Task  # noqa: E402
 
 BENCHMARK = "measured descent from DreamShard's plan, re-measured by a fresh meter"
@@ -116,27 +115,14 @@ def measured_descent(task: Task, start: Plan, planner: Any, meter: CostMeter, to
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--family", default="dreamshard")
-    ap.add_argument("--tables", type=int, default=50)
-    ap.add_argument("--devices", type=int, default=4)
-    ap.add_argument("--count", type=int, default=10)
-    ap.add_argument("--split", default="valid")
-    ap.add_argument("--batch", type=int, default=4096)
-    ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--top", type=int, default=4, help="candidates measured per step")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--min-gain", type=float, default=0.005)
     ap.add_argument("--rank", default="dreamshard", choices=["dreamshard", "dreamshard+proxy"],
                     help="which neighbours are measured: DreamShard's top, or also the additive proxy's top")
-    ap.add_argument("--comm", default=None, help="communication model (default: the one DreamShard's model ships with)")
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--out", default="benchmarks/results/sharding_measured_search.json")
+    reach_arguments(ap, "benchmarks/results/sharding_measured_search.json")
     args = ap.parse_args(argv)
-    planner = get_planner("dreamshard")
-    comm = CommModel.load(args.comm) if args.comm else planner.model.comm
-    tasks = gen_tasks(args.family, args.tables, args.devices, args.count, seed=1, split=args.split)
-    old = read_json(args.out) if args.resume and Path(args.out).is_file() else {}
-    rows: list[dict[str, Any]] = list(old.get("tasks", []))
+    planner, comm, tasks, rows = reach_setup(args)
     t_start = time.perf_counter()
     for k, task in enumerate(tasks):
         if any(r["task"] == task.name for r in rows):

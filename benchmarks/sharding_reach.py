@@ -1,5 +1,5 @@
 """What the reachability checks share (``sharding_measured_search.py``,
-``sharding_single_cost_balance.py``): the reference plans of a task, their re-measurement on a
+``sharding_single_cost_balance.py``, ``sharding_column_split.py``): the reference plans of a task, their re-measurement on a
 fresh meter, and the results document with its ratios to each task's best heuristic."""
 
 from __future__ import annotations
@@ -10,14 +10,42 @@ import shlex
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from embedlab.io import read_json
 from embedlab.machine import describe
 from embedlab.sharding.comm import CommModel
-from embedlab.sharding.cost import CostMeter, MeterSettings
+from embedlab.sharding.cost import CostMeter, MeterSettings, PlanCost
+from embedlab.sharding.generator import gen_tasks
 from embedlab.sharding.moves import START_HEURISTICS
 from embedlab.sharding.planners import get_planner
 from embedlab.sharding.types import Plan, Task
+
+
+def reach_arguments(ap: argparse.ArgumentParser, out: str) -> None:
+    """The options every reachability check takes (the task family and split, the meter's
+    batch and repeats, the communication model, ``--resume`` and ``--out``)."""
+    ap.add_argument("--family", default="dreamshard")
+    ap.add_argument("--tables", type=int, default=50)
+    ap.add_argument("--devices", type=int, default=4)
+    ap.add_argument("--count", type=int, default=10)
+    ap.add_argument("--split", default="valid")
+    ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--comm", default=None, help="communication model (default: the one DreamShard's model ships with)")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--out", default=out)
+
+
+def reach_setup(args: argparse.Namespace) -> tuple[Any, CommModel, list[Task], list[dict[str, Any]]]:
+    """DreamShard (the registered planner), the communication model, the tasks (task seed 1,
+    as in ``sharding_learned.py``) and the rows of finished tasks kept by ``--resume``."""
+    planner = get_planner("dreamshard")
+    comm = CommModel.load(args.comm) if args.comm else planner.model.comm
+    tasks = gen_tasks(args.family, args.tables, args.devices, args.count, seed=1, split=args.split)
+    old = read_json(args.out) if args.resume and Path(args.out).is_file() else {}
+    return planner, comm, tasks, list(old.get("tasks", []))
 
 
 def reference_plans(task: Task, dreamshard: Any) -> dict[str, Plan]:
@@ -27,11 +55,17 @@ def reference_plans(task: Task, dreamshard: Any) -> dict[str, Plan]:
     return plans
 
 
-def fresh_costs(task: Task, plans: dict[str, Plan], comm: CommModel, args: argparse.Namespace, seed: int) -> dict[str, float]:
-    """Every plan's step cost (ms) measured interleaved by a new meter (``args.batch``,
-    ``args.repeats``, ``seed``), so a search's pick of low noisy costs does not count for it."""
+def fresh_plan_costs(task: Task, plans: dict[str, Plan], comm: CommModel, args: argparse.Namespace,
+                     seed: int) -> dict[str, PlanCost]:  # fmt: skip
+    """Every plan measured interleaved by a new meter (``args.batch``, ``args.repeats``,
+    ``seed``), so a search's pick of low noisy costs does not count for it."""
     meter = CostMeter(MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=seed), comm=comm)
-    return dict(zip(plans, (c.total_ms for c in meter.measure_plans(task, list(plans.values())))))
+    return dict(zip(plans, meter.measure_plans(task, list(plans.values()))))
+
+
+def fresh_costs(task: Task, plans: dict[str, Plan], comm: CommModel, args: argparse.Namespace, seed: int) -> dict[str, float]:
+    """Every plan's step cost (ms), as :func:`fresh_plan_costs` measures it."""
+    return {name: c.total_ms for name, c in fresh_plan_costs(task, plans, comm, args, seed).items()}
 
 
 def best_heuristic_ms(costs: dict[str, float]) -> float:

@@ -45,22 +45,22 @@ from benchmarks.sharding_reach import (  # noqa: E402
     best_heuristic_ms,
     fresh_costs,
     print_summary,
+    reach_arguments,
     reach_doc,
+    reach_setup,
     reference_plans,
 )
-from embedlab.io import read_json, write_json  # noqa: E402
+from embedlab.io import write_json  # noqa: E402
 from embedlab.sharding.comm import CommModel  # noqa: E402
 from embedlab.sharding.cost import CostMeter, MeterSettings  # noqa: E402
 from embedlab.sharding.dreamshard.agent import all_to_all_total_ms, input_total_ms, task_tensors  # noqa: E402
 from embedlab.sharding.dreamshard.train import plan_from_placement  # noqa: E402
-from embedlab.sharding.generator import gen_tasks  # noqa: E402
 from embedlab.sharding.moves import (  # noqa: E402
     apply_candidate,
     candidate_totals,
     neighbours,
     placement_of,
 )
-from embedlab.sharding.planners import get_planner  # noqa: E402
 
 BENCHMARK = "whole-table plans balanced on measured single-table costs, re-measured by a fresh meter"
 NAMES = ("dreamshard", "balanced")
@@ -101,23 +101,10 @@ def proxy_descent(place: np.ndarray, single: torch.Tensor, tt: Any, comm: CommMo
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--family", default="dreamshard")
-    ap.add_argument("--tables", type=int, default=50)
-    ap.add_argument("--devices", type=int, default=4)
-    ap.add_argument("--count", type=int, default=10)
-    ap.add_argument("--split", default="valid")
-    ap.add_argument("--batch", type=int, default=4096)
-    ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--kappa", type=float, default=1.2, help="device cost over the sum of its tables' single costs")
-    ap.add_argument("--comm", default=None, help="communication model (default: the one DreamShard's model ships with)")
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--out", default="benchmarks/results/sharding_single_cost_balance.json")
+    reach_arguments(ap, "benchmarks/results/sharding_single_cost_balance.json")
     args = ap.parse_args(argv)
-    planner = get_planner("dreamshard")
-    comm = CommModel.load(args.comm) if args.comm else planner.model.comm
-    tasks = gen_tasks(args.family, args.tables, args.devices, args.count, seed=1, split=args.split)
-    old = read_json(args.out) if args.resume and Path(args.out).is_file() else {}
-    rows: list[dict[str, Any]] = list(old.get("tasks", []))
+    planner, comm, tasks, rows = reach_setup(args)
     t_start = time.perf_counter()
     for k, task in enumerate(tasks):
         if any(r["task"] == task.name for r in rows):
