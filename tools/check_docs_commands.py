@@ -253,20 +253,31 @@ def _has_placeholder(value) -> bool:
 # ---------------------------------------------------------------- other commands
 
 
-def _argparse_options(script: Path) -> set[str] | None:
+def _argparse_options(script: Path, root: Path = ROOT) -> set[str] | None:
     """The option strings a script's argparse parser declares (``add_argument("--x", ...)``),
-    read from its source; None when the script has no argparse parser."""
-    tree = ast.parse(script.read_text())
+    read from its source and from the repository modules it imports with ``from benchmarks.m
+    import ...`` (shared option helpers), followed recursively; None when the script has no
+    argparse parser."""
     found: set[str] = set()
     uses_argparse = False
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr == "ArgumentParser":
-                uses_argparse = True
-            if node.func.attr == "add_argument":
-                for arg in node.args:
-                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                        found.add(arg.value)
+    todo, seen = [script], set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                local = root / (node.module.replace(".", "/") + ".py")
+                if node.module.split(".")[0] == "benchmarks" and local.is_file():
+                    todo.append(local)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr == "ArgumentParser" and path == script:
+                    uses_argparse = True
+                if node.func.attr == "add_argument":
+                    for arg in node.args:
+                        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                            found.add(arg.value)
     return found if uses_argparse else None
 
 
@@ -277,7 +288,7 @@ def check_script(words: list[str], root: Path = ROOT) -> str | None:
         return f"no file {words[1]}"
     if script.suffix != ".py":
         return None
-    declared = _argparse_options(script)
+    declared = _argparse_options(script, root)
     if declared is None:
         return None
     for w in words[2:]:

@@ -78,6 +78,20 @@ def test_checker_accepts_valid_commands(root_cmd, cmd):
     assert chk.check_shell(cmd, root_cmd) is None
 
 
+def test_script_options_from_a_shared_benchmarks_module(tmp_path):
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "common.py").write_text(
+        "def shared(ap):\n    ap.add_argument('--count', type=int)\n"
+    )
+    (tmp_path / "benchmarks" / "run.py").write_text(
+        "import argparse\nfrom benchmarks.common import shared\n"
+        "ap = argparse.ArgumentParser()\nshared(ap)\nap.add_argument('--out')\n"
+    )
+    words = ["python", "benchmarks/run.py", "--count", "3", "--out", "x.json"]
+    assert chk.check_script(words, tmp_path) is None
+    assert "unknown option --bogus" in chk.check_script([*words, "--bogus"], tmp_path)
+
+
 def test_inline_mentions_may_leave_out_required_options(root_cmd):
     assert chk.check_shell("embedlab shard plan", root_cmd, elided=True) is None
     assert "missing --tasks" in chk.check_shell("embedlab shard plan", root_cmd)
