@@ -31,22 +31,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.sharding_reach import (  # noqa: E402
     best_heuristic_ms,
     fresh_plan_costs,
-    print_summary,
     reach_arguments,
-    reach_doc,
-    reach_setup,
     reference_plans,
+    run_reach,
 )
-from embedlab.io import write_json  # noqa: E402
+from embedlab.sharding.comm import CommModel  # noqa: E402
 from embedlab.sharding.cost import PlanCost  # noqa: E402
 from embedlab.sharding.types import Plan, Shard, Task  # noqa: E402
 
@@ -99,11 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     ks = [int(x) for x in args.splits.split(",")]
     names = ("dreamshard", *(f"dreamshard_split{k}" for k in ks))
-    planner, comm, tasks, rows = reach_setup(args)
-    t_start = time.perf_counter()
-    for k, task in enumerate(tasks):
-        if any(r["task"] == task.name for r in rows):
-            continue
+
+    def check(k: int, task: Task, planner: Any, comm: CommModel) -> tuple[dict[str, Any], str]:
         plans = reference_plans(task, planner)
         split_cols: dict[str, int] = {}
         for n in ks:
@@ -113,16 +108,13 @@ def main(argv: list[str] | None = None) -> dict:
             split_cols[name] = sum(len([s for s in plans[name].shards if s.table == c]) == 2 for c in chosen)
         measured = fresh_plan_costs(task, plans, comm, args, seed=k)
         costs = {n: c.total_ms for n, c in measured.items()}
-        rows.append({"task": task.name, "cost_ms": costs, "parts_ms": {n: parts(c) for n, c in measured.items()},
-                     "tables_split_across_devices": split_cols})  # fmt: skip
         best = best_heuristic_ms(costs)
-        print(f"{task.name}: " + ", ".join(f"{n} {costs[n] / best:.3f}" for n in names)
-              + f" of the task's best heuristic; halves on two devices {split_cols}", flush=True)  # fmt: skip
-        write_json(args.out, reach_doc(BENCHMARK, args, rows, comm, t_start, False, names))
-    doc = reach_doc(BENCHMARK, args, rows, comm, t_start, True, names)
-    write_json(args.out, doc)
-    print_summary(doc)
-    return doc
+        return ({"cost_ms": costs, "parts_ms": {n: parts(c) for n, c in measured.items()},
+                 "tables_split_across_devices": split_cols},
+                ", ".join(f"{n} {costs[n] / best:.3f}" for n in names)
+                + f" of the task's best heuristic; halves on two devices {split_cols}")  # fmt: skip
+
+    return run_reach(args, BENCHMARK, names, check)
 
 
 if __name__ == "__main__":

@@ -43,13 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.sharding_reach import (  # noqa: E402
     best_heuristic_ms,
     fresh_costs,
-    print_summary,
     reach_arguments,
-    reach_doc,
-    reach_setup,
     reference_plans,
+    run_reach,
 )
-from embedlab.io import write_json  # noqa: E402
+from embedlab.sharding.comm import CommModel  # noqa: E402
 from embedlab.sharding.cost import CostMeter, MeterSettings  # noqa: E402
 from embedlab.sharding.dreamshard.agent import composed_candidates, task_tensors  # noqa: E402
 from embedlab.sharding.dreamshard.train import plan_from_placement  # noqa: E402
@@ -122,11 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="which neighbours are measured: DreamShard's top, or also the additive proxy's top")
     reach_arguments(ap, "benchmarks/results/sharding_measured_search.json")
     args = ap.parse_args(argv)
-    planner, comm, tasks, rows = reach_setup(args)
-    t_start = time.perf_counter()
-    for k, task in enumerate(tasks):
-        if any(r["task"] == task.name for r in rows):
-            continue
+
+    def check(k: int, task: Task, planner: Any, comm: CommModel) -> tuple[dict[str, Any], str]:
         plans = reference_plans(task, planner)
         t0 = time.perf_counter()
         search_meter = CostMeter(MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=1000 + k), comm=comm)
@@ -134,16 +129,12 @@ def main(argv: list[str] | None = None) -> dict:
                                                   args.steps, args.min_gain, args.rank)  # fmt: skip
         search_s = time.perf_counter() - t0
         costs = fresh_costs(task, plans, comm, args, seed=k)
-        rows.append({"task": task.name, "cost_ms": costs, "steps": log, "search_s": search_s,
-                     "search_measurements": search_meter.measurements})  # fmt: skip
         best = best_heuristic_ms(costs)
-        print(f"{task.name}: DreamShard {costs['dreamshard'] / best:.3f}, measured search {costs['measured'] / best:.3f} "
-              f"of the task's best heuristic ({len(log)} steps, {search_s:.0f} s)", flush=True)  # fmt: skip
-        write_json(args.out, reach_doc(BENCHMARK, args, rows, comm, t_start, False, NAMES))
-    doc = reach_doc(BENCHMARK, args, rows, comm, t_start, True, NAMES)
-    write_json(args.out, doc)
-    print_summary(doc)
-    return doc
+        return ({"cost_ms": costs, "steps": log, "search_s": search_s, "search_measurements": search_meter.measurements},
+                f"DreamShard {costs['dreamshard'] / best:.3f}, measured search {costs['measured'] / best:.3f} "
+                f"of the task's best heuristic ({len(log)} steps, {search_s:.0f} s)")  # fmt: skip
+
+    return run_reach(args, BENCHMARK, NAMES, check)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What the reachability checks share (``sharding_measured_search.py``,
-``sharding_single_cost_balance.py``, ``sharding_column_split.py``): the reference plans of a task, their re-measurement on a
-fresh meter, and the results document with its ratios to each task's best heuristic."""
+``sharding_single_cost_balance.py``, ``sharding_column_split.py``): their options, the loop over
+tasks with resume, the reference plans of a task, their re-measurement on a fresh meter, and
+the results document with its ratios to each task's best heuristic."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from embedlab.io import read_json
+from embedlab.io import read_json, write_json
 from embedlab.machine import describe
 from embedlab.sharding.comm import CommModel
 from embedlab.sharding.cost import CostMeter, MeterSettings, PlanCost
@@ -38,14 +40,33 @@ def reach_arguments(ap: argparse.ArgumentParser, out: str) -> None:
     ap.add_argument("--out", default=out)
 
 
-def reach_setup(args: argparse.Namespace) -> tuple[Any, CommModel, list[Task], list[dict[str, Any]]]:
-    """DreamShard (the registered planner), the communication model, the tasks (task seed 1,
-    as in ``sharding_learned.py``) and the rows of finished tasks kept by ``--resume``."""
+#: One task of a check: ``(k, task, dreamshard, comm) -> (row, line)``, the task's results row
+#: (with its ``cost_ms``) and what to print after the task's name.
+TaskCheck = Callable[[int, Task, Any, CommModel], tuple[dict[str, Any], str]]
+
+
+def run_reach(args: argparse.Namespace, benchmark: str, names: tuple[str, ...], check: TaskCheck) -> dict:
+    """Run ``check`` on each task (``args``' family and split, task seed 1 as in
+    ``sharding_learned.py``) with DreamShard (the registered planner) and the communication
+    model (``--comm``, else DreamShard's); write the results document after every task, so
+    ``--resume`` keeps finished tasks; print the summary of ``names``. Returns the document."""
     planner = get_planner("dreamshard")
     comm = CommModel.load(args.comm) if args.comm else planner.model.comm
     tasks = gen_tasks(args.family, args.tables, args.devices, args.count, seed=1, split=args.split)
     old = read_json(args.out) if args.resume and Path(args.out).is_file() else {}
-    return planner, comm, tasks, list(old.get("tasks", []))
+    rows: list[dict[str, Any]] = list(old.get("tasks", []))
+    t_start = time.perf_counter()
+    for k, task in enumerate(tasks):
+        if any(r["task"] == task.name for r in rows):
+            continue
+        row, line = check(k, task, planner, comm)
+        rows.append({"task": task.name, **row})
+        print(f"{task.name}: {line}", flush=True)
+        write_json(args.out, reach_doc(benchmark, args, rows, comm, t_start, False, names))
+    doc = reach_doc(benchmark, args, rows, comm, t_start, True, names)
+    write_json(args.out, doc)
+    print_summary(doc)
+    return doc
 
 
 def reference_plans(task: Task, dreamshard: Any) -> dict[str, Plan]:

@@ -44,13 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.sharding_reach import (  # noqa: E402
     best_heuristic_ms,
     fresh_costs,
-    print_summary,
     reach_arguments,
-    reach_doc,
-    reach_setup,
     reference_plans,
+    run_reach,
 )
-from embedlab.io import write_json  # noqa: E402
 from embedlab.sharding.comm import CommModel  # noqa: E402
 from embedlab.sharding.cost import CostMeter, MeterSettings  # noqa: E402
 from embedlab.sharding.dreamshard.agent import all_to_all_total_ms, input_total_ms, task_tensors  # noqa: E402
@@ -61,6 +58,7 @@ from embedlab.sharding.moves import (  # noqa: E402
     neighbours,
     placement_of,
 )
+from embedlab.sharding.types import Task  # noqa: E402
 
 BENCHMARK = "whole-table plans balanced on measured single-table costs, re-measured by a fresh meter"
 NAMES = ("dreamshard", "balanced")
@@ -104,11 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--kappa", type=float, default=1.2, help="device cost over the sum of its tables' single costs")
     reach_arguments(ap, "benchmarks/results/sharding_single_cost_balance.json")
     args = ap.parse_args(argv)
-    planner, comm, tasks, rows = reach_setup(args)
-    t_start = time.perf_counter()
-    for k, task in enumerate(tasks):
-        if any(r["task"] == task.name for r in rows):
-            continue
+
+    def check(k: int, task: Task, planner: Any, comm: CommModel) -> tuple[dict[str, Any], str]:
         plans = reference_plans(task, planner)
         t0 = time.perf_counter()
         search_meter = CostMeter(MeterSettings(batch_size=args.batch, repeats=args.repeats, seed=1000 + k))
@@ -120,15 +115,12 @@ def main(argv: list[str] | None = None) -> dict:
         plans["balanced"] = plan_from_placement(task, place.tolist(), "balanced")
         search_s = time.perf_counter() - t0
         costs = fresh_costs(task, plans, comm, args, seed=k)
-        rows.append({"task": task.name, "cost_ms": costs, "balanced_proxy_ms": pred, "search_s": search_s})
         best = best_heuristic_ms(costs)
-        print(f"{task.name}: DreamShard {costs['dreamshard'] / best:.3f}, balanced on measured single costs "
-              f"{costs['balanced'] / best:.3f} of the task's best heuristic ({search_s:.0f} s)", flush=True)  # fmt: skip
-        write_json(args.out, reach_doc(BENCHMARK, args, rows, comm, t_start, False, NAMES))
-    doc = reach_doc(BENCHMARK, args, rows, comm, t_start, True, NAMES)
-    write_json(args.out, doc)
-    print_summary(doc)
-    return doc
+        return ({"cost_ms": costs, "balanced_proxy_ms": pred, "search_s": search_s},
+                f"DreamShard {costs['dreamshard'] / best:.3f}, balanced on measured single costs "
+                f"{costs['balanced'] / best:.3f} of the task's best heuristic ({search_s:.0f} s)")  # fmt: skip
+
+    return run_reach(args, BENCHMARK, NAMES, check)
 
 
 if __name__ == "__main__":
